@@ -1,0 +1,5 @@
+"""`python -m hlfsync` runs the command line."""
+
+from hlfsync.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""The failure taxonomy: every error from Dynamics or FCM becomes one of these, once, at the edge.
+
+    SyncFailure                 a call to a remote system did not do what we asked
+     ├── Transient              network error, timeout, 5xx, 408: retry with backoff, feeds the breaker
+     ├── Throttled              429 / service protection: pause every call until retry_after,
+     │                          spends no retry and does not feed the breaker
+     ├── Permanent              other 4xx, contract violations we cannot retry away: dead letter now
+     └── AuthFailure            401/403 or a failed token request: hold everything, alert an admin
+    ConfigError                 a setting is missing or wrong; raised at start, never mid-flight
+
+Adapters (`dataverse.errors`, `notify.fcm`) own the table from HTTP status to class; core owns what
+each class means for an operation (`core.retry`, `core.breaker`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FailureClass(StrEnum):
+    """What a failure means for the operation that met it."""
+
+    TRANSIENT = "transient"
+    THROTTLED = "throttled"
+    PERMANENT = "permanent"
+    AUTH = "auth"
+
+
+class SyncFailure(Exception):  # noqa: N818 - the taxonomy's root reads better without "Error"
+    """A call to a remote system failed."""
+
+    kind: FailureClass = FailureClass.TRANSIENT
+
+    def __init__(
+        self, detail: str | None = None, *, status: int | None = None, code: str | None = None
+    ) -> None:
+        self.detail = detail or (self.__doc__ or self.__class__.__name__).strip()
+        self.status = status
+        self.code = code
+        super().__init__(self.detail)
+
+    def summary(self) -> str:
+        """One line for `last_error`, audit rows and dead letters; never holds a secret."""
+        head = f"HTTP {self.status}" if self.status is not None else self.kind.value
+        code = f" {self.code}" if self.code else ""
+        return f"{head}{code}: {self.detail}"[:500]
+
+
+class Transient(SyncFailure):
+    """The remote system failed in a way that may pass: retry later."""
+
+    kind = FailureClass.TRANSIENT
+
+
+class Throttled(SyncFailure):
+    """The remote system asked us to slow down: pause every call until `retry_after_s` passes."""
+
+    kind = FailureClass.THROTTLED
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after_s: float,
+        status: int | None = 429,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(detail, status=status, code=code)
+        self.retry_after_s = max(0.0, retry_after_s)
+
+
+class Permanent(SyncFailure):
+    """The remote system rejected the request; retrying cannot help: investigate."""
+
+    kind = FailureClass.PERMANENT
+
+
+class AuthFailure(SyncFailure):
+    """The credentials do not work (401/403 or a failed token request): hold and alert."""
+
+    kind = FailureClass.AUTH
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names it."""

@@ -1,0 +1,69 @@
+"""The one small interface every Dynamics adapter implements, and the values it speaks in.
+
+The sync engine knows nothing else of Dynamics. Every method raises only `core.errors.SyncFailure`
+subclasses (classified once, in the adapter's `errors` table); anything else is a bug in the adapter
+and the engine treats it as a poison operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+from uuid import UUID
+
+Operation = Literal["remove", "restore"]
+
+
+@dataclass(frozen=True, slots=True)
+class ListingChange:
+    """What the website listing of one mentor's contact must become."""
+
+    mentor_id: UUID
+    contact_id: UUID
+    operation: Operation
+    idempotency_key: str  # the sync_queue id: the same operation always carries the same key
+    occurred_at: datetime  # when the status change was committed
+    correlation_id: str  # sent as a header and logged, so one attempt can be traced end to end
+
+    @property
+    def listed(self) -> bool:
+        return self.operation == "restore"
+
+
+@dataclass(frozen=True, slots=True)
+class ContactListing:
+    """One contact as Dynamics lists it, for reconciliation."""
+
+    contact_id: UUID
+    listed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What `WhoAmI` answers: proof that the token works against the organisation."""
+
+    user_id: str
+    organization_id: str | None = None
+
+
+class DynamicsClient(Protocol):
+    """A versioned contract with HLF's portal (`HLFSYNC_DYNAMICS_CONTRACT`)."""
+
+    contract: str
+
+    async def apply(self, change: ListingChange) -> None:
+        """Make the contact's listing what `change` says. Idempotent. Raises SyncFailure."""
+
+    async def apply_many(self, changes: Sequence[ListingChange]) -> list[Exception | None]:
+        """Apply several changes (one `$batch` where the contract has one); one result each."""
+
+    async def who_am_i(self) -> Identity:
+        """Fetch a token and check it against the service: the credential health check."""
+
+    def listings(self, page_size: int) -> AsyncIterator[list[ContactListing]]:
+        """Every contact's listing state, one page at a time, so memory stays flat."""
+
+    async def aclose(self) -> None:
+        """Release connections."""

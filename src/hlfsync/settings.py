@@ -1,0 +1,184 @@
+"""The only module that reads the environment: every `HLFSYNC_*` setting, validated at start.
+
+A bad value must stop a command with one line naming the setting (`describe_error`), never a
+traceback. Secrets are `SecretStr`, so they print as `**********` wherever a setting is shown.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "HLFSYNC_"
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+def _http_url(value: str | None, *, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    """hlfsync's configuration. Field names are the variable names without the prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # Database
+    database_url: str | None = None
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("hlfsync")))
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    # Dynamics
+    dynamics_contract: Literal["dataverse-v9", "webhook-v1"] = "dataverse-v9"
+    dynamics_url: str | None = None
+    dynamics_tenant_id: str | None = None
+    dynamics_client_id: str | None = None
+    dynamics_client_secret: SecretStr | None = None
+    dynamics_authority: str | None = None
+    dynamics_entity_set: str = Field(default="contacts", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    dynamics_listing_field: str = Field(
+        default="hlf_listedonwebsite", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"
+    )
+    dynamics_timeout: PositiveSeconds = 10.0
+    dynamics_page_size: int = Field(default=5000, ge=1, le=5000)
+    dynamics_batch_size: int = Field(default=100, ge=1, le=1000)
+    dynamics_webhook_secret: SecretStr | None = None
+    dynamics_ca_bundle: Path | None = None
+
+    # Sync engine
+    sync_enabled: bool = True
+    retry_max_retries: int = Field(default=3, ge=0, le=50)
+    retry_base_delay: PositiveSeconds = 2.0
+    retry_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+    retry_max_delay: PositiveSeconds | None = None
+    retry_jitter: float = Field(default=0.0, ge=0.0, le=1.0)
+    breaker_failure_threshold: int = Field(default=3, ge=1, le=1000)
+    breaker_cooldown: PositiveSeconds = 60.0
+    worker_concurrency: int = Field(default=16, ge=1, le=500)
+    worker_lease: PositiveSeconds = 60.0
+    worker_poll_interval: PositiveSeconds = 5.0
+
+    # Push delivery
+    fcm_project_id: str | None = None
+    fcm_credentials: Path | None = None
+    fcm_endpoint: str = "https://fcm.googleapis.com"
+    fcm_token_uri: str | None = None
+
+    # API
+    jwt_secret: SecretStr | None = None
+    jwt_audience: str = "authenticated"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = None
+
+    # Scheduling
+    timezone: str = "Europe/Oslo"
+    expiry_schedule: str = "0 2 * * *"
+    reconcile_schedule: str = "30 2 * * *"
+    health_schedule: str = "*/5 * * * *"
+
+    # Logging
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("dynamics_url", "dynamics_authority", "public_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return _http_url(value, name="url")
+
+    @field_validator("fcm_endpoint")
+    @classmethod
+    def _check_fcm_endpoint(cls, value: str) -> str:
+        checked = _http_url(value, name="fcm_endpoint")
+        if checked is None:
+            raise ValueError("must not be empty")
+        return checked
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if urlsplit(value).scheme not in {"postgres", "postgresql"}:
+            raise ValueError("must start with postgresql://")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("expiry_schedule", "reconcile_schedule", "health_schedule")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a cron expression: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_fcm(self) -> Settings:
+        if self.fcm_credentials is not None and not self.fcm_project_id:
+            raise ValueError("HLFSYNC_FCM_PROJECT_ID is required when HLFSYNC_FCM_CREDENTIALS is set")
+        return self
+
+    # Derived values, so callers never repeat the arithmetic.
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.worker_lease)
+
+    @property
+    def fcm_enabled(self) -> bool:
+        return bool(self.fcm_project_id and self.fcm_credentials)
+
+    def authority(self) -> str | None:
+        """The Entra ID authority: the explicit setting, else the public cloud's for the tenant."""
+        if self.dynamics_authority:
+            return self.dynamics_authority
+        if self.dynamics_tenant_id:
+            return f"https://login.microsoftonline.com/{self.dynamics_tenant_id}"
+        return None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming the first bad setting as the user spells it, and what is wrong with it."""
+    first = exc.errors()[0]
+    loc = first.get("loc") or ()
+    name = f"{PREFIX}{str(loc[0]).upper()}" if loc else "settings"
+    message = str(first.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"invalid setting {name}: {message}{extra}"
+
+
+def load(**overrides: object) -> Settings:
+    """Read the environment and `.env`; command-line options come in as overrides and win."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**clean)  # type: ignore[arg-type]
