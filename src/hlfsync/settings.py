@@ -142,7 +142,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_fcm(self) -> Settings:
         if self.fcm_credentials is not None and not self.fcm_project_id:
-            raise ValueError("HLFSYNC_FCM_PROJECT_ID is required when HLFSYNC_FCM_CREDENTIALS is set")
+            raise ValueError(
+                "HLFSYNC_FCM_PROJECT_ID is required when HLFSYNC_FCM_CREDENTIALS is set"
+            )
         return self
 
     # Derived values, so callers never repeat the arithmetic.

@@ -1,7 +1,8 @@
 """The failure taxonomy: every error from Dynamics or FCM becomes one of these, once, at the edge.
 
     SyncFailure                 a call to a remote system did not do what we asked
-     ├── Transient              network error, timeout, 5xx, 408: retry with backoff, feeds the breaker
+     ├── Transient              network error, timeout, 5xx, 408: retry with backoff,
+     │                          feeds the breaker
      ├── Throttled              429 / service protection: pause every call until retry_after,
      │                          spends no retry and does not feed the breaker
      ├── Permanent              other 4xx, contract violations we cannot retry away: dead letter now
@@ -14,7 +15,6 @@ each class means for an operation (`core.retry`, `core.breaker`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 

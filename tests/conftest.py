@@ -1,0 +1,82 @@
+"""Test harness: one PostgreSQL per session, a migrated template, a fresh database per test.
+
+The server is the embedded one unless HLFSYNC_TEST_DATABASE_URL names another (a superuser URL,
+since tests create databases). Cloning the template costs milliseconds, so no test depends on
+another's data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from hlfsync.db import connect, embedded, migrate
+
+TEMPLATE = f"hlfsync_template_{os.getpid()}"
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Drop stray HLFSYNC_* settings and work in an empty directory, so no .env leaks in."""
+    for key in list(os.environ):
+        if key.startswith("HLFSYNC_") and key != "HLFSYNC_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A superuser URL to the session's PostgreSQL server."""
+    given = os.environ.get("HLFSYNC_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    # Not under pytest's basetemp: pytest prunes old basetemps, which would delete the data
+    # directory of a server another concurrent session still uses.
+    data_dir = Path(tempfile.mkdtemp(prefix="hlfsync-test-pg-"))
+    url = embedded.start(data_dir, cleanup="delete")
+    yield connect.with_database(url, "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_admin_url: str) -> str:
+    """A database migrated once per session, the template every test database is cloned from."""
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    url = connect.with_database(pg_admin_url, TEMPLATE)
+    with psycopg.connect(url) as conn:
+        migrate.upgrade(conn)
+    return url
+
+
+@pytest.fixture
+def db_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this test alone."""
+    name = f"t{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE)
+            )
+        )
+    yield connect.with_database(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to the test's database."""
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
