@@ -44,7 +44,9 @@ class SyncFailure(Exception):  # noqa: N818 - the taxonomy's root reads better w
         """One line for `last_error`, audit rows and dead letters; never holds a secret."""
         head = f"HTTP {self.status}" if self.status is not None else self.kind.value
         code = f" {self.code}" if self.code else ""
-        return f"{head}{code}: {self.detail}"[:500]
+        # One line whatever the remote sent (error pages have newlines).
+        detail = " ".join(self.detail.split())
+        return f"{head}{code}: {detail}"[:500]
 
 
 class Transient(SyncFailure):
@@ -67,7 +69,10 @@ class Throttled(SyncFailure):
         code: str | None = None,
     ) -> None:
         super().__init__(detail, status=status, code=code)
-        self.retry_after_s = max(0.0, retry_after_s)
+        # NaN and negatives mean "now"; absurd values are capped at a day, like every delay.
+        self.retry_after_s = (
+            min(max(0.0, retry_after_s), 86_400.0) if retry_after_s == retry_after_s else 0.0
+        )
 
 
 class Permanent(SyncFailure):
