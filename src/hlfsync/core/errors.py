@@ -71,7 +71,7 @@ class Throttled(SyncFailure):
         super().__init__(detail, status=status, code=code)
         # NaN and negatives mean "now"; absurd values are capped at a day, like every delay.
         self.retry_after_s = (
-            min(max(0.0, retry_after_s), 86_400.0) if retry_after_s == retry_after_s else 0.0
+            0.0 if math.isnan(retry_after_s) else min(max(0.0, retry_after_s), 86_400.0)
         )
 
 
