@@ -15,6 +15,7 @@ each class means for an operation (`core.retry`, `core.breaker`).
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 
