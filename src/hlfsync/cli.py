@@ -188,6 +188,29 @@ def _print_status(snap: Any, problems: list[str], now: datetime) -> None:
     out.print("healthy" if not problems else "degraded: " + "; ".join(problems))
 
 
+# --- worker --------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Drain what is due, then exit.")] = False,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=500, help="Calls to Dynamics at once.")
+    ] = None,
+) -> None:
+    """Process due sync operations and alerts (LISTEN/NOTIFY wake-up plus a poll interval)."""
+    import asyncio
+
+    from hlfsync import services
+
+    settings = load_settings(worker_concurrency=concurrency)
+    if once:
+        handled, sent = asyncio.run(services.worker_once(settings))
+        out.print(f"handled {handled} operation(s), sent {sent} alert delivery(ies)")
+        return
+    asyncio.run(services.worker_forever(settings))
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 

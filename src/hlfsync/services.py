@@ -5,7 +5,8 @@ Commands call one function here; nothing else wires adapters together.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from hlfsync.core.status import Snapshot
@@ -44,3 +45,126 @@ def status_snapshot(settings: Settings) -> Snapshot:
     url = connect.database_url(settings)
     with connect.connect(url) as conn:
         return status_mod.read(conn)
+
+
+# --- the worker -----------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerServices:
+    """What a worker process holds; `aclose()` releases it all."""
+
+    url: str
+    pool: Any
+    worker: Any
+    dispatcher: Any
+    client: Any
+    notifier: Any
+
+    async def aclose(self) -> None:
+        for closable in (self.client, self.notifier):
+            close = getattr(closable, "aclose", None)
+            if close is not None:
+                await close()
+        await self.pool.close()
+
+
+def retry_policy(settings: Settings) -> Any:
+    from hlfsync.core import retry
+
+    return retry.RetryPolicy.from_settings(
+        settings.retry_max_retries,
+        settings.retry_base_delay,
+        settings.retry_multiplier,
+        settings.retry_max_delay,
+        settings.retry_jitter,
+    )
+
+
+def breaker_config(settings: Settings) -> Any:
+    from hlfsync.core.breaker import BreakerConfig
+
+    return BreakerConfig(
+        failure_threshold=settings.breaker_failure_threshold,
+        cooldown=timedelta(seconds=settings.breaker_cooldown),
+        probe_lease=timedelta(seconds=max(settings.dynamics_timeout * 2, 10.0)),
+    )
+
+
+async def build_worker(
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    clock: Any = None,
+    client: Any = None,
+    notifier: Any = None,
+    worker_id: str | None = None,
+) -> WorkerServices:
+    """The sync worker and alert dispatcher, wired to PostgreSQL, Dynamics and FCM."""
+    import os
+    import random
+    import socket
+
+    from hlfsync.core.clock import SystemClock
+    from hlfsync.dataverse.factory import build_client
+    from hlfsync.db.breaker import DynamicsCircuitBreaker
+    from hlfsync.db.jobs import JobStore
+    from hlfsync.db.pool import open_pool
+    from hlfsync.notify.factory import build_notifier
+    from hlfsync.worker.dispatcher import AlertDispatcher
+    from hlfsync.worker.handlers import SyncContext
+    from hlfsync.worker.runner import SyncWorker
+
+    concurrency = concurrency or settings.worker_concurrency
+    retry_policy(settings)  # fail on a bad policy before opening anything
+    client = client if client is not None else build_client(settings)
+    notifier = notifier if notifier is not None else build_notifier(settings)
+    url = database_url(settings)
+    pool = await open_pool(url, max_size=min(concurrency + 4, settings.db_pool_size + concurrency))
+    clock = clock or SystemClock()
+    worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+    ctx = SyncContext(
+        store=JobStore(pool, worker_id=worker_id),
+        breaker=DynamicsCircuitBreaker(pool, breaker_config(settings)),
+        client=client,
+        policy=retry_policy(settings),
+        clock=clock,
+        rng=random.Random(),  # noqa: S311 - jitter, not secrets
+        pool=pool,
+    )
+    worker = SyncWorker(
+        ctx,
+        url=url,
+        concurrency=concurrency,
+        lease_s=settings.worker_lease,
+        poll_interval_s=settings.worker_poll_interval,
+        enabled=settings.sync_enabled,
+    )
+    dispatcher = AlertDispatcher(pool, notifier, clock)
+    return WorkerServices(url, pool, worker, dispatcher, client, notifier)
+
+
+async def worker_once(settings: Settings) -> tuple[int, int]:
+    """Drain what is due (sync operations, then alerts) and return the counts."""
+    built = await build_worker(settings)
+    try:
+        handled = await built.worker.run_once()
+        sent = await built.dispatcher.run_once()
+    finally:
+        await built.aclose()
+    return handled, sent
+
+
+async def worker_forever(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; in-flight calls finish first."""
+    import asyncio
+
+    from hlfsync.worker import process
+
+    built = await build_worker(settings)
+    stop = asyncio.Event()
+    process.install_signal_handlers(stop)
+    try:
+        await process.serve(built.worker, built.dispatcher, stop)
+    finally:
+        await built.aclose()

@@ -5,7 +5,9 @@ Nothing here is used in production code paths; nothing here does I/O.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 # A fixed, unremarkable instant, so that tests print the same timestamps on every run.
 EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -42,3 +44,66 @@ def _aware_utc(when: datetime) -> datetime:
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError(f"FakeClock needs an aware datetime, got naive {when.isoformat()}")
     return when.astimezone(UTC)
+
+
+class RecordingNotifier:
+    """A `notify.base.Notifier` that keeps every push it is asked to send, and delivers it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, str]]] = []
+
+    async def send(self, token: str, data: dict[str, str]) -> Any:
+        from hlfsync.notify.base import DeliveryResult
+
+        self.sent.append((token, dict(data)))
+        return DeliveryResult.delivered(f"recorded/{len(self.sent)}")
+
+
+class ScriptedDynamics:
+    """A `dataverse.base.DynamicsClient` whose answers a test scripts, per contact or for all.
+
+    `script[contact_id]` (or `script[None]` for any contact) is a list of outcomes consumed one
+    per call: None for success, an exception instance to raise. When a list runs out, calls
+    succeed. Every call is recorded with the clock's time; `listed` holds each contact's state.
+    """
+
+    contract = "scripted"
+
+    def __init__(self, clock: Any, script: dict[Any, list[Any]] | None = None) -> None:
+        self.clock = clock
+        self.script: dict[Any, list[Any]] = script or {}
+        self.calls: list[tuple[datetime, Any, str]] = []
+        self.listed: dict[Any, bool] = {}
+
+    async def apply(self, change: Any) -> None:
+        self.calls.append((self.clock.now(), change.contact_id, change.operation))
+        queue = self.script.get(change.contact_id) or self.script.get(None) or []
+        outcome = queue.pop(0) if queue else None
+        if outcome is not None:
+            raise outcome
+        self.listed[change.contact_id] = change.listed
+
+    async def apply_many(self, changes: Any) -> list[Exception | None]:
+        results: list[Exception | None] = []
+        for change in changes:
+            try:
+                await self.apply(change)
+                results.append(None)
+            except Exception as exc:  # noqa: BLE001 - each result stands alone
+                results.append(exc)
+        return results
+
+    async def who_am_i(self) -> Any:
+        from hlfsync.dataverse.base import Identity
+
+        return Identity(user_id="scripted")
+
+    async def listings(self, page_size: int) -> AsyncIterator[list[Any]]:
+        from hlfsync.dataverse.base import ContactListing
+
+        items = [ContactListing(contact, listed) for contact, listed in self.listed.items()]
+        for start in range(0, len(items), page_size):
+            yield items[start : start + page_size]
+
+    async def aclose(self) -> None:
+        return None

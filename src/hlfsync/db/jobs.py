@@ -1,0 +1,191 @@
+"""JobStore: the sync queue's state changes, each one guarded statement (SQL in `sql/queue.sql`).
+
+Every write names the claim it holds (`claim_count`): zero rows back means another actor moved
+the operation (a rescuer after the lease, a newer claim) and the write is dropped, logged, never
+an error. Dead letters raise their alert in the same transaction, so neither is ever lost alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from hlfsync.db.pool import Pool
+from hlfsync.db.queries import q
+from hlfsync.notify import payloads
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One claimed sync operation."""
+
+    id: int
+    mentor_id: UUID
+    operation: str
+    payload: Any
+    source: str
+    attempt_count: int
+    throttle_count: int
+    claim_count: int
+    created_at: datetime
+
+    @property
+    def correlation_id(self) -> str:
+        """Unique per claim: ties the HTTP call, the log line and the audit row together."""
+        return f"hlfsync-{self.id}-{self.claim_count}"
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What one call to Dynamics came to, for the audit row and the log line."""
+
+    duration_ms: float | None = None
+    http_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    dead_letter_id: int
+    mentor_id: UUID
+    operation: str
+    attempt_count: int
+    alert_id: int | None
+
+
+class JobStore:
+    """The queue as seen by workers: claim, succeed, retry, release, dead-letter, rescue."""
+
+    def __init__(self, pool: Pool, *, worker_id: str, actor: str = "worker") -> None:
+        self.pool = pool
+        self.worker_id = worker_id
+        self.actor = actor
+
+    async def claim(self, *, limit: int, now: datetime, lease_s: float) -> list[Job]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                q("claim"), {"limit": limit, "now": now, "worker": self.worker_id, "lease": lease_s}
+            )
+            rows = await cur.fetchall()
+        return [Job(*row) for row in rows]
+
+    async def next_due(self) -> datetime | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(q("next_due"))).fetchone()
+        return row[0] if row else None
+
+    async def succeed(self, job: Job, *, now: datetime, facts: CallFacts) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                q("succeed"),
+                {
+                    "id": job.id,
+                    "claim": job.claim_count,
+                    "now": now,
+                    "actor": self.actor,
+                    "duration_ms": facts.duration_ms,
+                    "http_status": facts.http_status,
+                    "correlation": job.correlation_id,
+                },
+            )
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def retry(
+        self,
+        job: Job,
+        *,
+        at: datetime,
+        now: datetime,
+        spent: bool,
+        error: str,
+        facts: CallFacts,
+    ) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                q("retry_later"),
+                {
+                    "id": job.id,
+                    "mentor": job.mentor_id,
+                    "claim": job.claim_count,
+                    "at": at,
+                    "now": now,
+                    "spent": 1 if spent else 0,
+                    "throttled": 0 if spent else 1,
+                    "error": error,
+                    "event": "sync_retry_scheduled" if spent else "sync_throttled",
+                    "actor": self.actor,
+                    "delay_s": round((at - now).total_seconds(), 3),
+                    "duration_ms": facts.duration_ms,
+                    "http_status": facts.http_status,
+                    "correlation": job.correlation_id,
+                },
+            )
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def release(self, job: Job, *, at: datetime, now: datetime, error: str) -> bool:
+        """Back to pending untouched (no attempt spent); superseded if a newer one waits."""
+        params = {"id": job.id, "claim": job.claim_count, "at": at, "now": now, "error": error}
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(q("release"), params)
+            if cur.rowcount:
+                return True
+            cur = await conn.execute(q("release_superseded"), params)
+            return bool(cur.rowcount)
+
+    async def dead_letter(
+        self, job: Job, *, reason: str, now: datetime, spent: bool, facts: CallFacts
+    ) -> DeadLettered | None:
+        params = {
+            "id": job.id,
+            "claim": job.claim_count,
+            "reason": reason,
+            "now": now,
+            "spent": 1 if spent else 0,
+            "actor": self.actor,
+            "duration_ms": facts.duration_ms,
+            "http_status": facts.http_status,
+            "correlation": job.correlation_id,
+        }
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await (await conn.execute(q("dead_letter"), params)).fetchone()
+            if row is None:
+                return None
+            letter_id, mentor_id, operation, attempts = row
+            alert = await (
+                await conn.execute(
+                    q("raise_mentor_alert"),
+                    {
+                        "kind": "sync_failure",
+                        "key": f"dead_letter:{letter_id}",
+                        "mentor": mentor_id,
+                        "payload": Jsonb(payloads.build_alert_data(mentor_id, operation)),
+                        "details": Jsonb({"dead_letter_id": letter_id, "reason": reason}),
+                        "now": now,
+                    },
+                )
+            ).fetchone()
+        return DeadLettered(letter_id, mentor_id, operation, attempts, alert[0] if alert else None)
+
+    async def rescue(self, *, now: datetime) -> tuple[int, int]:
+        """Expired leases back to pending (or superseded); returns (rescued, superseded)."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(q("rescue_expired_leases"), {"now": now, "actor": "rescuer"})
+            ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def enqueue(
+        self, mentors: Sequence[UUID] | None, *, source: str, priority: int, actor: str
+    ) -> list[tuple[UUID, int, str]]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT mentor_id, sync_queue_id, operation FROM enqueue_sync(%s, %s, %s, %s)",
+                [list(mentors) if mentors is not None else None, source, priority, actor],
+            )
+            return [(r[0], r[1], r[2]) for r in await cur.fetchall()]

@@ -1,0 +1,103 @@
+-- name: raise_mentor_alert
+-- An alert about one mentor, for the coordinators of the mentor's chapters (the organisation's
+-- admins when the chapters have none), with one delivery per device, all in one statement.
+-- ON CONFLICT makes it once per incident: a second raise of the same key does nothing.
+WITH alert AS (
+    INSERT INTO alerts (kind, incident_key, mentor_id, organization_id, payload, details, created_at)
+    SELECT %(kind)s, %(key)s, m.id, m.organization_id, %(payload)s, %(details)s, %(now)s
+      FROM peer_mentors m WHERE m.id = %(mentor)s
+    ON CONFLICT (kind, incident_key) DO NOTHING
+    RETURNING id, mentor_id, organization_id
+), coordinators AS (
+    SELECT DISTINCT cc.user_id
+      FROM alert a
+      JOIN chapter_memberships cm ON cm.mentor_id = a.mentor_id
+      JOIN coordinator_chapters cc ON cc.chapter_id = cm.chapter_id
+), admins AS (
+    SELECT oa.user_id FROM alert a JOIN organization_admins oa
+        ON oa.organization_id = a.organization_id
+     WHERE NOT EXISTS (SELECT 1 FROM coordinators)
+), deliveries AS (
+    INSERT INTO alert_deliveries (alert_id, user_id, device_token, next_attempt_at, created_at)
+    SELECT a.id, t.user_id, t.token, %(now)s, %(now)s
+      FROM alert a
+      JOIN device_tokens t ON t.user_id IN (SELECT user_id FROM coordinators
+                                             UNION SELECT user_id FROM admins)
+    ON CONFLICT (alert_id, device_token) DO NOTHING
+    RETURNING id
+), notified AS (
+    SELECT pg_notify('hlfsync_alerts', a.id::text) FROM alert a
+)
+SELECT a.id, (SELECT count(*) FROM deliveries)::int AS deliveries,
+       (SELECT count(*) FROM notified)::int AS notified
+  FROM alert a;
+
+-- name: raise_admin_alert
+-- An alert for operations (breaker open, credentials failing, compensation), sent to every
+-- organisation administrator; once per incident key.
+WITH alert AS (
+    INSERT INTO alerts (kind, incident_key, payload, details, created_at)
+    VALUES (%(kind)s, %(key)s, %(payload)s, %(details)s, %(now)s)
+    ON CONFLICT (kind, incident_key) DO NOTHING
+    RETURNING id
+), deliveries AS (
+    INSERT INTO alert_deliveries (alert_id, user_id, device_token, next_attempt_at, created_at)
+    SELECT a.id, t.user_id, t.token, %(now)s, %(now)s
+      FROM alert a
+      JOIN device_tokens t ON t.user_id IN (SELECT user_id FROM organization_admins)
+    ON CONFLICT (alert_id, device_token) DO NOTHING
+    RETURNING id
+), notified AS (
+    SELECT pg_notify('hlfsync_alerts', a.id::text) FROM alert a
+)
+SELECT a.id, (SELECT count(*) FROM deliveries)::int AS deliveries,
+       (SELECT count(*) FROM notified)::int AS notified
+  FROM alert a;
+
+-- name: claim_deliveries
+-- Due push deliveries, leased so a crashed dispatcher's work is taken over after the lease.
+WITH picked AS (
+    SELECT d.id FROM alert_deliveries d
+     WHERE (d.status = 'pending' AND d.next_attempt_at <= %(now)s)
+        OR (d.status = 'in_progress' AND d.locked_until < %(now)s)
+     ORDER BY d.next_attempt_at, d.id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE alert_deliveries d
+   SET status = 'in_progress', locked_until = %(now)s + %(lease)s * interval '1 second'
+  FROM picked
+ WHERE d.id = picked.id
+RETURNING d.id, d.alert_id, d.user_id, d.device_token, d.attempt_count,
+          (SELECT a.payload FROM alerts a WHERE a.id = d.alert_id) AS payload,
+          (SELECT a.kind FROM alerts a WHERE a.id = d.alert_id) AS kind;
+
+-- name: delivery_done
+-- Record a delivery's outcome: delivered, failed (for good) or unregistered.
+UPDATE alert_deliveries
+   SET status = %(status)s, attempt_count = attempt_count + 1, locked_until = NULL,
+       last_error = %(error)s, message_name = %(message)s, finished_at = %(now)s
+ WHERE id = %(id)s AND status = 'in_progress';
+
+-- name: delivery_retry
+-- Try this delivery again later (FCM unavailable, internal error, 429).
+UPDATE alert_deliveries
+   SET status = 'pending', attempt_count = attempt_count + 1, locked_until = NULL,
+       last_error = %(error)s, next_attempt_at = %(at)s
+ WHERE id = %(id)s AND status = 'in_progress';
+
+-- name: forget_device_token
+-- FCM says the app was uninstalled or the token rotated: stop sending to it.
+DELETE FROM device_tokens WHERE token = %(token)s;
+
+-- name: deliveries_not_configured
+-- Without FCM settings, alerts are stored and logged only: close their deliveries as such.
+UPDATE alert_deliveries
+   SET status = 'not_configured', finished_at = %(now)s, locked_until = NULL
+ WHERE status IN ('pending', 'in_progress')
+RETURNING alert_id;
+
+-- name: audit
+-- One audit row, for events that are not part of a queue statement.
+INSERT INTO audit_log (occurred_at, mentor_id, sync_queue_id, event_type, actor, details)
+VALUES (%(now)s, %(mentor)s, %(queue_id)s, %(event)s, %(actor)s, %(details)s);

@@ -1,0 +1,169 @@
+-- name: claim
+-- Take up to %(limit)s due operations, oldest first, skipping rows other workers hold and
+-- mentors with an operation already running (one mentor's operations apply in order).
+WITH picked AS (
+    SELECT q.id
+      FROM sync_queue q
+     WHERE q.status = 'pending'
+       AND q.next_attempt_at <= %(now)s
+       AND NOT EXISTS (SELECT 1 FROM sync_queue r
+                        WHERE r.mentor_id = q.mentor_id AND r.status = 'in_progress')
+     ORDER BY q.priority DESC, q.next_attempt_at, q.id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE sync_queue q
+   SET status = 'in_progress', locked_by = %(worker)s,
+       locked_until = %(now)s + %(lease)s * interval '1 second',
+       claim_count = q.claim_count + 1, updated_at = %(now)s
+  FROM picked
+ WHERE q.id = picked.id
+RETURNING q.id, q.mentor_id, q.operation, q.payload_json, q.source, q.attempt_count,
+          q.throttle_count, q.claim_count, q.created_at;
+
+-- name: next_due
+-- When the earliest waiting operation becomes due, so an idle worker sleeps exactly that long.
+SELECT min(next_attempt_at) FROM sync_queue WHERE status = 'pending';
+
+-- name: succeed
+-- Record a success (guarded: only the holder of this claim may), audit it, and reset the
+-- breaker's failure count in the same statement: one round trip on the hot path.
+WITH done AS (
+    UPDATE sync_queue
+       SET status = 'succeeded', attempt_count = attempt_count + 1, locked_by = NULL,
+           locked_until = NULL, last_error = NULL, finished_at = %(now)s, updated_at = %(now)s
+     WHERE id = %(id)s AND status = 'in_progress' AND claim_count = %(claim)s
+    RETURNING id, mentor_id, operation, attempt_count
+), audited AS (
+    INSERT INTO audit_log (occurred_at, mentor_id, sync_queue_id, event_type, actor, details)
+    SELECT %(now)s, mentor_id, id, 'sync_succeeded', %(actor)s,
+           jsonb_build_object('operation', operation, 'attempt', attempt_count,
+                              'duration_ms', %(duration_ms)s::float8, 'correlation_id', %(correlation)s::text,
+                              'http_status', %(http_status)s::int)
+      FROM done
+), reset AS (
+    UPDATE circuit_breakers SET consecutive_failures = 0, updated_at = %(now)s
+     WHERE name = 'dynamics' AND state = 'closed' AND consecutive_failures > 0
+       AND EXISTS (SELECT 1 FROM done)
+)
+SELECT count(*)::int FROM done;
+
+-- name: retry_later
+-- Back to pending for another try at %(at)s. Spends an attempt unless the call was throttled.
+-- A newer operation that arrived meanwhile supersedes this one instead (desired state).
+WITH newer AS (
+    SELECT id FROM sync_queue
+     WHERE mentor_id = %(mentor)s AND status = 'pending' AND id > %(id)s
+     ORDER BY id DESC LIMIT 1
+), moved AS (
+    UPDATE sync_queue q
+       SET status = CASE WHEN n.id IS NULL THEN 'pending' ELSE 'superseded' END,
+           superseded_by = n.id,
+           finished_at = CASE WHEN n.id IS NULL THEN NULL ELSE %(now)s::timestamptz END,
+           attempt_count = q.attempt_count + %(spent)s,
+           throttle_count = q.throttle_count + %(throttled)s,
+           next_attempt_at = %(at)s, last_error = %(error)s,
+           locked_by = NULL, locked_until = NULL, updated_at = %(now)s
+      FROM (SELECT 1) one LEFT JOIN newer n ON true
+     WHERE q.id = %(id)s AND q.status = 'in_progress' AND q.claim_count = %(claim)s
+    RETURNING q.id, q.mentor_id, q.operation, q.attempt_count, q.status
+), audited AS (
+    INSERT INTO audit_log (occurred_at, mentor_id, sync_queue_id, event_type, actor, details)
+    SELECT %(now)s, mentor_id, id, %(event)s, %(actor)s,
+           jsonb_build_object('operation', operation, 'attempt', attempt_count,
+                              'error', %(error)s::text, 'next_attempt_at', %(at)s::timestamptz,
+                              'delay_s', %(delay_s)s::float8, 'duration_ms', %(duration_ms)s::float8,
+                              'correlation_id', %(correlation)s::text, 'http_status', %(http_status)s::int,
+                              'superseded', status = 'superseded')
+      FROM moved
+)
+SELECT count(*)::int FROM moved;
+
+-- name: release
+-- Give the operation back untouched (no attempt spent): the breaker was open or credentials
+-- failed. It runs again once calls are allowed.
+UPDATE sync_queue
+   SET status = 'pending', locked_by = NULL, locked_until = NULL,
+       next_attempt_at = greatest(next_attempt_at, %(at)s), last_error = %(error)s,
+       updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'in_progress' AND claim_count = %(claim)s
+   AND NOT EXISTS (SELECT 1 FROM sync_queue n
+                    WHERE n.mentor_id = sync_queue.mentor_id AND n.status = 'pending');
+
+-- name: release_superseded
+-- Release when a newer operation for the mentor waits: this one is moot.
+UPDATE sync_queue
+   SET status = 'superseded', locked_by = NULL, locked_until = NULL, finished_at = %(now)s,
+       superseded_by = (SELECT max(id) FROM sync_queue n
+                         WHERE n.mentor_id = sync_queue.mentor_id AND n.status = 'pending'),
+       updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'in_progress' AND claim_count = %(claim)s;
+
+-- name: dead_letter
+-- Move the operation to the dead-letter queue with its reason, payload and attempt count.
+WITH moved AS (
+    UPDATE sync_queue
+       SET status = 'dead_lettered', attempt_count = attempt_count + %(spent)s,
+           last_error = %(reason)s, locked_by = NULL, locked_until = NULL,
+           finished_at = %(now)s, updated_at = %(now)s
+     WHERE id = %(id)s AND status = 'in_progress' AND claim_count = %(claim)s
+    RETURNING id, mentor_id, operation, payload_json, attempt_count
+), letter AS (
+    INSERT INTO dead_letter_queue (sync_queue_id, mentor_id, operation_type, payload_json,
+                                   failure_reason, attempt_count, created_at, updated_at)
+    SELECT id, mentor_id, operation, payload_json, %(reason)s, attempt_count, %(now)s, %(now)s
+      FROM moved
+    RETURNING id, sync_queue_id, mentor_id, operation_type, attempt_count
+), audited AS (
+    INSERT INTO audit_log (occurred_at, mentor_id, sync_queue_id, event_type, actor, details)
+    SELECT %(now)s, mentor_id, sync_queue_id, 'dead_lettered', %(actor)s,
+           jsonb_build_object('operation', operation_type, 'attempt', attempt_count,
+                              'reason', %(reason)s::text, 'dead_letter_id', id,
+                              'duration_ms', %(duration_ms)s::float8, 'correlation_id', %(correlation)s::text,
+                              'http_status', %(http_status)s::int)
+      FROM letter
+)
+SELECT id, mentor_id, operation_type, attempt_count FROM letter;
+
+-- name: rescue_expired_leases
+-- Operations whose worker died mid-call: the call may have happened, so it counts as an
+-- attempt (a poison operation that kills workers cannot loop forever); back to pending.
+WITH expired AS (
+    SELECT id FROM sync_queue
+     WHERE status = 'in_progress' AND locked_until < %(now)s
+     ORDER BY locked_until LIMIT 500
+       FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE sync_queue q
+       SET status = 'pending', attempt_count = q.attempt_count + 1,
+           last_error = 'lease expired: worker ' || coalesce(q.locked_by, '?') || ' vanished mid-call',
+           locked_by = NULL, locked_until = NULL, next_attempt_at = %(now)s, updated_at = %(now)s
+      FROM expired e
+     WHERE q.id = e.id
+       AND NOT EXISTS (SELECT 1 FROM sync_queue n WHERE n.mentor_id = q.mentor_id
+                          AND n.status = 'pending')
+    RETURNING q.id, q.mentor_id, q.operation, q.attempt_count, q.claim_count
+), superseded AS (
+    UPDATE sync_queue q
+       SET status = 'superseded', locked_by = NULL, locked_until = NULL,
+           finished_at = %(now)s, updated_at = %(now)s,
+           superseded_by = (SELECT max(n.id) FROM sync_queue n
+                             WHERE n.mentor_id = q.mentor_id AND n.status = 'pending')
+      FROM expired e
+     WHERE q.id = e.id
+       AND EXISTS (SELECT 1 FROM sync_queue n WHERE n.mentor_id = q.mentor_id
+                      AND n.status = 'pending')
+    RETURNING q.id, q.mentor_id, q.operation, q.attempt_count, q.claim_count
+), audited AS (
+    INSERT INTO audit_log (occurred_at, mentor_id, sync_queue_id, event_type, actor, details)
+    SELECT %(now)s, mentor_id, id, 'lease_expired', %(actor)s,
+           jsonb_build_object('operation', operation, 'attempt', attempt_count,
+                              'correlation_id', 'hlfsync-' || id || '-' || claim_count)
+      FROM (SELECT * FROM moved UNION ALL SELECT * FROM superseded) r
+)
+SELECT (SELECT count(*) FROM moved)::int AS rescued, (SELECT count(*) FROM superseded)::int AS superseded;
+
+-- name: enqueue
+-- Queue a sync of each given mentor to the state its status asks for now (desired state),
+-- superseding what waits. Used by force-sync, reconciliation, re-queues and break-glass.
+SELECT enqueue_sync(%(mentors)s::uuid[], %(source)s, %(priority)s, %(actor)s) AS id;

@@ -1,0 +1,54 @@
+"""A worker process: the sync loop and the alert dispatcher side by side, stopped by a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+import psycopg
+import structlog
+
+from hlfsync.worker.dispatcher import AlertDispatcher
+from hlfsync.worker.runner import SyncWorker, _wait_any
+
+log = structlog.get_logger(__name__)
+
+
+async def dispatch_forever(
+    dispatcher: AlertDispatcher, wake: asyncio.Event, stop: asyncio.Event, poll_s: float
+) -> None:
+    """Deliver alerts when woken by NOTIFY, and at least every `poll_s` for retries."""
+    while not stop.is_set():
+        try:
+            sent = await dispatcher.run_once()
+        except psycopg.Error as exc:
+            log.error("database_unavailable", error=str(exc).splitlines()[0])
+            sent = 0
+        if sent:
+            continue
+        await _wait_any(wake, stop, poll_s)
+        wake.clear()
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT ask for a clean stop: in-flight calls finish, nothing new starts."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(worker: SyncWorker, dispatcher: AlertDispatcher, stop: asyncio.Event,
+                extra: list[Any] | None = None) -> None:  # fmt: skip
+    """Run the sync loop and the dispatcher (and any extra loops) until `stop`."""
+    tasks = [
+        asyncio.create_task(worker.run(stop), name="sync"),
+        asyncio.create_task(
+            dispatch_forever(dispatcher, worker.alerts_wake, stop, worker.poll_interval_s),
+            name="alerts",
+        ),
+        *(extra or []),
+    ]
+    log.info("worker_started", concurrency=worker.concurrency, sync_enabled=worker.enabled)
+    await asyncio.gather(*tasks)
+    log.info("worker_stopped", handled=worker.handled)

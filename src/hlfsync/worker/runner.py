@@ -1,0 +1,183 @@
+"""The sync worker loop: wake on NOTIFY (or the poll interval), claim, run, record; repeat.
+
+`run_once()` drains what is due and returns (the stateless mode for an external scheduler and
+for tests); `run()` loops until told to stop, then lets in-flight calls finish. The loop holds
+only timing and cancellation: every decision is in `handlers` and the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+
+import psycopg
+import structlog
+
+from hlfsync.core.breaker import Admission
+from hlfsync.db.jobs import Job
+from hlfsync.worker import handlers
+from hlfsync.worker.handlers import SyncContext
+
+log = structlog.get_logger(__name__)
+
+CHANNELS = ("hlfsync_sync_queue", "hlfsync_breaker", "hlfsync_alerts")
+RESCUE_EVERY = timedelta(seconds=5)
+
+
+class SyncWorker:
+    """Claims due operations and runs up to `concurrency` of them at once."""
+
+    def __init__(
+        self,
+        ctx: SyncContext,
+        *,
+        url: str,
+        concurrency: int,
+        lease_s: float,
+        poll_interval_s: float,
+        enabled: bool = True,
+    ) -> None:
+        self.ctx = ctx
+        self.url = url
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.poll_interval_s = poll_interval_s
+        self.enabled = enabled
+        self.wake = asyncio.Event()
+        self.alerts_wake = asyncio.Event()
+        self.handled = 0
+        self._inflight: set[asyncio.Task[str]] = set()
+        self._last_rescue: datetime | None = None
+
+    def _claim_limit(self, now: datetime) -> int:
+        free = self.concurrency - len(self._inflight)
+        if not self.enabled or free <= 0:
+            return 0
+        quick = self.ctx.breaker.local_admission(now)
+        if quick is Admission.ALLOW:
+            return free
+        if quick is None and not self._inflight:
+            return 1  # the circuit may let one probe through: claim exactly one
+        return 0
+
+    async def _maybe_rescue(self, now: datetime) -> None:
+        if self._last_rescue is not None and now - self._last_rescue < RESCUE_EVERY:
+            return
+        self._last_rescue = now
+        rescued, superseded = await self.ctx.store.rescue(now=now)
+        if rescued or superseded:
+            log.warning("leases_rescued", rescued=rescued, superseded=superseded)
+
+    async def run_once(self) -> int:
+        """Drain what is due now and return how many operations were handled."""
+        now = self.ctx.clock.now()
+        self._last_rescue = None
+        await self._maybe_rescue(now)
+        await self.ctx.breaker.refresh()
+        handled = 0
+        while True:
+            now = self.ctx.clock.now()
+            limit = self._claim_limit(now)
+            if limit == 0:
+                break
+            jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
+            if not jobs:
+                break
+            await asyncio.gather(*(handlers.handle(job, self.ctx) for job in jobs))
+            handled += len(jobs)
+        self.handled += handled
+        return handled
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(handlers.handle(job, self.ctx), name=f"sync-{job.id}")
+        self._inflight.add(task)
+
+        def done(finished: asyncio.Task[str]) -> None:
+            self._inflight.discard(finished)
+            self.handled += 1
+            self.wake.set()
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("handler_crashed", error=repr(finished.exception()))
+
+        task.add_done_callback(done)
+
+    async def _sleep_for(self, now: datetime) -> float:
+        wait = self.poll_interval_s
+        due = await self.ctx.store.next_due()
+        if due is not None:
+            wait = min(wait, max(0.0, (due - now).total_seconds()))
+        blocked = self.ctx.breaker.wait_until(now)
+        if blocked is not None:
+            wait = max(wait, min(self.poll_interval_s, (blocked - now).total_seconds()))
+        return max(wait, 0.001)
+
+    async def _tick(self) -> bool:
+        """One pass: rescue, claim and start work; True when it should loop again at once."""
+        now = self.ctx.clock.now()
+        await self._maybe_rescue(now)
+        limit = self._claim_limit(now)
+        if limit == 0:
+            return False
+        jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
+        for job in jobs:
+            self._start(job)
+        return len(jobs) == limit
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; then finish the calls in flight and return."""
+        listener = asyncio.create_task(self._listen(stop), name="listen")
+        await self.ctx.breaker.refresh()
+        backoff = 0.5
+        try:
+            while not stop.is_set():
+                try:
+                    again = await self._tick()
+                    backoff = 0.5
+                    if again:
+                        continue
+                    timeout = await self._sleep_for(self.ctx.clock.now())
+                except psycopg.Error as exc:
+                    log.error("database_unavailable", error=str(exc).splitlines()[0])
+                    timeout, backoff = backoff, min(backoff * 2, 30.0)
+                await _wait_any(self.wake, stop, timeout)
+                self.wake.clear()
+        finally:
+            if self._inflight:
+                log.info("finishing_in_flight", count=len(self._inflight))
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """LISTEN for new operations and breaker changes; reconnect if the database restarts."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                async with conn:
+                    for channel in CHANNELS:
+                        await conn.execute(f"LISTEN {channel}".encode())
+                    backoff = 0.5
+                    self.wake.set()  # anything committed while we were away is due now
+                    async for note in conn.notifies():
+                        if note.channel == "hlfsync_breaker":
+                            await self.ctx.breaker.refresh()
+                        if note.channel == "hlfsync_alerts":
+                            self.alerts_wake.set()
+                        else:
+                            self.wake.set()
+            except psycopg.Error as exc:
+                log.warning("listen_reconnecting", error=str(exc).splitlines()[0])
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+
+async def _wait_any(event: asyncio.Event, stop: asyncio.Event, wait_s: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
