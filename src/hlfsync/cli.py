@@ -10,6 +10,7 @@ import json
 import sys
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 from pydantic import ValidationError
@@ -27,6 +28,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database: migrations and the embedded server.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+dlq_app = typer.Typer(help="The dead-letter queue: list, re-queue, resolve.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 
 out = Console()
 err = Console(stderr=True)
@@ -209,6 +212,136 @@ def worker(
         out.print(f"handled {handled} operation(s), sent {sent} alert delivery(ies)")
         return
     asyncio.run(services.worker_forever(settings))
+
+
+# --- manual operations ---------------------------------------------------------------------
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _uuids(values: list[str]) -> list[UUID]:
+    parsed = []
+    for value in values:
+        try:
+            parsed.append(UUID(value))
+        except ValueError:
+            raise CommandError(f"not a mentor id (UUID): {value!r}", code=2) from None
+    return parsed
+
+
+@app.command("force-sync")
+def force_sync(
+    mentor_ids: Annotated[list[str] | None, typer.Argument(help="Mentor ids.")] = None,
+    all_mentors: Annotated[bool, typer.Option("--all", help="Every mentor.")] = False,
+    chapter: Annotated[str | None, typer.Option(help="Every mentor of this chapter.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue an immediate sync (ahead of the routine queue) to each mentor's current state."""
+    from hlfsync import services
+    from hlfsync.db import connect, operations
+
+    chosen = sum([bool(mentor_ids), all_mentors, chapter is not None])
+    if chosen != 1:
+        raise CommandError("give mentor ids, --chapter ID or --all (exactly one)", code=2)
+    mentors = _uuids(mentor_ids) if mentor_ids else None
+    chapter_id = _uuids([chapter])[0] if chapter else None
+    settings = load_settings()
+    with connect.connect(services.database_url(settings)) as conn:
+        result = operations.force_sync(conn, mentors, actor=_actor(), chapter=chapter_id)
+    if as_json:
+        print_json(
+            {
+                "queued": [
+                    {"mentor_id": m, "sync_queue_id": i, "operation": o}
+                    for m, i, o in result.queued
+                ],
+                "unknown": result.unknown,
+                "without_contact": result.without_contact,
+            }
+        )
+    else:
+        out.print(f"queued {len(result.queued)} sync(s)")
+        for mentor in result.without_contact:
+            out.print(f"not queued: mentor {mentor} has no Dynamics contact id")
+    if result.unknown:
+        err.print(f"hlfsync: unknown mentor id(s): {', '.join(map(str, result.unknown))}")
+        raise typer.Exit(1)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    status: Annotated[str | None, typer.Option(help="open, requeued or resolved.")] = "open",
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dead letters, newest first (open ones unless --status says otherwise)."""
+    from hlfsync import services
+    from hlfsync.db import connect, operations
+
+    if status not in (None, "open", "requeued", "resolved", "all"):
+        raise CommandError(f"--status must be open, requeued, resolved or all, not {status!r}", 2)
+    settings = load_settings()
+    with connect.connect(services.database_url(settings)) as conn:
+        rows = operations.list_dead_letters(
+            conn, status=None if status == "all" else status, limit=limit
+        )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "mentor", "operation", "attempts", "status", "reason", title="dead letters")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            str(row["mentor_id"]),
+            row["operation_type"],
+            str(row["attempt_count"]),
+            row["status"],
+            row["failure_reason"][:80],
+        )
+    out.print(table)
+
+
+@dlq_app.command("requeue")
+def dlq_requeue(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead-letter ids.")] = None,
+    all_open: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+) -> None:
+    """Re-queue dead letters as fresh operations to each mentor's current state."""
+    from hlfsync import services
+    from hlfsync.db import connect, operations
+
+    if bool(ids) == all_open:
+        raise CommandError("give dead-letter ids or --all (exactly one)", code=2)
+    settings = load_settings()
+    with connect.connect(services.database_url(settings)) as conn:
+        done = operations.requeue(conn, None if all_open else ids, actor=_actor())
+    out.print(f"re-queued {len(done)} dead letter(s)")
+    missing = sorted(set(ids or []) - {letter for letter, _ in done})
+    if missing:
+        err.print(f"hlfsync: not open or not found: {', '.join(map(str, missing))}")
+        raise typer.Exit(1)
+
+
+@dlq_app.command("resolve")
+def dlq_resolve(
+    letter: Annotated[int, typer.Argument(help="Dead-letter id.")],
+    note: Annotated[str, typer.Option(help="What was done about it.")],
+) -> None:
+    """Close a dead letter by hand, with a note (it is kept, never deleted)."""
+    from hlfsync import services
+    from hlfsync.db import connect, operations
+
+    if not note.strip():
+        raise CommandError("--note must say what was done", code=2)
+    settings = load_settings()
+    with connect.connect(services.database_url(settings)) as conn:
+        if not operations.resolve(conn, letter, note=note, actor=_actor()):
+            raise CommandError(f"dead letter {letter} is not open or does not exist")
+    out.print(f"resolved dead letter {letter}")
 
 
 # --- demo ----------------------------------------------------------------------------------

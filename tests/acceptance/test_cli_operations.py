@@ -1,0 +1,75 @@
+"""force-sync and dlq as operators run them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+
+from tests.acceptance.conftest import Run
+from tests.integration.db.factories import make_mentor, make_org
+
+Conn = psycopg.Connection[Any]
+
+
+def _dead_letter(conn: Conn) -> tuple[Any, int]:
+    mentor = make_mentor(conn, make_org(conn))
+    conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [mentor])
+    conn.execute(
+        "UPDATE sync_queue SET status = 'dead_lettered', finished_at = now(), attempt_count = 4"
+    )
+    row = conn.execute(
+        "INSERT INTO dead_letter_queue (sync_queue_id, mentor_id, operation_type, payload_json,"
+        " failure_reason, attempt_count) SELECT id, mentor_id, operation, payload_json,"
+        " 'retries_exhausted: HTTP 503: down', 4 FROM sync_queue RETURNING id"
+    ).fetchone()
+    assert row is not None
+    return mentor, row[0]
+
+
+def test_dlq_list_requeue_and_resolve(hlfsync: Run, db_url: str, conn: Conn) -> None:
+    """A dead letter is listed, re-queued as a priority operation, and then no longer open."""
+    env = {"HLFSYNC_DATABASE_URL": db_url}
+    mentor, letter = _dead_letter(conn)
+    listed = hlfsync("dlq", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [row["id"] for row in json.loads(listed.stdout)] == [letter]
+    requeued = hlfsync("dlq", "requeue", str(letter), env=env)
+    assert requeued.returncode == 0, requeued.stderr
+    row = conn.execute(
+        "SELECT l.status, q.status, q.source, q.priority, q.operation FROM dead_letter_queue l"
+        " JOIN sync_queue q ON q.id = l.requeued_as WHERE l.id = %s",
+        [letter],
+    ).fetchone()
+    assert row == ("requeued", "pending", "requeue", 10, "remove")
+    again = hlfsync("dlq", "requeue", str(letter), env=env)
+    assert again.returncode == 1
+    assert "not open or not found" in again.stderr
+    no_note = hlfsync("dlq", "resolve", str(letter), "--note", " ", env=env)
+    assert no_note.returncode == 2
+    resolved = hlfsync("dlq", "resolve", str(letter), "--note", "checked by hand", env=env)
+    assert resolved.returncode == 1  # already re-queued, so not open
+    assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (1,)
+    assert mentor is not None
+
+
+def test_force_sync_queues_ahead_and_rejects_bad_ids(hlfsync: Run, db_url: str, conn: Conn) -> None:
+    """force-sync queues priority operations to the current state; a bad id is one line, exit 2."""
+    env = {"HLFSYNC_DATABASE_URL": db_url}
+    org = make_org(conn)
+    active = make_mentor(conn, org)
+    paused = make_mentor(conn, org, status="paused")
+    result = hlfsync("force-sync", str(active), str(paused), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = conn.execute(
+        "SELECT mentor_id, operation, source, priority FROM sync_queue ORDER BY mentor_id"
+    ).fetchall()
+    assert sorted(rows) == sorted(
+        [(active, "restore", "force", 10), (paused, "remove", "force", 10)]
+    )
+    bad = hlfsync("force-sync", "not-a-uuid", env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "hlfsync: not a mentor id (UUID): 'not-a-uuid'"
+    neither = hlfsync("force-sync", env=env)
+    assert neither.returncode == 2
