@@ -57,13 +57,21 @@ class DynamicsClient(Protocol):
         """Make the contact's listing what `change` says. Idempotent. Raises SyncFailure."""
 
     async def apply_many(self, changes: Sequence[ListingChange]) -> list[Exception | None]:
-        """Apply several changes (one `$batch` where the contract has one); one result each."""
+        """Apply several changes (one `$batch` where the contract has one); one result each.
+
+        Results are in the order of `changes`: None where the change applied, else the
+        classified SyncFailure for that change alone. Never raises for one change's failure.
+        """
 
     async def who_am_i(self) -> Identity:
         """Fetch a token and check it against the service: the credential health check."""
 
     def listings(self, page_size: int) -> AsyncIterator[list[ContactListing]]:
-        """Every contact's listing state, one page at a time, so memory stays flat."""
+        """Every contact's listing state, one page at a time, so memory stays flat.
+
+        A contract without a read API raises `Permanent(code="unsupported")` on the first
+        iteration rather than yielding nothing, which would read as "nobody is listed".
+        """
 
     async def aclose(self) -> None:
         """Release connections."""

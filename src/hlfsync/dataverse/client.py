@@ -1,0 +1,250 @@
+"""`dataverse-v9`: the Dataverse Web API adapter (PATCH, WhoAmI, paged GET, `$batch`).
+
+Owns the HTTP conversation: headers, one token refresh on a 401, paging and batching. Retries
+nothing else (retries are durable and belong to the engine), follows no redirect, logs no token.
+Wire details live in `wire`, classification in `errors`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+import structlog
+
+from hlfsync.core.errors import AuthFailure, SyncFailure, Throttled, Transient
+from hlfsync.dataverse import errors, wire
+from hlfsync.dataverse.auth import Tokens
+from hlfsync.dataverse.base import ContactListing, Identity, ListingChange
+
+log = structlog.get_logger(__name__)
+
+CONTRACT = "dataverse-v9"
+
+
+class DataverseClient:
+    """A `DynamicsClient` over the Dataverse Web API. Takes ownership of `http` and `tokens`."""
+
+    contract = CONTRACT
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        tokens: Tokens,
+        org_url: str,
+        *,
+        entity_set: str = "contacts",
+        id_field: str = "contactid",
+        listing_field: str = "hlf_listedonwebsite",
+        api_version: str = "v9.2",
+        batch_size: int = 100,
+        timeout_s: float | None = None,
+    ) -> None:
+        if not 1 <= batch_size <= wire.MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be within 1..{wire.MAX_BATCH_SIZE}")
+        self._http = http
+        self._tokens = tokens
+        self._org_url = org_url.rstrip("/")
+        self._root = wire.api_root(self._org_url, api_version)
+        self._entity_set = entity_set
+        self._id_field = id_field
+        self._listing_field = listing_field
+        self._batch_size = batch_size
+        self._timeout: httpx.Timeout | None = httpx.Timeout(timeout_s) if timeout_s else None
+        self.skipped_rows = 0  # listing rows without a usable id or value, since construction
+
+    def __repr__(self) -> str:
+        return f"DataverseClient(org_url={self._org_url!r})"
+
+    async def apply(self, change: ListingChange) -> None:
+        """PATCH the contact's listing field; `If-Match: *` so a missing contact is a 404."""
+        url = wire.record_url(self._root, self._entity_set, change.contact_id)
+        headers = {
+            **self._write_headers(),
+            "If-Match": "*",
+            wire.CORRELATION_HEADER: change.correlation_id,
+        }
+        body = wire.listing_body(self._listing_field, change.listed)
+        response = await self._send("PATCH", url, headers, body, change.correlation_id)
+        failure = errors.check_write(response.status_code, response.headers, response.content)
+        if failure is not None:
+            raise failure
+
+    async def apply_many(self, changes: Sequence[ListingChange]) -> list[Exception | None]:
+        """One `$batch` per `batch_size` changes, each its own request (no changeset), so one bad
+        contact fails alone. A batch-wide Throttled or AuthFailure is given to the rest unsent."""
+        results: list[Exception | None] = []
+        stop: SyncFailure | None = None
+        for start in range(0, len(changes), self._batch_size):
+            chunk = changes[start : start + self._batch_size]
+            if stop is not None:
+                results += [stop] * len(chunk)
+                continue
+            try:
+                results += await self._batch(chunk)
+            except SyncFailure as failure:
+                results += [failure] * len(chunk)
+                if isinstance(failure, Throttled | AuthFailure):
+                    stop = failure
+        return results
+
+    async def who_am_i(self) -> Identity:
+        """GET WhoAmI: proves the token works against this organisation."""
+        correlation_id = str(uuid.uuid4())
+        headers = {**wire.ODATA_HEADERS, wire.CORRELATION_HEADER: correlation_id}
+        response = await self._send(
+            "GET", wire.who_am_i_url(self._root), headers, None, correlation_id
+        )
+        doc = errors.read_json(response.status_code, response.headers, response.content)
+        try:
+            return wire.parse_who_am_i(doc)
+        except wire.WireError as exc:
+            raise errors.contract_violation("WhoAmI", str(exc), response.status_code) from None
+
+    async def listings(self, page_size: int) -> AsyncIterator[list[ContactListing]]:
+        """Every contact's listing, page by page, following `@odata.nextLink` within the org."""
+        url: str | None = wire.listing_url(
+            self._root, self._entity_set, self._id_field, self._listing_field
+        )
+        prefer = wire.max_page_size_header(page_size)
+        seen: set[str] = set()
+        while url is not None:
+            seen.add(url)
+            correlation_id = str(uuid.uuid4())
+            headers = {**wire.ODATA_HEADERS, **prefer, wire.CORRELATION_HEADER: correlation_id}
+            response = await self._send("GET", url, headers, None, correlation_id)
+            doc = errors.read_json(response.status_code, response.headers, response.content)
+            try:
+                page = wire.parse_page(doc, self._id_field, self._listing_field)
+            except wire.WireError as exc:
+                raise errors.contract_violation("page", str(exc), response.status_code) from None
+            if page.skipped:
+                self.skipped_rows += page.skipped
+                log.warning("dataverse.listings.skipped_rows", count=page.skipped)
+            if page.next_link is not None and not wire.same_origin(page.next_link, self._org_url):
+                raise errors.contract_violation("page", "@odata.nextLink leaves the organisation")
+            if page.next_link in seen:
+                raise errors.contract_violation("page", "@odata.nextLink repeats a page")
+            if page.rows:
+                yield page.rows
+            url = page.next_link
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        self._tokens.close()
+
+    # -- the conversation --------------------------------------------------------------------
+
+    def _write_headers(self) -> dict[str, str]:
+        return {**wire.ODATA_HEADERS, "Content-Type": "application/json"}
+
+    async def _batch(self, chunk: Sequence[ListingChange]) -> list[Exception | None]:
+        requests = [
+            wire.BatchRequest(
+                method="PATCH",
+                url=wire.record_url(self._root, self._entity_set, change.contact_id),
+                headers={
+                    "Content-Type": "application/json",
+                    "If-Match": "*",
+                    wire.CORRELATION_HEADER: change.correlation_id,
+                },
+                body=wire.listing_body(self._listing_field, change.listed),
+            )
+            for change in chunk
+        ]
+        content_type, body = wire.build_batch(requests, f"batch_{uuid.uuid4().hex}")
+        correlation_id = str(uuid.uuid4())
+        headers = {
+            **wire.ODATA_HEADERS,
+            "Content-Type": content_type,
+            # Without it Dataverse stops at the first failed request and skips the rest.
+            "Prefer": "odata.continue-on-error",
+            wire.CORRELATION_HEADER: correlation_id,
+        }
+        response = await self._send(
+            "POST", wire.batch_url(self._root), headers, body, correlation_id
+        )
+        failure = errors.classify_response(response.status_code, response.headers, response.content)
+        if failure is not None:
+            raise failure
+        try:
+            answers = wire.parse_batch(response.headers.get("content-type", ""), response.content)
+        except wire.WireError as exc:
+            log.warning(
+                "dataverse.batch.unparsable", reason=str(exc), correlation_id=correlation_id
+            )
+            unknown = Transient(
+                f"$batch answer could not be read: {exc}", status=response.status_code
+            )
+            return [unknown] * len(chunk)
+        return [self._outcome(answer) for answer in wire.match_batch(len(chunk), answers)]
+
+    @staticmethod
+    def _outcome(answer: wire.BatchResponse | None) -> Exception | None:
+        if answer is None:
+            return Transient("no answer for this change in the $batch response")
+        return errors.check_write(answer.status, answer.headers, answer.body)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        correlation_id: str,
+    ) -> httpx.Response:
+        """Send with a bearer token; on a 401, drop the token and send once more, no more."""
+        token = await self._tokens.token()
+        response = await self._once(
+            method, url, headers=headers, body=body, token=token, correlation_id=correlation_id
+        )
+        if response.status_code == 401:
+            self._tokens.invalidate(token)
+            token = await self._tokens.token()
+            response = await self._once(
+                method, url, headers=headers, body=body, token=token, correlation_id=correlation_id
+            )
+        return response
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: bytes | None,
+        token: str,
+        correlation_id: str,
+    ) -> httpx.Response:
+        request = self._http.build_request(
+            method,
+            url,
+            headers={**headers, "Authorization": f"Bearer {token}"},
+            content=body,
+            timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+        started = time.perf_counter()
+        path = httpx.URL(url).path
+        try:
+            response = await self._http.send(request, follow_redirects=False)
+        except httpx.HTTPError as exc:
+            failure = errors.classify_exception(exc)
+            log.warning(
+                "dataverse.call.failed",
+                method=method,
+                path=path,
+                correlation_id=correlation_id,
+                failure=failure.summary(),
+            )
+            raise failure from None  # the httpx error holds the request, and so the token
+        log.debug(
+            "dataverse.call",
+            method=method,
+            path=path,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            correlation_id=correlation_id,
+        )
+        return response
