@@ -2,8 +2,8 @@
 
 Every delivery is a row with a lease, so a crash loses nothing (the lease runs out and another
 dispatcher sends it). The narrow window where FCM accepted a message but the worker died before
-recording it can send it twice; the message carries a collapse key of the alert id, so the
-device shows it once.
+recording it can send it twice (FCM has no idempotency key): at-least-once, by choice, since a
+lost alert is worse than a repeated one.
 """
 
 from __future__ import annotations
