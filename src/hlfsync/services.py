@@ -120,7 +120,9 @@ async def build_worker(
     client = client if client is not None else build_client(settings)
     notifier = notifier if notifier is not None else build_notifier(settings)
     url = database_url(settings)
-    pool = await open_pool(url, max_size=min(concurrency + 4, settings.db_pool_size + concurrency))
+    size = min(concurrency + 4, settings.db_pool_size + concurrency)
+    # Opened in full at start: a pool that grows under load makes the first calls queue.
+    pool = await open_pool(url, max_size=size, min_size=size)
     clock = clock or SystemClock()
     worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
     ctx = SyncContext(

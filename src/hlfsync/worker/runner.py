@@ -8,6 +8,7 @@ only timing and cancellation: every decision is in `handlers` and the core.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from datetime import datetime, timedelta
 
@@ -48,18 +49,26 @@ class SyncWorker:
         self.alerts_wake = asyncio.Event()
         self.handled = 0
         self._inflight: set[asyncio.Task[str]] = set()
+        # Claimed jobs waiting for a free slot: a finished call starts the next one at once,
+        # without a round trip to the database in between.
+        self._buffer: collections.deque[Job] = collections.deque()
         self._last_rescue: datetime | None = None
 
-    def _claim_limit(self, now: datetime) -> int:
-        free = self.concurrency - len(self._inflight)
+    def _claim_limit(self, now: datetime, *, prefetch: int = 0) -> int:
+        held = len(self._inflight) + len(self._buffer)
+        free = self.concurrency + prefetch - held
         if not self.enabled or free <= 0:
             return 0
         quick = self.ctx.breaker.local_admission(now)
         if quick is Admission.ALLOW:
             return free
-        if quick is None and not self._inflight:
+        if quick is None and held == 0:
             return 1  # the circuit may let one probe through: claim exactly one
         return 0
+
+    def _fill_slots(self) -> None:
+        while self._buffer and len(self._inflight) < self.concurrency:
+            self._start(self._buffer.popleft())
 
     async def _maybe_rescue(self, now: datetime) -> None:
         if self._last_rescue is not None and now - self._last_rescue < RESCUE_EVERY:
@@ -116,13 +125,25 @@ class SyncWorker:
         """One pass: rescue, claim and start work; True when it should loop again at once."""
         now = self.ctx.clock.now()
         await self._maybe_rescue(now)
-        limit = self._claim_limit(now)
+        self._fill_slots()
+        # Refill when the buffer runs low, in batches: one claim feeds many calls.
+        if len(self._buffer) > self.concurrency // 2:
+            return False
+        limit = self._claim_limit(now, prefetch=self.concurrency)
         if limit == 0:
             return False
         jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
-        for job in jobs:
-            self._start(job)
-        return len(jobs) == limit
+        self._buffer.extend(jobs)
+        self._fill_slots()
+        return len(jobs) == limit and bool(self._buffer)
+
+    async def _release_buffer(self) -> None:
+        now = self.ctx.clock.now()
+        while self._buffer:
+            job = self._buffer.popleft()
+            await self.ctx.store.release(
+                job, at=now, now=now, error="worker stopped before sending"
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; then finish the calls in flight and return."""
@@ -136,7 +157,14 @@ class SyncWorker:
                     backoff = 0.5
                     if again:
                         continue
-                    timeout = await self._sleep_for(self.ctx.clock.now())
+                    busy = self._inflight or self._buffer
+                    # While calls are in flight, their completion wakes us; no need to ask when
+                    # the next operation is due.
+                    timeout = (
+                        self.poll_interval_s
+                        if busy
+                        else await self._sleep_for(self.ctx.clock.now())
+                    )
                 except psycopg.Error as exc:
                     log.error("database_unavailable", error=str(exc).splitlines()[0])
                     timeout, backoff = backoff, min(backoff * 2, 30.0)
@@ -146,6 +174,8 @@ class SyncWorker:
             if self._inflight:
                 log.info("finishing_in_flight", count=len(self._inflight))
                 await asyncio.gather(*self._inflight, return_exceptions=True)
+            with contextlib.suppress(psycopg.Error):
+                await self._release_buffer()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener

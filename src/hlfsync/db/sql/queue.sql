@@ -25,28 +25,35 @@ RETURNING q.id, q.mentor_id, q.operation, q.payload_json, q.source, q.attempt_co
 -- When the earliest waiting operation becomes due, so an idle worker sleeps exactly that long.
 SELECT min(next_attempt_at) FROM sync_queue WHERE status = 'pending';
 
--- name: succeed
--- Record a success (guarded: only the holder of this claim may), audit it, and reset the
--- breaker's failure count in the same statement: one round trip on the hot path.
-WITH done AS (
-    UPDATE sync_queue
-       SET status = 'succeeded', attempt_count = attempt_count + 1, locked_by = NULL,
-           locked_until = NULL, last_error = NULL, finished_at = %(now)s, updated_at = %(now)s
-     WHERE id = %(id)s AND status = 'in_progress' AND claim_count = %(claim)s
-    RETURNING id, mentor_id, operation, attempt_count
+-- name: succeed_many
+-- Record successes in one statement (guarded: only the holder of each claim may), audit them,
+-- and reset the breaker's failure count. Successes finishing together commit together: one
+-- round trip and one WAL flush for the lot, which is what lets throughput follow concurrency.
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(at)s::timestamptz[],
+                         %(durations)s::float8[], %(statuses)s::int[], %(correlations)s::text[])
+           AS t (id, claim, at, duration_ms, http_status, correlation)
+), done AS (
+    UPDATE sync_queue q
+       SET status = 'succeeded', attempt_count = q.attempt_count + 1, locked_by = NULL,
+           locked_until = NULL, last_error = NULL, finished_at = i.at, updated_at = i.at
+      FROM input i
+     WHERE q.id = i.id AND q.status = 'in_progress' AND q.claim_count = i.claim
+    RETURNING q.id, q.mentor_id, q.operation, q.attempt_count, i.at, i.duration_ms,
+              i.http_status, i.correlation
 ), audited AS (
     INSERT INTO audit_log (occurred_at, mentor_id, sync_queue_id, event_type, actor, details)
-    SELECT %(now)s, mentor_id, id, 'sync_succeeded', %(actor)s,
+    SELECT at, mentor_id, id, 'sync_succeeded', %(actor)s,
            jsonb_build_object('operation', operation, 'attempt', attempt_count,
-                              'duration_ms', %(duration_ms)s::float8, 'correlation_id', %(correlation)s::text,
-                              'http_status', %(http_status)s::int)
+                              'duration_ms', duration_ms, 'correlation_id', correlation,
+                              'http_status', http_status)
       FROM done
 ), reset AS (
-    UPDATE circuit_breakers SET consecutive_failures = 0, updated_at = %(now)s
+    UPDATE circuit_breakers SET consecutive_failures = 0, updated_at = now()
      WHERE name = 'dynamics' AND state = 'closed' AND consecutive_failures > 0
        AND EXISTS (SELECT 1 FROM done)
 )
-SELECT count(*)::int FROM done;
+SELECT id FROM done;
 
 -- name: retry_later
 -- Back to pending for another try at %(at)s. Spends an attempt unless the call was throttled.
