@@ -34,7 +34,9 @@ def fresh_database(name: str, *, mentors: int, queued: int = 0) -> str:
     """A migrated database with `mentors` seeded and `queued` of them paused (one op each)."""
     admin = server_url()
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = connect.with_database(admin, name)
     with psycopg.connect(url, autocommit=True) as conn:
