@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -342,6 +343,49 @@ def dlq_resolve(
         if not operations.resolve(conn, letter, note=note, actor=_actor()):
             raise CommandError(f"dead letter {letter} is not open or does not exist")
     out.print(f"resolved dead letter {letter}")
+
+
+# --- remote systems ------------------------------------------------------------------------
+
+
+@app.command()
+def health(as_json: JsonOpt = False) -> None:
+    """Credential health check against Dynamics: a token and a WhoAmI (exit 1 when failing)."""
+    import asyncio
+
+    from hlfsync import services
+
+    settings = load_settings()
+    result = asyncio.run(services.health_check(settings))
+    if as_json:
+        print_json(result)
+    elif result["ok"]:
+        out.print(f"credentials ok: WhoAmI answered user {result['user_id']}")
+    else:
+        kind = "credentials rejected" if result.get("auth") else "Dynamics unreachable"
+        out.print(f"{kind}: {result['detail']}")
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8443,
+    env_file: Annotated[
+        Path | None, typer.Option(help="Write the HLFSYNC_* settings that point at it here.")
+    ] = None,
+) -> None:
+    """Run the local Dataverse + token + FCM emulator (HTTPS, with fault injection)."""
+    from hlfsync.sandbox import server
+
+    settings = load_settings()
+    data_dir = settings.data_dir / "sandbox"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        server.serve(host, port, env_file, data_dir)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 # --- demo ----------------------------------------------------------------------------------

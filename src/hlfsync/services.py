@@ -38,7 +38,11 @@ def seed(
         result = seed_mod.seed(
             conn, mentors=mentors, orgs=orgs, chapters=chapters, today=today(settings), seed=seed
         )
-    return result.counts()
+    counts: dict[str, Any] = result.counts()
+    counts["sandbox_contacts"] = (
+        len(result.contacts) if push_contacts_to_sandbox(settings, result.contacts) else 0
+    )
+    return counts
 
 
 def status_snapshot(settings: Settings) -> Snapshot:
@@ -170,3 +174,41 @@ async def worker_forever(settings: Settings) -> None:
         await process.serve(built.worker, built.dispatcher, stop)
     finally:
         await built.aclose()
+
+
+async def health_check(settings: Settings) -> dict[str, Any]:
+    """`hlfsync health`: token + WhoAmI now, recorded like the scheduled check."""
+    from hlfsync.core.clock import SystemClock
+    from hlfsync.dataverse.factory import build_client
+    from hlfsync.db.breaker import DynamicsCircuitBreaker
+    from hlfsync.db.pool import open_pool
+    from hlfsync.worker.health import check_credentials
+
+    client = build_client(settings)
+    pool = await open_pool(database_url(settings), max_size=2)
+    try:
+        breaker = DynamicsCircuitBreaker(pool, breaker_config(settings))
+        return await check_credentials(pool, client, breaker, SystemClock())
+    finally:
+        await client.aclose()
+        await pool.close()
+
+
+def push_contacts_to_sandbox(settings: Settings, contacts: list[tuple[Any, bool]]) -> bool:
+    """When HLFSYNC_DYNAMICS_URL is the sandbox, create the seeded contacts there.
+
+    Returns False (and does nothing) when the URL is not a sandbox.
+    """
+    import httpx
+
+    from hlfsync.dataverse.factory import tls_verify
+
+    if not settings.dynamics_url or not contacts:
+        return False
+    body = [{"contactid": str(contact), "listed": listed} for contact, listed in contacts]
+    with httpx.Client(verify=tls_verify(settings.dynamics_ca_bundle), timeout=60) as http:
+        try:
+            response = http.post(f"{settings.dynamics_url}/_sandbox/contacts", json=body)
+        except httpx.HTTPError:
+            return False
+    return response.status_code < 300

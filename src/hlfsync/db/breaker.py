@@ -177,7 +177,9 @@ class DynamicsCircuitBreaker:
             },
         )
         opened = transition.from_state is CircuitState.CLOSED
-        if opened and transition.to_state is CircuitState.OPEN:
+        # Credentials failing raise their own alert (db.health): one incident, one alert.
+        by_auth = transition.reason is core.Reason.AUTH_FAILURE
+        if opened and transition.to_state is CircuitState.OPEN and not by_auth:
             await conn.execute(
                 q("raise_admin_alert"),
                 {
