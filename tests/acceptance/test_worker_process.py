@@ -1,0 +1,128 @@
+"""The worker as a process: killed mid-call it loses nothing; SIGTERM lets the call finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from hlfsync.sandbox.client import AdminClient
+from hlfsync.sandbox.server import SandboxServer
+from tests.integration.db.factories import make_mentor, make_org
+
+Conn = psycopg.Connection[Any]
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    """One sandbox for the module."""
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def admin(sandbox: SandboxServer) -> Iterator[AdminClient]:
+    """The control client, reset before each test."""
+    client = sandbox.admin()
+    client.reset()
+    yield client
+    client.clear_faults()
+
+
+def _env(sandbox: SandboxServer, db_url: str, **extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    return (
+        base
+        | sandbox.env()
+        | {"HLFSYNC_DATABASE_URL": db_url, "HLFSYNC_LOG_LEVEL": "warning"}
+        | extra
+    )
+
+
+def _worker(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hlfsync", "worker", *args],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for(predicate: Any, timeout_s: float = 20.0) -> None:
+    """Poll a condition the worker process brings about; fail if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.02)
+
+
+def _one_paused_mentor(conn: Conn, admin: AdminClient) -> tuple[Any, Any]:
+    mentor = make_mentor(conn, make_org(conn))
+    row = conn.execute("SELECT dynamics_contact_id FROM peer_mentors WHERE id = %s", [mentor])
+    contact = row.fetchone()
+    assert contact is not None
+    admin.put_contacts([{"contactid": str(contact[0]), "listed": True}])
+    conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [mentor])
+    return mentor, contact[0]
+
+
+def _in_progress(conn: Conn) -> bool:
+    row = conn.execute("SELECT count(*) FROM sync_queue WHERE status = 'in_progress'").fetchone()
+    return row == (1,)
+
+
+def test_a_worker_killed_mid_call_loses_nothing(
+    sandbox: SandboxServer, admin: AdminClient, db_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    """SIGKILL during a hanging PATCH: after the lease another worker completes it, one success."""
+    mentor, contact = _one_paused_mentor(conn, admin)
+    admin.set_faults([{"method": "PATCH", "status": "timeout", "hang_s": 20, "times": 1}])
+    env = _env(sandbox, db_url, HLFSYNC_WORKER_LEASE="0.5")
+    victim = _worker(env, tmp_path)
+    try:
+        # The hang rule is spent once the PATCH reached the sandbox, where it now hangs.
+        _wait_for(lambda: admin.faults()["rules"][0]["remaining"] == 0)
+        assert _in_progress(conn)
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=10)  # reaps it and closes its pipes
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert victim.returncode == -signal.SIGKILL
+    time.sleep(0.6)  # let the lease run out
+    rescuer = _worker(env, tmp_path, "--once")
+    _, err = rescuer.communicate(timeout=60)
+    assert rescuer.returncode == 0, err
+    row = conn.execute("SELECT status, attempt_count FROM sync_queue").fetchone()
+    assert row == ("succeeded", 2), conn.execute("SELECT last_error FROM sync_queue").fetchone()
+    events = [r[0] for r in conn.execute(
+        "SELECT event_type FROM audit_log WHERE mentor_id = %s ORDER BY id", [mentor]
+    ).fetchall()]  # fmt: skip
+    assert events.count("sync_succeeded") == 1
+    assert "lease_expired" in events
+    assert {c["contactid"]: c["listed"] for c in admin.contacts()} == {str(contact): False}
+
+
+def test_sigterm_finishes_the_call_in_flight_then_exits_cleanly(
+    sandbox: SandboxServer, admin: AdminClient, db_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    """SIGTERM while a PATCH is slow: the worker records its outcome, then exits 0."""
+    _one_paused_mentor(conn, admin)
+    admin.set_faults(latency_ms=1500)
+    worker = _worker(_env(sandbox, db_url), tmp_path)
+    try:
+        _wait_for(lambda: _in_progress(conn))
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    assert conn.execute("SELECT status FROM sync_queue").fetchone() == ("succeeded",)
