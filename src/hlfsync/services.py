@@ -212,3 +212,57 @@ def push_contacts_to_sandbox(settings: Settings, contacts: list[tuple[Any, bool]
         except httpx.HTTPError:
             return False
     return response.status_code < 300
+
+
+async def reconcile(settings: Settings, *, dry_run: bool) -> dict[str, Any]:
+    """`hlfsync reconcile`: compare Dynamics with the app and re-queue what diverges."""
+    import socket
+    from datetime import UTC
+
+    from hlfsync.dataverse.factory import build_client
+    from hlfsync.db import reconcile as reconcile_mod
+    from hlfsync.db.pool import open_pool
+
+    client = build_client(settings)
+    pool = await open_pool(database_url(settings), max_size=2)
+    started = datetime.now(UTC)
+    try:
+        report = await reconcile_mod.reconcile(
+            pool, client, now=started, dry_run=dry_run, page_size=settings.dynamics_page_size,
+            actor="reconcile",
+        )  # fmt: skip
+        stats = report.stats()
+        if not dry_run:
+            await reconcile_mod.record_manual_run(
+                pool, job="reconcile", started=started, finished=datetime.now(UTC),
+                stats={k: v for k, v in stats.items() if "sample" not in k}, error=None,
+                worker=f"cli@{socket.gethostname()}",
+            )  # fmt: skip
+        return stats
+    finally:
+        await client.aclose()
+        await pool.close()
+
+
+async def break_glass(
+    settings: Settings, *, on_total: Any, on_progress: Any, on_checked: Any
+) -> dict[str, Any]:
+    """Check the credentials given on the spot, then push every divergent mentor's state."""
+    from hlfsync.core.clock import SystemClock
+    from hlfsync.dataverse.factory import build_client
+    from hlfsync.db.pool import open_pool
+    from hlfsync.worker import breakglass
+
+    client = build_client(settings)
+    pool = await open_pool(database_url(settings), max_size=20)
+    try:
+        identity = await client.who_am_i()  # raises AuthFailure for bad credentials
+        on_checked(identity.user_id)
+        summary = await breakglass.run(
+            pool, client, SystemClock(), retry_policy(settings),
+            page_size=settings.dynamics_page_size, on_total=on_total, on_progress=on_progress,
+        )  # fmt: skip
+        return breakglass.describe(summary)
+    finally:
+        await client.aclose()
+        await pool.close()

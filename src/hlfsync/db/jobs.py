@@ -70,11 +70,14 @@ class JobStore:
         self._successes: list[tuple[Job, datetime, CallFacts, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def claim(self, *, limit: int, now: datetime, lease_s: float) -> list[Job]:
+    async def claim(
+        self, *, limit: int, now: datetime, lease_s: float, due: datetime | None = None
+    ) -> list[Job]:
+        """Lease up to `limit` operations due by `due` (default: now)."""
+        params = {"limit": limit, "now": now, "due": due or now, "worker": self.worker_id,
+                  "lease": lease_s}  # fmt: skip
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                q("claim"), {"limit": limit, "now": now, "worker": self.worker_id, "lease": lease_s}
-            )
+            cur = await conn.execute(q("claim"), params)
             rows = await cur.fetchall()
         return [Job(*row) for row in rows]
 

@@ -5,7 +5,7 @@ WITH picked AS (
     SELECT q.id
       FROM sync_queue q
      WHERE q.status = 'pending'
-       AND q.next_attempt_at <= %(now)s
+       AND q.next_attempt_at <= %(due)s
        AND NOT EXISTS (SELECT 1 FROM sync_queue r
                         WHERE r.mentor_id = q.mentor_id AND r.status = 'in_progress')
      ORDER BY q.priority DESC, q.next_attempt_at, q.id

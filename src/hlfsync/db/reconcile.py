@@ -1,0 +1,126 @@
+"""Reconciliation: read what Dynamics lists, page by page, compare with the app, re-queue drift.
+
+Pages are copied into a temporary table as they arrive, so memory stays flat with the number
+of contacts; the comparison is one set-based query. A mentor already on its way (an operation
+waiting, running, or just succeeded within the portal's read lag) is never re-queued, so
+reconciliation cannot loop; one with an open dead letter waits for a person.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from psycopg import AsyncConnection
+
+from hlfsync.dataverse.base import DynamicsClient
+from hlfsync.db.pool import Pool
+from hlfsync.db.queries import q
+
+log = structlog.get_logger(__name__)
+
+READ_LAG_S = 300.0  # an operation that succeeded this recently may not show in reads yet
+SAMPLE = 20
+
+
+@dataclass
+class ReconcileReport:
+    """What one run found and did."""
+
+    contacts_read: int = 0
+    pages: int = 0
+    diverging: int = 0
+    queued: int = 0
+    skipped_in_flight: int = 0
+    unknown_listed_contacts: int = 0
+    contacts_missing_in_dynamics: int = 0
+    mentors_without_contact: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    divergent_sample: list[dict[str, Any]] = field(default_factory=list)
+    unknown_sample: list[str] = field(default_factory=list)
+
+    def stats(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def _copy_page(conn: AsyncConnection[Any], page: list[Any]) -> None:
+    async with (
+        conn.cursor() as cur,
+        cur.copy("COPY reconcile_seen (contact_id, listed) FROM STDIN") as copy,
+    ):
+        for item in page:
+            await copy.write_row((item.contact_id, item.listed))
+
+
+async def reconcile(
+    pool: Pool,
+    client: DynamicsClient,
+    *,
+    now: datetime,
+    dry_run: bool,
+    page_size: int,
+    actor: str = "reconcile",
+    source: str = "reconcile",
+    priority: int = 0,
+    read_lag_s: float = READ_LAG_S,
+) -> ReconcileReport:
+    """Compare and (unless `dry_run`) queue a sync for every divergent mentor."""
+    report = ReconcileReport(dry_run=dry_run)
+    started = time.perf_counter()
+    async with pool.connection() as conn:
+        await conn.execute(q("reconcile_prepare"))
+        await conn.execute(q("reconcile_index"))
+        await conn.execute(q("reconcile_reset"))
+        async for page in client.listings(page_size):
+            async with conn.transaction():
+                await _copy_page(conn, page)
+            report.pages += 1
+        await conn.execute(q("reconcile_analyze"))
+        rows = await (
+            await conn.execute(q("reconcile_divergent"), {"now": now, "lag_s": read_lag_s})
+        ).fetchall()
+        counts = await (await conn.execute(q("reconcile_counts"))).fetchone()
+        unknown = await (
+            await conn.execute(q("reconcile_unknown_sample"), {"limit": SAMPLE})
+        ).fetchall()
+        divergent = [row[0] for row in rows]
+        report.divergent_sample = [
+            {"mentor_id": str(m), "listed_in_dynamics": listed, "status": status}
+            for m, listed, status in rows[:SAMPLE]
+        ]
+        if divergent and not dry_run:
+            cur = await conn.execute(
+                "SELECT count(*) FROM enqueue_sync(%s, %s, %s, %s)",
+                [divergent, source, priority, actor],
+            )
+            queued = await cur.fetchone()
+            report.queued = int(queued[0]) if queued else 0
+        await conn.execute(q("reconcile_reset"))
+    if counts is not None:
+        (report.contacts_read, report.diverging, report.unknown_listed_contacts,
+         report.contacts_missing_in_dynamics, report.mentors_without_contact) = counts  # fmt: skip
+    report.skipped_in_flight = report.diverging - len(divergent)
+    report.unknown_sample = [str(row[0]) for row in unknown]
+    report.seconds = round(time.perf_counter() - started, 3)
+    log.info("reconciled", **{k: v for k, v in report.stats().items() if "sample" not in k})
+    return report
+
+
+async def record_manual_run(
+    pool: Pool, *, job: str, started: datetime, finished: datetime, stats: dict[str, Any],
+    error: str | None, worker: str,
+) -> None:  # fmt: skip
+    """Record a run started by hand beside the scheduled ones (its own slot: its start time)."""
+    from psycopg.types.json import Jsonb
+
+    async with pool.connection() as conn:
+        await conn.execute(
+            q("record_run"),
+            {"job": job, "slot": started, "status": "failed" if error else "succeeded",
+             "started": started, "finished": finished, "worker": worker,
+             "stats": Jsonb(stats), "error": error},
+        )  # fmt: skip

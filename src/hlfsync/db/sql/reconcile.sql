@@ -1,0 +1,68 @@
+-- name: reconcile_prepare
+-- A per-run scratch table of what Dynamics lists, so the comparison is one set-based query and
+-- the worker's memory stays flat however many contacts there are.
+CREATE TEMP TABLE IF NOT EXISTS reconcile_seen (
+    contact_id  uuid NOT NULL,
+    listed      boolean NOT NULL
+) ON COMMIT PRESERVE ROWS;
+
+-- name: reconcile_index
+-- Indexed and analysed once loaded, so the comparison joins instead of scanning.
+CREATE INDEX IF NOT EXISTS reconcile_seen_contact ON reconcile_seen (contact_id);
+
+-- name: reconcile_reset
+-- Start the scratch table empty.
+TRUNCATE reconcile_seen;
+
+-- name: reconcile_analyze
+-- Fresh statistics for the planner after the load.
+ANALYZE reconcile_seen;
+
+-- name: reconcile_divergent
+-- Mentors whose listing in Dynamics differs from what their status says, except those already
+-- on their way (an operation waiting or running), just synced (the portal's read lag), or held
+-- for a person (an open dead letter).
+SELECT m.id, s.listed, m.status
+  FROM reconcile_seen s
+  JOIN peer_mentors m ON m.dynamics_contact_id = s.contact_id
+ WHERE s.listed <> (m.status = 'active')
+   AND NOT EXISTS (SELECT 1 FROM sync_queue q
+                    WHERE q.mentor_id = m.id
+                      AND (q.status IN ('pending', 'in_progress')
+                           OR (q.status = 'succeeded'
+                               AND q.finished_at > %(now)s - %(lag_s)s * interval '1 second')))
+   AND NOT EXISTS (SELECT 1 FROM dead_letter_queue l
+                    WHERE l.mentor_id = m.id AND l.status = 'open')
+ ORDER BY m.id;
+
+-- name: reconcile_counts
+-- The other findings: diverging but skipped, contacts the app does not know, mentors Dynamics
+-- does not know, mentors with no contact id.
+SELECT
+    (SELECT count(*) FROM reconcile_seen)::int AS contacts_read,
+    (SELECT count(*) FROM reconcile_seen s JOIN peer_mentors m ON m.dynamics_contact_id = s.contact_id
+      WHERE s.listed <> (m.status = 'active'))::int AS diverging,
+    (SELECT count(*) FROM reconcile_seen s
+      WHERE s.listed AND NOT EXISTS (SELECT 1 FROM peer_mentors m
+                                      WHERE m.dynamics_contact_id = s.contact_id))::int
+        AS unknown_listed_contacts,
+    (SELECT count(*) FROM peer_mentors m
+      WHERE m.dynamics_contact_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM reconcile_seen s
+                         WHERE s.contact_id = m.dynamics_contact_id))::int
+        AS contacts_missing_in_dynamics,
+    (SELECT count(*) FROM peer_mentors WHERE dynamics_contact_id IS NULL)::int
+        AS mentors_without_contact;
+
+-- name: reconcile_unknown_sample
+-- A few contacts Dynamics lists that no mentor has, for the report.
+SELECT s.contact_id FROM reconcile_seen s
+ WHERE s.listed AND NOT EXISTS (SELECT 1 FROM peer_mentors m
+                                 WHERE m.dynamics_contact_id = s.contact_id)
+ ORDER BY s.contact_id LIMIT %(limit)s;
+
+-- name: record_run
+-- A run started by hand (CLI) is recorded like a scheduled one, in its own slot.
+INSERT INTO scheduled_runs (job, slot, status, started_at, finished_at, worker, stats, error)
+VALUES (%(job)s, %(slot)s, %(status)s, %(started)s, %(finished)s, %(worker)s, %(stats)s, %(error)s)
+ON CONFLICT (job, slot) DO NOTHING;

@@ -1,0 +1,93 @@
+"""break-glass: new credentials on stdin while the configured ones are rejected."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from hlfsync.sandbox.client import AdminClient
+from hlfsync.sandbox.server import SandboxServer
+from tests.integration.db.factories import make_mentor, make_org
+
+Conn = psycopg.Connection[Any]
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    """One sandbox for the module."""
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def admin(sandbox: SandboxServer) -> Iterator[AdminClient]:
+    """The control client, reset before each test."""
+    client = sandbox.admin()
+    client.reset()
+    client.delete_contacts()
+    yield client
+    client.clear_faults()
+
+
+def _run(
+    env: dict[str, str], cwd: Path, stdin: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hlfsync", "break-glass", *args],
+        env=env, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_break_glass_pushes_divergence_with_new_credentials(
+    sandbox: SandboxServer, admin: AdminClient, db_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    """The configured secret is rotated away; the new one on stdin syncs every divergent mentor."""
+    old_env = sandbox.env()
+    org = make_org(conn)
+    drifted = [make_mentor(conn, org, status="paused") for _ in range(3)]
+    in_step = make_mentor(conn, org)
+    contacts = dict(conn.execute("SELECT id, dynamics_contact_id FROM peer_mentors").fetchall())
+    admin.put_contacts([{"contactid": str(c), "listed": True} for c in contacts.values()])
+    admin.rotate_secret("brand-new-secret")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    env |= old_env | {"HLFSYNC_DATABASE_URL": db_url, "HLFSYNC_LOG_LEVEL": "warning"}
+
+    rejected = _run(env, tmp_path, "not-the-secret\n")
+    assert rejected.returncode == 1
+    assert rejected.stderr.strip().startswith("hlfsync: the new credentials were rejected:")
+    assert "not-the-secret" not in rejected.stderr + rejected.stdout
+
+    result = _run(env, tmp_path, "brand-new-secret\n", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["done"] == 3
+    assert summary["queued_by_reconcile"] == 3
+    assert (summary["failed"], summary["skipped"]) == (0, 0)
+    listed = {c["contactid"]: c["listed"] for c in admin.contacts()}
+    assert listed == {str(contacts[m]): False for m in drifted} | {str(contacts[in_step]): True}
+    actors = {r[0] for r in conn.execute(
+        "SELECT actor FROM audit_log WHERE event_type = 'sync_succeeded'"
+    ).fetchall()}  # fmt: skip
+    assert actors == {"break-glass"}
+    assert "brand-new-secret" not in result.stderr + result.stdout
+
+
+def test_break_glass_refuses_an_empty_secret(
+    sandbox: SandboxServer, db_url: str, tmp_path: Path
+) -> None:
+    """No secret on stdin: one line, exit 2, nothing done."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    env |= sandbox.env() | {"HLFSYNC_DATABASE_URL": db_url}
+    result = _run(env, tmp_path, "\n")
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == "hlfsync: no client secret given (prompt or first line of stdin)"
+    )
