@@ -1,10 +1,16 @@
 """`hlfsync demo`: the whole system on embedded defaults, for a first look and for trying things.
 
-Starts (or reuses) the embedded PostgreSQL, applies migrations, seeds sample data on first run,
-and prints where everything is.
+Starts (or reuses) the embedded PostgreSQL, applies migrations, starts the sandbox (Dataverse,
+its token endpoint and FCM, over HTTPS) in this process, seeds sample data on the first run,
+mirrors the mentors' contacts into the sandbox, then runs the worker until stopped (Ctrl-C) or
+for `--duration` seconds, printing where everything is and what the queue does.
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
 
 from rich.console import Console
 
@@ -12,16 +18,84 @@ from hlfsync import services
 from hlfsync.db import connect
 from hlfsync.settings import Settings
 
+REPORT_EVERY_S = 5.0
+
+
+def _contacts(url: str) -> list[tuple[Any, bool]]:
+    with connect.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT dynamics_contact_id, status = 'active' FROM peer_mentors"
+            " WHERE dynamics_contact_id IS NOT NULL"
+        ).fetchall()
+    return [(contact, bool(listed)) for contact, listed in rows]
+
+
+def _sandbox_settings(settings: Settings, sandbox: Any, url: str) -> Settings:
+    values: dict[str, Any] = {
+        key.removeprefix("HLFSYNC_").lower(): value for key, value in sandbox.env().items()
+    }
+    # Validated as settings first, then laid over the user's: the sandbox's values win.
+    pointed = Settings(**values).model_dump(include=set(values))
+    return settings.model_copy(update={**pointed, "database_url": url})
+
+
+async def _report(settings: Settings, console: Console, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        snap = await asyncio.to_thread(services.status_snapshot, settings)
+        queue = ", ".join(f"{k} {v}" for k, v in sorted(snap.queue.items())) or "empty"
+        breaker = snap.breakers[0]["state"] if snap.breakers else "?"
+        console.print(
+            f"queue: {queue}; open dead letters {snap.open_dead_letters}; circuit {breaker}",
+            highlight=False,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), REPORT_EVERY_S)
+
+
+async def _serve(settings: Settings, duration_s: float | None, console: Console) -> None:
+    from hlfsync.worker import process
+
+    built = await services.build_worker(settings)
+    stop = asyncio.Event()
+    process.install_signal_handlers(stop)
+    if duration_s is not None:
+        asyncio.get_running_loop().call_later(duration_s, stop.set)
+    reporter = asyncio.create_task(_report(settings, console, stop))
+    try:
+        await process.serve(built.worker, built.dispatcher, stop)
+    finally:
+        stop.set()
+        await reporter
+        await built.aclose()
+
 
 def run(settings: Settings, *, duration_s: float | None, mentors: int, console: Console) -> None:
+    from hlfsync.sandbox.server import SandboxServer
+
     url = services.database_url(settings)
-    with connect.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM peer_mentors").fetchone()
-        existing = int(str(row[0])) if row else 0
-    if existing == 0:
-        counts = services.seed(settings, mentors=mentors, orgs=2, chapters=None, seed=1)
-        console.print(f"seeded {counts['mentors']} mentors in {counts['chapters']} chapters")
-    else:
-        console.print(f"found {existing} mentors from an earlier run")
-    console.print(f"database: {connect.redact(url)}")
-    console.print(f"data directory: {settings.data_dir}")
+    sandbox_dir = settings.data_dir / "sandbox"
+    sandbox_dir.mkdir(parents=True, exist_ok=True)
+    with SandboxServer(sandbox_dir) as sandbox:
+        live = _sandbox_settings(settings, sandbox, url)
+        with connect.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM peer_mentors").fetchone()
+            existing = int(str(row[0])) if row else 0
+        if existing == 0:
+            counts = services.seed(live, mentors=mentors, orgs=2, chapters=None, seed=1)
+            console.print(f"seeded {counts['mentors']} mentors in {counts['chapters']} chapters")
+        else:
+            services.push_contacts_to_sandbox(live, _contacts(url))
+            console.print(f"found {existing} mentors from an earlier run")
+        console.print(f"database:  {connect.redact(url)}")
+        console.print(f"sandbox:   {sandbox.url} (Dataverse, token endpoint, FCM)")
+        env_file = sandbox_dir / "demo.env"
+        sandbox.write_env(env_file)
+        console.print(f"settings:  {env_file} (HLFSYNC_* that point at this sandbox)")
+        console.print(
+            'try:       psql "$(hlfsync db url)" -c "UPDATE peer_mentors SET status = \'paused\''
+            " WHERE id = (SELECT id FROM peer_mentors WHERE status = 'active' LIMIT 1)\"",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print("stop:      Ctrl-C")
+        asyncio.run(_serve(live, duration_s, console))

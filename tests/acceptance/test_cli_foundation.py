@@ -144,3 +144,18 @@ def test_every_command_has_help(hlfsync: Run) -> None:
         result = hlfsync(*args)
         assert result.returncode == 0, (args, result.stderr)
         assert "Usage" in result.stdout
+
+
+def test_demo_runs_for_a_duration_on_embedded_defaults(hlfsync: Run, tmp_path: Path) -> None:
+    """demo on a fresh data directory seeds, starts the sandbox and worker, and stops cleanly."""
+    env = {"HLFSYNC_DATA_DIR": str(tmp_path / "data")}
+    try:
+        result = hlfsync("demo", "--duration", "3", "--mentors", "30", env=env, timeout=180)
+        assert result.returncode == 0, result.stderr
+        assert "seeded 30 mentors" in result.stdout
+        assert "sandbox:   https://127.0.0.1:" in result.stdout
+        again = hlfsync("demo", "--duration", "1", env=env, timeout=180)
+        assert again.returncode == 0, again.stderr
+        assert "found 30 mentors from an earlier run" in again.stdout
+    finally:
+        hlfsync("db", "stop", env=env)
