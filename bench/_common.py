@@ -3,9 +3,13 @@ database per scenario, seeded mentors, a queue filled through the real outbox tr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from hlfsync.db import connect, embedded, migrate, seed
+from hlfsync.sandbox.client import AdminClient
 
 _server_url: str | None = None
 
@@ -56,6 +61,43 @@ def fresh_database(name: str, *, mentors: int, queued: int = 0) -> str:
             )
         conn.execute("VACUUM ANALYZE")
     return url
+
+
+@contextlib.contextmanager
+def sandbox_process() -> Iterator[tuple[dict[str, str], AdminClient]]:
+    """The sandbox in its own process (as in production, Dynamics is not in the worker's
+    process), with the settings that point at it and its control client."""
+    folder = Path(tempfile.mkdtemp(prefix="hlfsync-bench-sandbox-"))
+    env_file = folder / "sandbox.env"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    env["HLFSYNC_DATA_DIR"] = str(folder)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hlfsync", "sandbox", "--port", "0", "--env-file", str(env_file)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "listening on ...": the env file is written by then
+        values = dict(
+            line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
+        )
+        with AdminClient(values["HLFSYNC_DYNAMICS_URL"],
+                         verify=values["HLFSYNC_DYNAMICS_CA_BUNDLE"]) as admin:  # fmt: skip
+            yield values, admin
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def mirror_contacts(url: str, admin: AdminClient) -> None:
+    """Create every mentor's contact in the sandbox, listed as its status says."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT dynamics_contact_id, status = 'active' FROM peer_mentors"
+            " WHERE dynamics_contact_id IS NOT NULL"
+        ).fetchall()
+    admin.delete_contacts()
+    admin.put_contacts([{"contactid": str(c), "listed": bool(listed)} for c, listed in rows])
 
 
 def machine() -> str:

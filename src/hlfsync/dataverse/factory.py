@@ -16,6 +16,7 @@ from hlfsync.core.errors import ConfigError
 from hlfsync.dataverse.auth import TokenProvider
 from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.dataverse.client import DataverseClient
+from hlfsync.dataverse.transport import ShardedTransport
 from hlfsync.dataverse.webhook import WebhookClient
 from hlfsync.settings import PREFIX, Settings
 
@@ -45,12 +46,11 @@ def build_http(settings: Settings) -> httpx.AsyncClient:
     """An HTTP/1.1 keep-alive client sized for the workers, with the Dynamics timeout and CA."""
     connections = settings.worker_concurrency + SPARE_CONNECTIONS
     return httpx.AsyncClient(
-        verify=tls_verify(settings.dynamics_ca_bundle),
         timeout=httpx.Timeout(settings.dynamics_timeout),
-        limits=httpx.Limits(
-            max_connections=connections,
-            max_keepalive_connections=connections,
-            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+        transport=ShardedTransport(
+            connections=connections,
+            verify=tls_verify(settings.dynamics_ca_bundle),
+            keepalive_expiry_s=KEEPALIVE_EXPIRY_S,
         ),
         follow_redirects=False,
         headers={"User-Agent": "hlfsync"},
