@@ -10,7 +10,7 @@ import pytest
 import trustme
 
 from hlfsync.core.errors import ConfigError
-from hlfsync.dataverse import factory
+from hlfsync.dataverse import factory, transport
 from hlfsync.dataverse.client import DataverseClient
 from hlfsync.dataverse.webhook import WebhookClient
 from hlfsync.notify.factory import build_notifier
@@ -118,11 +118,12 @@ def test_a_ca_bundle_becomes_an_ssl_context(tmp_path: Path) -> None:
 
 
 def test_http_client_is_sized_for_the_workers() -> None:
-    """Connection limits follow worker_concurrency; the timeout follows dynamics_timeout."""
+    """Connections (over small shards) follow worker_concurrency; the timeout dynamics_timeout."""
     http = factory.build_http(settings(worker_concurrency=40, dynamics_timeout=7.0))
-    pool = http._transport._pool  # type: ignore[attr-defined]
-    assert pool._max_connections == 40 + factory.SPARE_CONNECTIONS
-    assert pool._max_keepalive_connections == 40 + factory.SPARE_CONNECTIONS
+    shards = http._transport._shards  # type: ignore[attr-defined]
+    limits = [shard._pool._max_connections for shard in shards]
+    assert sum(limits) >= 40 + factory.SPARE_CONNECTIONS
+    assert max(limits) <= transport.SHARD_CONNECTIONS
     assert http.timeout.read == 7.0
     assert http.timeout.connect == 7.0
     assert not http.follow_redirects
