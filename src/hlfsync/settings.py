@@ -140,6 +140,19 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _check_retry_policy(self) -> Settings:
+        from hlfsync.core import retry
+
+        try:
+            retry.RetryPolicy.from_settings(
+                self.retry_max_retries, self.retry_base_delay, self.retry_multiplier,
+                self.retry_max_delay, self.retry_jitter,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ValueError(f"HLFSYNC_RETRY_*: {exc}") from exc
+        return self
+
+    @model_validator(mode="after")
     def _check_fcm(self) -> Settings:
         if self.fcm_credentials is not None and not self.fcm_project_id:
             raise ValueError(
@@ -173,11 +186,11 @@ def describe_error(exc: ValidationError) -> str:
     """One line naming the first bad setting as the user spells it, and what is wrong with it."""
     first = exc.errors()[0]
     loc = first.get("loc") or ()
-    name = f"{PREFIX}{str(loc[0]).upper()}" if loc else "settings"
+    name = f" {PREFIX}{str(loc[0]).upper()}" if loc else "s"
     message = str(first.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")
     extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"invalid setting {name}: {message}{extra}"
+    return f"invalid setting{name}: {message}{extra}"
 
 
 def load(**overrides: object) -> Settings:

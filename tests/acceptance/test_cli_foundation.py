@@ -159,3 +159,13 @@ def test_demo_runs_for_a_duration_on_embedded_defaults(hlfsync: Run, tmp_path: P
         assert "found 30 mentors from an earlier run" in again.stdout
     finally:
         hlfsync("db", "stop", env=env)
+
+
+def test_a_retry_policy_that_waits_too_long_is_refused(hlfsync: Run) -> None:
+    """20 doubling retries would wait for weeks: refused at start, in one line, exit 2."""
+    result = hlfsync("status", env={"HLFSYNC_RETRY_MAX_RETRIES": "20"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "hlfsync: invalid settings: HLFSYNC_RETRY_*: retry 20 would wait"
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
