@@ -109,18 +109,32 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
                                 stdout=subprocess.DEVNULL, stderr=sink)  # fmt: skip
 
 
-def _flip(url: str, mentors: list[Any], rng: random.Random) -> None:
-    """One status change, retried through a database restart (nothing committed is retried)."""
-    mentor, status = rng.choice(mentors), rng.choice(STATUSES)
-    for _ in range(200):
-        try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=2) as conn:
-                conn.execute("UPDATE peer_mentors SET status = %s WHERE id = %s", [status, mentor])
-        except psycopg.OperationalError:
-            time.sleep(0.05)
-        else:
-            return
-    pytest.fail("PostgreSQL did not come back")
+class Flipper:
+    """Changes statuses as the app would, on one connection, reconnecting through a restart."""
+
+    def __init__(self, url: str, mentors: list[Any], rng: random.Random) -> None:
+        self.url, self.mentors, self.rng = url, mentors, rng
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def flip(self) -> None:
+        mentor, status = self.rng.choice(self.mentors), self.rng.choice(STATUSES)
+        for _ in range(200):
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=2)
+                self.conn.execute("UPDATE peer_mentors SET status = %s WHERE id = %s",
+                                  [status, mentor])  # fmt: skip
+            except psycopg.OperationalError:
+                self.close()
+                time.sleep(0.05)
+            else:
+                return
+        pytest.fail("PostgreSQL did not come back")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def _drained(url: str) -> bool:
@@ -150,9 +164,10 @@ def _soak(scale: Scale, own_postgres: tuple[str, Path], tmp_path: Path) -> None:
         kill_at = sorted(rng.sample(range(scale.flips // 10, scale.flips), scale.kills))
         restart_at = scale.flips // 2
         killed = 0
+        flipper = Flipper(url, mentors, rng)
         try:
             for n in range(scale.flips):
-                _flip(url, mentors, rng)
+                flipper.flip()
                 if kill_at and n == kill_at[0]:
                     kill_at.pop(0)
                     victim = rng.randrange(len(workers))
@@ -161,6 +176,7 @@ def _soak(scale: Scale, own_postgres: tuple[str, Path], tmp_path: Path) -> None:
                     workers[victim] = _start_worker(env, log)
                 if n == restart_at:
                     _restart_postgres(pgdata)
+            flipper.close()
             admin.clear_faults()
             while not _drained(url):
                 if time.monotonic() - started > scale.deadline_s:
@@ -228,12 +244,14 @@ def _check_invariants(url: str, listed: dict[str, bool], calls: list[Any]) -> No
     assert len(calls) > 0
 
 
+@pytest.mark.timeout(200)
 def test_small_soak(own_postgres: tuple[str, Path], tmp_path: Path) -> None:
     """A small soak, in every run: faults, two killed workers, a database restart; nothing lost."""
     _soak(SMALL, own_postgres, tmp_path)
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(360)
 def test_full_soak(own_postgres: tuple[str, Path], tmp_path: Path) -> None:
     """The full soak: 1,000 mentors, 10,000 flips, three killed workers, a database restart."""
     _soak(FULL, own_postgres, tmp_path)

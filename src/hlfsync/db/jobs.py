@@ -160,15 +160,30 @@ class JobStore:
             row = await cur.fetchone()
         return bool(row and row[0])
 
-    async def release(self, job: Job, *, at: datetime, now: datetime, error: str) -> bool:
-        """Back to pending untouched (no attempt spent); superseded if a newer one waits."""
-        params = {"id": job.id, "claim": job.claim_count, "at": at, "now": now, "error": error}
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(q("release"), params)
-            if cur.rowcount:
-                return True
-            cur = await conn.execute(q("release_superseded"), params)
-            return bool(cur.rowcount)
+    async def release(
+        self,
+        job: Job,
+        *,
+        at: datetime,
+        now: datetime,
+        error: str,
+        event: str | None = None,
+        facts: CallFacts | None = None,
+    ) -> bool:
+        """Back to pending untouched (no attempt spent); superseded if a newer one waits.
+
+        `event` names the audit row to write when a call was made (none when nothing was sent).
+        """
+        facts = facts or CallFacts()
+        params = {
+            "id": job.id, "mentor": job.mentor_id, "claim": job.claim_count, "at": at,
+            "now": now, "error": error, "event": event, "actor": self.actor,
+            "duration_ms": facts.duration_ms, "http_status": facts.http_status,
+            "correlation": job.correlation_id,
+        }  # fmt: skip
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(q("release"), params)).fetchone()
+        return bool(row and row[0])
 
     async def dead_letter(
         self, job: Job, *, reason: str, now: datetime, spent: bool, facts: CallFacts

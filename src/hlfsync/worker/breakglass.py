@@ -56,7 +56,8 @@ async def _one(job: Job, ctx: _Ctx) -> None:
         change = to_change(job)
         await client.apply(change)
     except AuthFailure as failure:
-        await store.release(job, at=clock.now(), now=clock.now(), error=failure.summary())
+        await store.release(job, at=clock.now(), now=clock.now(), error=failure.summary(),
+                            event="sync_auth_refused")  # fmt: skip
         summary.skipped += 1
         summary.errors.append(failure.summary())
         return

@@ -143,6 +143,16 @@ async def _failed(
     now = ctx.clock.now()
     decision = retry.decide(ctx.policy, job.attempt_count, failure, now, ctx.rng)
     summary = failure.summary()
+    if isinstance(failure, Transient) and admission is Admission.PROBE:
+        # The probe only tells whether the outage is over; the operation that carried it must
+        # not pay for the outage, or a long one would dead-letter mentors one probe at a time.
+        await ctx.breaker.on_failure(now, summary)
+        at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
+        await ctx.store.release(job, at=at, now=now, error=f"probe failed: {summary}",
+                                event="sync_probe_failed", facts=facts)  # fmt: skip
+        bound.warning("sync_attempt", outcome="probe_failed", error=summary,
+                      http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
+        return "probe_failed"
     if isinstance(failure, Transient):
         await ctx.breaker.on_failure(now, summary)
     elif isinstance(failure, Throttled):
@@ -170,7 +180,8 @@ async def _failed(
         return "dead_lettered"
     # Hold: credentials failed. The operation goes back untouched and waits for them.
     at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
-    await ctx.store.release(job, at=at, now=now, error=summary)
+    await ctx.store.release(job, at=at, now=now, error=summary, event="sync_auth_refused",
+                            facts=facts)  # fmt: skip
     bound.error("sync_attempt", outcome="held_for_credentials", error=summary,
                 http_status=failure.status)  # fmt: skip
     return "held"

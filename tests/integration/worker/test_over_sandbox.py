@@ -275,3 +275,33 @@ async def test_token_is_cached_across_many_calls(
     tokens = admin.requests(kind="token")
     assert len(_patches(admin)) == 20
     assert len(tokens) == 1
+
+
+async def test_outage_drill_one_probe_per_cooldown_no_dead_letter_then_full_drain(
+    conn: Conn, admin: AdminClient, engine: Any, clock: FakeClock
+) -> None:
+    """Dynamics down for five cool-downs: it opens after 3 failures, sees at most one probe per
+    cool-down, dead-letters nothing, and the whole backlog drains once Dynamics is back."""
+    _mentors(conn, admin, 40)
+    admin.set_faults([{"method": "PATCH", "kind": "dataverse", "status": 503}])
+    _pause_all(conn)
+    worker = await engine(worker_concurrency=4, breaker_cooldown=60)
+    await worker.worker.run_once()
+    opened_after = len(_patches(admin))
+    assert conn.execute("SELECT state FROM circuit_breakers").fetchone() == ("open",)
+    assert opened_after <= 4  # the calls already in flight when the third failure came back
+    per_cooldown = []
+    for _ in range(5):
+        before = len(_patches(admin))
+        await _cycles(worker, clock, rounds=12, step_s=5)  # one cool-down, in 5 s steps
+        per_cooldown.append(len(_patches(admin)) - before)
+    assert all(n <= 1 for n in per_cooldown), per_cooldown
+    assert sum(per_cooldown) >= 4  # and the probes did happen
+    assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)
+    admin.clear_faults()
+    await _cycles(worker, clock, rounds=15, step_s=5)
+    assert conn.execute(
+        "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
+    ).fetchone() == (40,)
+    assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)
+    assert all(c["listed"] is False for c in admin.contacts())

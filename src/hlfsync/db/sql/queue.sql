@@ -87,24 +87,34 @@ WITH newer AS (
 SELECT count(*)::int FROM moved;
 
 -- name: release
--- Give the operation back untouched (no attempt spent): the breaker was open or credentials
--- failed. It runs again once calls are allowed.
-UPDATE sync_queue
-   SET status = 'pending', locked_by = NULL, locked_until = NULL,
-       next_attempt_at = greatest(next_attempt_at, %(at)s), last_error = %(error)s,
-       updated_at = %(now)s
- WHERE id = %(id)s AND status = 'in_progress' AND claim_count = %(claim)s
-   AND NOT EXISTS (SELECT 1 FROM sync_queue n
-                    WHERE n.mentor_id = sync_queue.mentor_id AND n.status = 'pending');
-
--- name: release_superseded
--- Release when a newer operation for the mentor waits: this one is moot.
-UPDATE sync_queue
-   SET status = 'superseded', locked_by = NULL, locked_until = NULL, finished_at = %(now)s,
-       superseded_by = (SELECT max(id) FROM sync_queue n
-                         WHERE n.mentor_id = sync_queue.mentor_id AND n.status = 'pending'),
-       updated_at = %(now)s
- WHERE id = %(id)s AND status = 'in_progress' AND claim_count = %(claim)s;
+-- Give the operation back untouched (no attempt spent): the breaker was open, a probe found the
+-- outage still on, or credentials failed. It runs again once calls are allowed. A newer waiting
+-- operation for the mentor makes this one moot (superseded). When a call was made (`event` is
+-- given), it is audited like any other.
+WITH newer AS (
+    SELECT max(id) AS id FROM sync_queue
+     WHERE mentor_id = %(mentor)s AND status = 'pending' AND id > %(id)s
+), moved AS (
+    UPDATE sync_queue q
+       SET status = CASE WHEN n.id IS NULL THEN 'pending' ELSE 'superseded' END,
+           superseded_by = n.id,
+           finished_at = CASE WHEN n.id IS NULL THEN NULL ELSE %(now)s::timestamptz END,
+           next_attempt_at = greatest(q.next_attempt_at, %(at)s), last_error = %(error)s,
+           locked_by = NULL, locked_until = NULL, updated_at = %(now)s
+      FROM newer n
+     WHERE q.id = %(id)s AND q.status = 'in_progress' AND q.claim_count = %(claim)s
+    RETURNING q.id, q.mentor_id, q.operation, q.attempt_count
+), audited AS (
+    INSERT INTO audit_log (occurred_at, mentor_id, sync_queue_id, event_type, actor, details)
+    SELECT %(now)s, mentor_id, id, %(event)s, %(actor)s,
+           jsonb_build_object('operation', operation, 'attempt', attempt_count,
+                              'error', %(error)s::text, 'next_attempt_at', %(at)s::timestamptz,
+                              'duration_ms', %(duration_ms)s::float8,
+                              'correlation_id', %(correlation)s::text,
+                              'http_status', %(http_status)s::int)
+      FROM moved WHERE %(event)s::text IS NOT NULL
+)
+SELECT count(*)::int FROM moved;
 
 -- name: dead_letter
 -- Move the operation to the dead-letter queue with its reason, payload and attempt count.
