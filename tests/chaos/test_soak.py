@@ -45,11 +45,12 @@ class Scale:
     mentors: int
     flips: int
     kills: int
+    flips_per_s: float  # paced, so the workers meet the faults while the flips go on
     deadline_s: float
 
 
-SMALL = Scale(mentors=150, flips=1200, kills=2, deadline_s=150)
-FULL = Scale(mentors=1000, flips=10_000, kills=3, deadline_s=300)
+SMALL = Scale(mentors=150, flips=1200, kills=2, flips_per_s=80, deadline_s=150)
+FULL = Scale(mentors=1000, flips=10_000, kills=3, flips_per_s=60, deadline_s=330)
 
 
 @pytest.fixture
@@ -168,6 +169,7 @@ def _soak(scale: Scale, own_postgres: tuple[str, Path], tmp_path: Path) -> None:
         try:
             for n in range(scale.flips):
                 flipper.flip()
+                time.sleep(1 / scale.flips_per_s)
                 if kill_at and n == kill_at[0]:
                     kill_at.pop(0)
                     victim = rng.randrange(len(workers))
@@ -251,7 +253,7 @@ def test_small_soak(own_postgres: tuple[str, Path], tmp_path: Path) -> None:
 
 
 @pytest.mark.chaos
-@pytest.mark.timeout(360)
+@pytest.mark.timeout(400)
 def test_full_soak(own_postgres: tuple[str, Path], tmp_path: Path) -> None:
     """The full soak: 1,000 mentors, 10,000 flips, three killed workers, a database restart."""
     _soak(FULL, own_postgres, tmp_path)

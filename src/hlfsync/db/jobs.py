@@ -137,7 +137,8 @@ class JobStore:
         error: str,
         facts: CallFacts,
     ) -> bool:
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q("lock_mentor"), {"mentor": job.mentor_id})
             cur = await conn.execute(
                 q("retry_later"),
                 {
@@ -181,7 +182,8 @@ class JobStore:
             "duration_ms": facts.duration_ms, "http_status": facts.http_status,
             "correlation": job.correlation_id,
         }  # fmt: skip
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q("lock_mentor"), {"mentor": job.mentor_id})
             row = await (await conn.execute(q("release"), params)).fetchone()
         return bool(row and row[0])
 
@@ -221,7 +223,8 @@ class JobStore:
 
     async def rescue(self, *, now: datetime) -> tuple[int, int]:
         """Expired leases back to pending (or superseded); returns (rescued, superseded)."""
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q("lock_mentors_with_expired_leases"), {"now": now})
             row = await (
                 await conn.execute(q("rescue_expired_leases"), {"now": now, "actor": "rescuer"})
             ).fetchone()

@@ -184,3 +184,17 @@ SELECT (SELECT count(*) FROM moved)::int AS rescued, (SELECT count(*) FROM super
 -- Queue a sync of each given mentor to the state its status asks for now (desired state),
 -- superseding what waits. Used by force-sync, reconciliation, re-queues and break-glass.
 SELECT enqueue_sync(%(mentors)s::uuid[], %(source)s, %(priority)s, %(actor)s) AS id;
+
+-- name: lock_mentor
+-- Wait out a status change in flight for this mentor (its UPDATE holds the row), so the
+-- statement that follows sees the operation that change queued and never makes a second one
+-- wait beside it (which the one-pending-per-mentor index would refuse, failing the change).
+SELECT 1 FROM peer_mentors WHERE id = %(mentor)s FOR SHARE;
+
+-- name: lock_mentors_with_expired_leases
+-- The same for every mentor the rescuer is about to touch, in id order (no deadlock between
+-- rescuers and enqueue_sync, which locks in the same order).
+SELECT 1 FROM peer_mentors
+ WHERE id IN (SELECT mentor_id FROM sync_queue
+               WHERE status = 'in_progress' AND locked_until < %(now)s)
+ ORDER BY id FOR SHARE;
