@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from hlfsync.core.errors import AuthFailure, Permanent, Throttled, Transient
+from hlfsync.db.jobs import CallFacts
 from hlfsync.testing import FakeClock, RecordingNotifier, ScriptedDynamics
 from tests.integration.db.factories import make_chapter, make_mentor, make_org, make_user
 from tests.integration.worker.conftest import Build
@@ -330,3 +331,31 @@ async def test_two_workers_never_process_the_same_row(
     assert conn.execute(
         "SELECT count(*) FROM sync_queue WHERE status = 'succeeded' AND attempt_count = 1"
     ).fetchone() == (60,)
+
+
+async def test_a_retry_racing_a_status_change_waits_and_supersedes_itself(
+    conn: Conn, build: Build, clock: FakeClock, db_url: str
+) -> None:
+    """A retry while a status change for the same mentor is uncommitted waits for it, then
+    yields to the newer operation: no error on either side, one operation left waiting."""
+    mentor, _ = _mentor(conn)
+    _pause(conn, mentor)
+    worker = await build()
+    (job,) = await worker.worker.ctx.store.claim(limit=1, now=clock.now(), lease_s=60)
+    with psycopg.connect(db_url) as app:
+        app.execute("UPDATE peer_mentors SET status = 'active' WHERE id = %s", [mentor])
+        retry = asyncio.create_task(
+            worker.worker.ctx.store.retry(
+                job,
+                at=clock.now(),
+                now=clock.now(),
+                spent=True,
+                error="HTTP 503",
+                facts=CallFacts(),
+            )
+        )
+        await asyncio.sleep(0.2)
+        assert not retry.done()  # waiting for the app's transaction
+        app.commit()
+    assert await retry is True
+    assert _queue(conn, mentor) == [("remove", "superseded", 1, 0), ("restore", "pending", 0, 0)]
