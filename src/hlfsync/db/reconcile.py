@@ -8,6 +8,7 @@ reconciliation cannot loop; one with an open dead letter waits for a person.
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -73,37 +74,42 @@ async def reconcile(
     started = time.perf_counter()
     async with pool.connection() as conn:
         await conn.execute(q("reconcile_prepare"))
+        await conn.execute(q("reconcile_prepare_drift"))
         await conn.execute(q("reconcile_index"))
         await conn.execute(q("reconcile_reset"))
         async for page in client.listings(page_size):
             async with conn.transaction():
                 await _copy_page(conn, page)
             report.pages += 1
+            # A page's objects sit in reference cycles (the HTTP response's), which the
+            # generational collector frees only at its thresholds: peak memory then grew with
+            # the number of pages (5.5 MiB at 10,000 contacts, 8.0 at 100,000). Collecting per
+            # page (a few ms against a page fetch) keeps the peak at one page at any size.
+            del page
+            gc.collect()
         await conn.execute(q("reconcile_analyze"))
-        rows = await (
-            await conn.execute(q("reconcile_divergent"), {"now": now, "lag_s": read_lag_s})
-        ).fetchall()
+        await conn.execute(q("reconcile_divergent"), {"now": now, "lag_s": read_lag_s})
         counts = await (await conn.execute(q("reconcile_counts"))).fetchone()
+        sample = await (
+            await conn.execute(q("reconcile_drift_sample"), {"limit": SAMPLE})
+        ).fetchall()
         unknown = await (
             await conn.execute(q("reconcile_unknown_sample"), {"limit": SAMPLE})
         ).fetchall()
-        divergent = [row[0] for row in rows]
         report.divergent_sample = [
             {"mentor_id": str(m), "listed_in_dynamics": listed, "status": status}
-            for m, listed, status in rows[:SAMPLE]
+            for m, listed, status in sample
         ]
-        if divergent and not dry_run:
-            cur = await conn.execute(
-                "SELECT count(*) FROM enqueue_sync(%s, %s, %s, %s)",
-                [divergent, source, priority, actor],
-            )
-            queued = await cur.fetchone()
+        if not dry_run:
+            params = {"source": source, "priority": priority, "actor": actor}
+            queued = await (await conn.execute(q("reconcile_enqueue"), params)).fetchone()
             report.queued = int(queued[0]) if queued else 0
         await conn.execute(q("reconcile_reset"))
+    to_queue = 0
     if counts is not None:
-        (report.contacts_read, report.diverging, report.unknown_listed_contacts,
+        (report.contacts_read, to_queue, report.diverging, report.unknown_listed_contacts,
          report.contacts_missing_in_dynamics, report.mentors_without_contact) = counts  # fmt: skip
-    report.skipped_in_flight = report.diverging - len(divergent)
+    report.skipped_in_flight = report.diverging - to_queue
     report.unknown_sample = [str(row[0]) for row in unknown]
     report.seconds = round(time.perf_counter() - started, 3)
     log.info("reconciled", **{k: v for k, v in report.stats().items() if "sample" not in k})

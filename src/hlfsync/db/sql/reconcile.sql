@@ -10,9 +10,18 @@ CREATE TEMP TABLE IF NOT EXISTS reconcile_seen (
 -- Indexed and analysed once loaded, so the comparison joins instead of scanning.
 CREATE INDEX IF NOT EXISTS reconcile_seen_contact ON reconcile_seen (contact_id);
 
+-- name: reconcile_prepare_drift
+-- The divergent mentors of this run, kept in the database too: queued from there, so nothing
+-- proportional to the drift is held in the worker either.
+CREATE TEMP TABLE IF NOT EXISTS reconcile_drift (
+    mentor_id  uuid NOT NULL,
+    listed     boolean NOT NULL,
+    status     text NOT NULL
+) ON COMMIT PRESERVE ROWS;
+
 -- name: reconcile_reset
--- Start the scratch table empty.
-TRUNCATE reconcile_seen;
+-- Start the scratch tables empty.
+TRUNCATE reconcile_seen, reconcile_drift;
 
 -- name: reconcile_analyze
 -- Fresh statistics for the planner after the load.
@@ -22,6 +31,7 @@ ANALYZE reconcile_seen;
 -- Mentors whose listing in Dynamics differs from what their status says, except those already
 -- on their way (an operation waiting or running), just synced (the portal's read lag), or held
 -- for a person (an open dead letter).
+INSERT INTO reconcile_drift (mentor_id, listed, status)
 SELECT m.id, s.listed, m.status
   FROM reconcile_seen s
   JOIN peer_mentors m ON m.dynamics_contact_id = s.contact_id
@@ -33,13 +43,25 @@ SELECT m.id, s.listed, m.status
                                AND q.finished_at > %(now)s - %(lag_s)s * interval '1 second')))
    AND NOT EXISTS (SELECT 1 FROM dead_letter_queue l
                     WHERE l.mentor_id = m.id AND l.status = 'open')
- ORDER BY m.id;
+
+;
+
+-- name: reconcile_drift_sample
+-- A few of them, for the report.
+SELECT mentor_id, listed, status FROM reconcile_drift ORDER BY mentor_id LIMIT %(limit)s;
+
+-- name: reconcile_enqueue
+-- Queue every divergent mentor in one call, straight from the scratch table.
+SELECT count(*)::int
+  FROM enqueue_sync(ARRAY(SELECT mentor_id FROM reconcile_drift ORDER BY mentor_id),
+                    %(source)s, %(priority)s, %(actor)s);
 
 -- name: reconcile_counts
 -- The other findings: diverging but skipped, contacts the app does not know, mentors Dynamics
 -- does not know, mentors with no contact id.
 SELECT
     (SELECT count(*) FROM reconcile_seen)::int AS contacts_read,
+    (SELECT count(*) FROM reconcile_drift)::int AS to_queue,
     (SELECT count(*) FROM reconcile_seen s JOIN peer_mentors m ON m.dynamics_contact_id = s.contact_id
       WHERE s.listed <> (m.status = 'active'))::int AS diverging,
     (SELECT count(*) FROM reconcile_seen s
