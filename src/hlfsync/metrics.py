@@ -1,0 +1,37 @@
+"""The Prometheus metrics hlfsync exposes, defined once here on the default registry.
+
+Modules import this one and update its metrics; `/metrics` serves the default registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import REGISTRY, Counter, Metric
+from prometheus_client.registry import Collector
+
+# Exposed as hlfsync_renewal_history_size_guard_total (prometheus-client adds `_total`).
+RENEWAL_HISTORY_SIZE_GUARD = Counter(
+    "hlfsync_renewal_history_size_guard",
+    "Renewal histories seen longer than the size guard allows (core.renewals.SIZE_GUARD).",
+    ["source"],
+)
+
+
+class DatabaseFamilies(Collector):
+    """Metric families read from PostgreSQL when /metrics is scraped (`hlfsync.api.metrics`).
+
+    Workers and the API may be separate processes: what every worker did is in the database, so
+    the API reads it there and every API process reports the whole system. The API replaces
+    `families` at each (cached) read; this collector only hands them to the registry.
+    """
+
+    def __init__(self) -> None:
+        self.families: list[Metric] = []
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self.families)
+
+
+FROM_DATABASE = DatabaseFamilies()
+REGISTRY.register(FROM_DATABASE)

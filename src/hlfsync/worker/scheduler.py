@@ -1,0 +1,161 @@
+"""The scheduler: at each cron slot, claim the slot in scheduled_runs and run the job there once.
+
+`run_once()` runs what is due now, including the latest slot missed while no worker ran;
+`run()` repeats it until stopped, sleeping until the next slot of any job (at most 60 s). Any
+number of workers may run a scheduler: the slot's unique key lets one of them run each slot. A
+job that raises is recorded as failed and never stops the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any
+
+import psycopg
+import structlog
+
+from hlfsync.core import schedule
+from hlfsync.core.clock import Clock
+from hlfsync.db import schedule as runs
+from hlfsync.db.pool import Pool
+
+log = structlog.get_logger(__name__)
+
+ERROR_MAX_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJob:
+    """A cron expression (in the scheduler's zone) and the job, called with the run's start.
+
+    The job gets the instant the run starts, not the slot, so a slot caught up after downtime
+    works on the real today. It returns stats (JSON-ready) for scheduled_runs.
+    """
+
+    cron: str
+    run: Callable[[datetime], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run this scheduler made: which slot, how it ended."""
+
+    job: str
+    slot: datetime
+    run_id: int
+    status: str
+    stats: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception as one short line for scheduled_runs.error and the log."""
+    text = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return line[:ERROR_MAX_CHARS]
+
+
+class Scheduler:
+    """Runs `jobs` at their slots, once per slot across every worker on the database."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        clock: Clock,
+        zone: tzinfo,
+        jobs: Mapping[str, ScheduledJob],
+        *,
+        worker_id: str | None = None,
+        max_sleep_s: float = 60.0,
+    ) -> None:
+        for name, job in jobs.items():
+            try:
+                schedule.validate(job.cron)
+            except ValueError as exc:
+                raise ValueError(f"scheduled job {name}: {exc}") from exc
+        self.pool = pool
+        self.clock = clock
+        self.zone = zone
+        self.jobs = dict(jobs)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.max_sleep_s = max_sleep_s
+
+    async def run_once(self) -> list[RunRecord]:
+        """Run every job whose due slot nobody has recorded yet; returns the runs made here."""
+        now = self.clock.now()
+        last = await runs.last_slots(self.pool)
+        due: dict[str, datetime] = {}
+        for name, job in self.jobs.items():
+            slot = schedule.slot_to_run(job.cron, self.zone, now, last.get(name))
+            if slot is not None:
+                due[name] = slot
+        if not due:
+            return []
+        made = await asyncio.gather(*(self._claim_and_run(n, s, now) for n, s in due.items()))
+        return [record for record in made if record is not None]
+
+    async def _claim_and_run(self, name: str, slot: datetime, now: datetime) -> RunRecord | None:
+        run_id = await runs.claim(self.pool, job=name, slot=slot, worker=self.worker_id, now=now)
+        if run_id is None:
+            log.debug("scheduled_slot_taken", job=name, slot=slot.isoformat())
+            return None
+        started = time.perf_counter()
+        try:
+            stats = await self.jobs[name].run(now)
+        except asyncio.CancelledError:
+            # Best effort: the stop must not turn into a database error.
+            with contextlib.suppress(psycopg.Error):
+                await runs.finish(self.pool, run_id, status="failed", now=self.clock.now(),
+                                  error="cancelled: the worker stopped during the run")  # fmt: skip
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing job is recorded, never kills the loop
+            error = one_line(exc)
+            await runs.finish(self.pool, run_id, status="failed", now=self.clock.now(), error=error)
+            self._log(name, slot, "failed", started, error=error)
+            return RunRecord(name, slot, run_id, "failed", error=error)
+        stats = dict(stats or {})
+        await runs.finish(self.pool, run_id, status="succeeded", now=self.clock.now(), stats=stats)
+        self._log(name, slot, "succeeded", started, stats=stats)
+        return RunRecord(name, slot, run_id, "succeeded", stats)
+
+    def _log(self, name: str, slot: datetime, outcome: str, started: float, **extra: Any) -> None:
+        # One canonical line per run.
+        level = log.error if outcome == "failed" else log.info
+        level(
+            "scheduled_run",
+            job=name,
+            slot=slot.isoformat(),
+            outcome=outcome,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            worker=self.worker_id,
+            **extra,
+        )
+
+    def seconds_until_next(self) -> float:
+        """How long to sleep: until the next slot of any job, capped at `max_sleep_s`."""
+        crons = [job.cron for job in self.jobs.values()]
+        return schedule.wait_seconds(crons, self.zone, self.clock.now(), self.max_sleep_s)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run due jobs until `stop` is set; a database outage is logged and waited out."""
+        backoff = 1.0
+        log.info("scheduler_started", jobs=sorted(self.jobs), worker=self.worker_id)
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                wait = self.seconds_until_next()
+                backoff = 1.0
+            except psycopg.Error as exc:
+                log.error("scheduler_database_unavailable", error=one_line(exc))
+                wait, backoff = backoff, min(backoff * 2, self.max_sleep_s)
+            # Never a busy loop when a slot is a hair away.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
+        log.info("scheduler_stopped", worker=self.worker_id)

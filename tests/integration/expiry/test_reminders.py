@@ -1,0 +1,200 @@
+"""Reminders on real PostgreSQL: the threshold rule, catch-up, per-organisation thresholds,
+and one reminder and one alert per threshold and period however often the check runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hlfsync.core import expiry as rules
+from hlfsync.db import expiry
+from hlfsync.notify import payloads
+from tests.integration.expiry.world import (
+    TODAY,
+    Conn,
+    alerts,
+    check,
+    deliveries,
+    mentor,
+    snapshot,
+    thresholds_sent,
+    world,
+)
+
+
+@pytest.mark.parametrize(
+    ("days_left", "expected"),
+    [(31, []), (30, [30]), (20, [30]), (14, [14]), (10, [14]), (7, [7]), (3, [7]), (0, [7])],
+)
+def test_each_threshold_is_sent_for_its_days_left(
+    conn: Conn, days_left: int, expected: list[int]
+) -> None:
+    """A certificate with N days left gets the smallest threshold not below N, once."""
+    m = mentor(conn, world(conn), days_left)
+    check(conn)
+    assert thresholds_sent(conn, m) == expected
+
+
+def test_a_missed_night_is_caught_up_but_a_passed_threshold_is_not(conn: Conn) -> None:
+    """20 left sends the 30-day reminder; at 3 left only the 7-day one, never the 14 late."""
+    w = world(conn)
+    m = mentor(conn, w, 20)
+    check(conn)
+    assert thresholds_sent(conn, m) == [30]
+    check(conn, TODAY + timedelta(days=2))  # 18 left: the 30 is already sent
+    assert thresholds_sent(conn, m) == [30]
+    check(conn, TODAY + timedelta(days=17))  # 3 left: nights at 14..8 left were missed
+    assert thresholds_sent(conn, m) == [30, 7]
+
+
+def test_a_reminder_alerts_the_chapter_coordinators_with_a_minimal_payload(conn: Conn) -> None:
+    """Each reminder inserted raises one cert_reminder alert, delivered to the coordinator."""
+    w = world(conn)
+    m = mentor(conn, w, 14)
+    stats = check(conn)
+    assert stats["reminders"] == {"14": 1}
+    assert stats["reminder_alerts"] == 1
+    [(kind, key, alert_mentor, payload)] = alerts(conn)
+    assert (kind, alert_mentor) == ("cert_reminder", m)
+    assert key == f"{m}:14:{(TODAY + timedelta(days=14)).isoformat()}"
+    assert payload == payloads.build_reminder_data(m, 14)
+    assert deliveries(conn, "cert_reminder") == [(key, "tok-coord-HLF")]
+
+
+def test_without_coordinators_the_organisation_admins_are_alerted(conn: Conn) -> None:
+    """A mentor whose chapters have no coordinator: the reminder goes to the admins."""
+    w = world(conn)
+    conn.execute("DELETE FROM coordinator_chapters")
+    mentor(conn, w, 7)
+    check(conn)
+    assert [token for _, token in deliveries(conn, "cert_reminder")] == ["tok-admin-HLF"]
+
+
+@pytest.mark.parametrize(("status", "reason"), [("paused", "manual"), ("inactive", None)])
+def test_only_active_mentors_are_reminded(conn: Conn, status: str, reason: str | None) -> None:
+    """A paused or inactive mentor is not listed, so gets no reminder."""
+    m = mentor(conn, world(conn), 7, status=status, reason=reason)
+    assert check(conn)["reminders_total"] == 0
+    assert thresholds_sent(conn, m) == []
+
+
+def test_each_organisation_uses_its_own_thresholds_read_at_each_run(conn: Conn) -> None:
+    """Thresholds come from org_settings at each run: a change applies without a restart."""
+    default, custom = world(conn, "A"), world(conn, "B")
+    conn.execute(
+        "UPDATE org_settings SET reminder_threshold_days = '{60,21,3}' WHERE organization_id = %s",
+        [custom.org],
+    )
+    a, b = mentor(conn, default, 45), mentor(conn, custom, 45)
+    check(conn)
+    assert (thresholds_sent(conn, a), thresholds_sent(conn, b)) == ([], [60])
+    conn.execute(
+        "UPDATE org_settings SET reminder_threshold_days = '{50,10}' WHERE organization_id = %s",
+        [default.org],
+    )
+    check(conn, TODAY + timedelta(days=1))  # 44 left
+    assert (thresholds_sent(conn, a), thresholds_sent(conn, b)) == ([50], [60])
+
+
+def test_an_organisation_without_settings_gets_the_default_thresholds(conn: Conn) -> None:
+    """No org_settings row: 30/14/7, the column's default."""
+    w = world(conn)
+    conn.execute("DELETE FROM org_settings")
+    m = mentor(conn, w, 12)
+    check(conn)
+    assert thresholds_sent(conn, m) == [14]
+
+
+def test_a_repeated_run_inserts_nothing_and_alerts_no_one(conn: Conn) -> None:
+    """The second run on the same day finds every reminder sent: no row, no alert."""
+    w = world(conn)
+    for days in (30, 14, 7, 0, -1):
+        mentor(conn, w, days)
+    first = check(conn)
+    before = snapshot(conn)
+    second = check(conn)
+    assert first["reminders_total"] == 4
+    assert first["paused"] == 1
+    assert (second["reminders_total"], second["reminder_alerts"], second["paused"]) == (0, 0, 0)
+    assert snapshot(conn) == before
+
+
+def _wait_until_blocked(conn: Conn, pid: int) -> None:
+    """Wait (briefly, polling) until backend `pid` waits on a lock."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid]
+        ).fetchone()
+        if row and row[0] == "Lock":
+            return
+        time.sleep(0.01)
+    pytest.fail(f"backend {pid} never waited on a lock")
+
+
+def test_three_runs_two_of_them_concurrent_leave_identical_rows(db_url: str, conn: Conn) -> None:
+    """Run A holds its transaction while run B starts; B waits, then adds nothing; C neither."""
+    w = world(conn)
+    for days in (30, 20, 14, 7, 3, 0, -1, -5):
+        mentor(conn, w, days)
+    results: list[dict[str, Any]] = []
+    with psycopg.connect(db_url, autocommit=True) as a, psycopg.connect(db_url) as b:
+        b_pid = b.info.backend_pid
+        with a.transaction():
+            results.append(expiry.run_expiry_check(a, TODAY, "run-a"))
+            runner = threading.Thread(
+                target=lambda: results.append(expiry.run_expiry_check(b, TODAY, "run-b"))
+            )
+            runner.start()
+            _wait_until_blocked(conn, b_pid)
+            assert snapshot(conn)["reminders"] == []  # A has not committed yet
+        after_a = snapshot(conn)
+        runner.join(timeout=30)
+        assert not runner.is_alive()
+    assert snapshot(conn) == after_a
+    results.append(check(conn, actor="run-c"))
+    assert snapshot(conn) == after_a
+    totals = [(r["reminders_total"], r["reminder_alerts"], r["paused"]) for r in results]
+    assert totals == [(6, 6, 2), (0, 0, 0), (0, 0, 0)]
+    assert len(alerts(conn, "cert_reminder")) == 6
+    assert len(alerts(conn, "cert_paused")) == 2
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    days=st.integers(-5, 120),
+    values=st.lists(st.integers(1, 120), min_size=1, max_size=6, unique=True),
+)
+def test_the_sql_rule_matches_the_python_rule(conn: Conn, days: int, values: list[int]) -> None:
+    """expiry_threshold in SQL picks what core.expiry.threshold_for picks, for any input."""
+    row = conn.execute("SELECT expiry_threshold(%s, %s)", [days, values]).fetchone()
+    assert row is not None
+    assert row[0] == rules.threshold_for(days, values)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    days=st.lists(st.integers(-3, 70), min_size=1, max_size=12),
+    values=st.lists(st.integers(1, 60), min_size=1, max_size=4, unique=True),
+)
+def test_the_check_sends_what_the_python_rule_says(
+    conn: Conn, days: list[int], values: list[int]
+) -> None:
+    """For random certificates and thresholds, the rows inserted are the core rule's choices."""
+    with conn.transaction(force_rollback=True):
+        w = world(conn)
+        conn.execute("UPDATE org_settings SET reminder_threshold_days = %s", [values])
+        made = [(mentor(conn, w, d), d) for d in days]
+        check(conn)
+        for m, d in made:
+            expected = rules.threshold_for(d, values)
+            assert thresholds_sent(conn, m) == ([] if expected is None else [expected])
