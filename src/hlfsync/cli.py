@@ -345,6 +345,33 @@ def dlq_resolve(
     out.print(f"resolved dead letter {letter}")
 
 
+@app.command("expiry-check")
+def expiry_check(
+    today: Annotated[
+        str | None, typer.Option(help="The day to check (YYYY-MM-DD); default: today in Oslo.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The nightly certification check: reminders and auto-pause. Idempotent: run it twice."""
+    from hlfsync import services
+
+    day = None
+    if today is not None:
+        try:
+            day = date.fromisoformat(today)
+        except ValueError:
+            raise CommandError(f"--today must be YYYY-MM-DD, not {today!r}", code=2) from None
+    settings = load_settings()
+    stats = services.expiry_check(settings, day=day)
+    if as_json:
+        print_json(stats)
+        return
+    out.print(
+        f"expiry check for {stats['today']}: {stats['reminders_total']} reminder(s),"
+        f" {stats['paused']} mentor(s) paused, {stats['deliveries']} push(es) queued"
+    )
+
+
 @app.command()
 def reconcile(
     dry_run: Annotated[

@@ -61,8 +61,9 @@ async def _serve(settings: Settings, duration_s: float | None, console: Console)
     if duration_s is not None:
         asyncio.get_running_loop().call_later(duration_s, stop.set)
     reporter = asyncio.create_task(_report(settings, console, stop))
+    schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
     try:
-        await process.serve(built.worker, built.dispatcher, stop)
+        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule])
     finally:
         stop.set()
         await reporter

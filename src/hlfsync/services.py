@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from hlfsync.core.status import Snapshot
 from hlfsync.db import connect, migrate
 from hlfsync.db import seed as seed_mod
@@ -64,6 +66,7 @@ class WorkerServices:
     dispatcher: Any
     client: Any
     notifier: Any
+    scheduler: Any = None
 
     async def aclose(self) -> None:
         for closable in (self.client, self.notifier):
@@ -147,7 +150,32 @@ async def build_worker(
         enabled=settings.sync_enabled,
     )
     dispatcher = AlertDispatcher(pool, notifier, clock)
-    return WorkerServices(url, pool, worker, dispatcher, client, notifier)
+    scheduler = build_scheduler(settings, pool, clock, client, ctx.breaker)
+    return WorkerServices(url, pool, worker, dispatcher, client, notifier, scheduler)
+
+
+def build_scheduler(settings: Settings, pool: Any, clock: Any, client: Any, breaker: Any) -> Any:
+    """The worker's scheduler: expiry check, compensation, reconciliation, credential health."""
+    from hlfsync import scheduled
+    from hlfsync.db import reconcile as reconcile_mod
+    from hlfsync.worker.health import check_credentials
+    from hlfsync.worker.scheduler import ScheduledJob, Scheduler
+
+    async def health_job(at: datetime) -> dict[str, Any]:
+        return await check_credentials(pool, client, breaker, clock)
+
+    async def reconcile_job(at: datetime) -> dict[str, Any]:
+        report = await reconcile_mod.reconcile(
+            pool, client, now=at, dry_run=False, page_size=settings.dynamics_page_size
+        )
+        return {k: v for k, v in report.stats().items() if "sample" not in k}
+
+    extra = {"health_check": ScheduledJob(cron=settings.health_schedule, run=health_job)}
+    # webhook-v1 has no read API: nothing to reconcile against (reconcile says so when asked).
+    if settings.dynamics_contract != "webhook-v1":
+        extra["reconcile"] = ScheduledJob(cron=settings.reconcile_schedule, run=reconcile_job)
+    jobs = scheduled.default_jobs(settings, pool, clock, extra=extra)
+    return Scheduler(pool, clock, settings.zone, jobs)
 
 
 async def worker_once(settings: Settings) -> tuple[int, int]:
@@ -171,7 +199,8 @@ async def worker_forever(settings: Settings) -> None:
     stop = asyncio.Event()
     process.install_signal_handlers(stop)
     try:
-        await process.serve(built.worker, built.dispatcher, stop)
+        schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
+        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule])
     finally:
         await built.aclose()
 
@@ -212,6 +241,28 @@ def push_contacts_to_sandbox(settings: Settings, contacts: list[tuple[Any, bool]
         except httpx.HTTPError:
             return False
     return response.status_code < 300
+
+
+def expiry_check(settings: Settings, *, day: date | None) -> dict[str, Any]:
+    """`hlfsync expiry-check`: reminders and auto-pause for a day (default: today in HLF's zone)."""
+    import getpass
+    import socket
+    from datetime import UTC
+
+    from hlfsync.db import expiry
+
+    url = database_url(settings)
+    started = datetime.now(UTC)
+    with connect.connect(url) as conn:
+        stats = expiry.run_expiry_check(conn, day or today(settings), f"cli:{getpass.getuser()}")
+        conn.execute(
+            "INSERT INTO scheduled_runs (job, slot, status, started_at, finished_at, worker, stats)"
+            " VALUES ('expiry_check', %s, 'succeeded', %s, now(), %s, %s)"
+            " ON CONFLICT (job, slot) DO NOTHING",
+            [started, started, f"cli@{socket.gethostname()}", Jsonb(stats)],
+        )
+        conn.commit()
+    return stats
 
 
 async def reconcile(settings: Settings, *, dry_run: bool) -> dict[str, Any]:

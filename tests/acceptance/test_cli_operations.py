@@ -73,3 +73,29 @@ def test_force_sync_queues_ahead_and_rejects_bad_ids(hlfsync: Run, db_url: str, 
     assert bad.stderr.strip() == "hlfsync: not a mentor id (UUID): 'not-a-uuid'"
     neither = hlfsync("force-sync", env=env)
     assert neither.returncode == 2
+
+
+def test_expiry_check_is_idempotent_from_the_cli(hlfsync: Run, db_url: str, conn: Conn) -> None:
+    """expiry-check --today twice: the first pauses and reminds, the second does nothing new."""
+    from datetime import date
+
+    org = make_org(conn)
+    expired = make_mentor(conn, org, expires_on=date(2026, 11, 20))
+    reminded = make_mentor(conn, org, expires_on=date(2026, 11, 30))
+    env = {"HLFSYNC_DATABASE_URL": db_url}
+    first = hlfsync("expiry-check", "--today", "2026-11-23", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    stats = json.loads(first.stdout)
+    assert (stats["paused"], stats["reminders_total"]) == (1, 1)
+    second = hlfsync("expiry-check", "--today", "2026-11-23", "--json", env=env)
+    again = json.loads(second.stdout)
+    assert (again["paused"], again["reminders_total"]) == (0, 0)
+    assert conn.execute("SELECT status FROM peer_mentors WHERE id = %s", [expired]).fetchone() == (
+        "paused",
+    )  # fmt: skip
+    assert conn.execute(
+        "SELECT threshold_day FROM cert_expiry_reminders WHERE mentor_id = %s", [reminded]
+    ).fetchall() == [(7,)]
+    bad = hlfsync("expiry-check", "--today", "23.11.2026", env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "hlfsync: --today must be YYYY-MM-DD, not '23.11.2026'"

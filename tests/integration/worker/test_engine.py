@@ -359,3 +359,23 @@ async def test_a_retry_racing_a_status_change_waits_and_supersedes_itself(
         app.commit()
     assert await retry is True
     assert _queue(conn, mentor) == [("remove", "superseded", 1, 0), ("restore", "pending", 0, 0)]
+
+
+async def test_the_worker_scheduler_runs_every_job_once_per_slot(
+    conn: Conn, build: Build, clock: FakeClock, dynamics: ScriptedDynamics
+) -> None:
+    """At start each job's latest slot runs once (health, reconcile, expiry, compensation);
+    a second pass in the same slots runs nothing; all outcomes are recorded."""
+    _mentor(conn)
+    worker = await build()
+    first = await worker.scheduler.run_once()
+    assert {r.job for r in first} == {"health_check", "reconcile", "expiry_check", "compensation"}
+    assert await worker.scheduler.run_once() == []
+    rows = conn.execute("SELECT job, status FROM scheduled_runs ORDER BY job").fetchall()
+    assert rows == [
+        ("compensation", "succeeded"),
+        ("expiry_check", "succeeded"),
+        ("health_check", "succeeded"),
+        ("reconcile", "succeeded"),
+    ]
+    assert conn.execute("SELECT ok FROM credential_health").fetchone() == (True,)
