@@ -1,0 +1,170 @@
+"""The API's response and request bodies: what the OpenAPI document promises, field by field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+SyncStateName = Literal[
+    "in_sync", "pending", "in_progress", "dead_lettered", "superseded", "not_queued"
+]
+Action = Literal["force_sync", "requeue", "resolve"]
+DeadLetterStatus = Literal["open", "requeued", "resolved"]
+
+
+class SyncState(BaseModel):
+    """Where a mentor's listing stands: the latest operation and what became of it."""
+
+    state: SyncStateName = Field(
+        description="in_sync: the latest operation succeeded; not_queued: never synced by "
+        "hlfsync; otherwise the latest operation's status."
+    )
+    listed: bool = Field(description="What the website listing should be (status is active).")
+    operation: Literal["remove", "restore"] | None = None
+    queue_id: int | None = None
+    source: str | None = None
+    attempt_count: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    updated_at: datetime | None = None
+    last_synced_at: datetime | None = Field(None, description="When a sync last succeeded.")
+    dead_letter_id: int | None = Field(None, description="The open dead letter, if any.")
+
+
+class Mentor(BaseModel):
+    id: UUID
+    full_name: str
+    organization_id: UUID
+    status: Literal["active", "paused", "inactive"]
+    status_reason: str | None = None
+    status_changed_at: datetime
+    has_contact: bool = Field(description="Whether the mentor has a Dynamics contact to sync.")
+    sync: SyncState
+
+
+class MentorPage(BaseModel):
+    items: list[Mentor]
+    next: str | None = Field(description="URL of the next page; null on the last page.")
+
+
+class Attempt(BaseModel):
+    """One call to Dynamics (or a lost lease) and its outcome."""
+
+    at: datetime
+    outcome: Literal["succeeded", "retry_scheduled", "throttled", "dead_lettered", "lease_expired"]
+    queue_id: int | None = None
+    operation: str | None = None
+    attempt: int | None = None
+    http_status: int | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class DeadLetter(BaseModel):
+    id: int
+    mentor_id: UUID
+    mentor_name: str | None = None
+    sync_queue_id: int
+    operation: Literal["remove", "restore"]
+    failure_reason: str
+    attempt_count: int
+    status: DeadLetterStatus
+    created_at: datetime
+    updated_at: datetime
+    requeued_as: int | None = None
+    handled_by: str | None = None
+    handled_at: datetime | None = None
+    resolution_note: str | None = None
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetter]
+    next: str | None
+
+
+class MentorSync(BaseModel):
+    """What the app shows after a push: the state, the recent attempts, the dead letter, and
+    what the coordinator can do about it."""
+
+    mentor: Mentor
+    sync: SyncState
+    attempts: list[Attempt]
+    dead_letter: DeadLetter | None
+    actions: list[Action]
+
+
+class Queued(BaseModel):
+    """An operation queued by force-sync or re-queue."""
+
+    mentor_id: UUID
+    sync_queue_id: int
+    operation: Literal["remove", "restore"]
+    dead_letter_id: int | None = None
+
+
+class ResolveRequest(BaseModel):
+    note: str = Field(min_length=1, max_length=2000, description="What was done about it.")
+
+
+class AuditEvent(BaseModel):
+    id: int
+    at: datetime
+    event_type: str
+    actor: str
+    sync_queue_id: int | None = None
+    details: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEvent]
+    next: str | None
+
+
+class Alert(BaseModel):
+    id: int
+    kind: str
+    mentor_id: UUID | None = None
+    status: str
+    created_at: datetime
+    details: dict[str, Any]
+
+
+class AlertPage(BaseModel):
+    items: list[Alert]
+    next: str | None
+
+
+class Named(BaseModel):
+    id: UUID
+    name: str
+
+
+class Me(BaseModel):
+    id: UUID
+    full_name: str | None
+    organization_id: UUID | None
+    chapters: list[Named] = Field(description="Chapters the caller coordinates.")
+    administers: list[Named] = Field(description="Organisations the caller administers.")
+
+
+class Overview(BaseModel):
+    """Operational state (global, no mentor data) and the reasons it is degraded, if any."""
+
+    healthy: bool
+    problems: list[str]
+    queue: dict[str, int]
+    sync_lag_s: float
+    oldest_pending_at: datetime | None
+    open_dead_letters: int
+    breakers: list[dict[str, Any]]
+    scheduled_runs: list[dict[str, Any]]
+    credentials: list[dict[str, Any]]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "ready"]
+    pending_migrations: list[str] = []

@@ -1,0 +1,209 @@
+"""What the API and the dashboard read and do, on a connection already running as the caller.
+
+Both front ends call these functions, so a rule (what "in sync" means, when a dead letter may
+be re-queued, which actions to offer) is written once. Not visible and not existing are the same
+answer, 404, so nobody learns what lies outside their scope.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from hlfsync.api import db, models
+from hlfsync.api.problems import Problem, not_found
+from hlfsync.core import status as verdict
+
+FIRST_UUID = UUID(int=0)
+LAST_ID = 2**63 - 1
+ATTEMPTS_SHOWN = 10
+_OUTCOMES = {
+    "sync_succeeded": "succeeded",
+    "sync_retry_scheduled": "retry_scheduled",
+    "sync_throttled": "throttled",
+    "dead_lettered": "dead_lettered",
+    "lease_expired": "lease_expired",
+}
+
+
+def _sync(row: dict[str, Any]) -> models.SyncState:
+    queued = row["queue_status"]
+    return models.SyncState(
+        state="not_queued" if queued is None else "in_sync" if queued == "succeeded" else queued,
+        listed=row["status"] == "active",
+        operation=row["operation"],
+        queue_id=row["queue_id"],
+        source=row["source"],
+        attempt_count=row["attempt_count"] or 0,
+        next_attempt_at=row["next_attempt_at"] if queued == "pending" else None,
+        last_error=row["last_error"],
+        updated_at=row["queue_updated_at"],
+        last_synced_at=row["last_synced_at"],
+        dead_letter_id=row["dead_letter_id"],
+    )
+
+
+def _mentor(row: dict[str, Any]) -> models.Mentor:
+    return models.Mentor.model_validate({**row, "sync": _sync(row)})
+
+
+async def mentor_page(
+    conn: db.Conn, *, after: UUID | None, limit: int
+) -> tuple[list[models.Mentor], UUID | None]:
+    """A page of the caller's mentors in id order, and the key of the next page (None: last)."""
+    params = {"after": after or FIRST_UUID, "limit": limit + 1}
+    found = await db.rows(conn, "api_mentor_page", params)
+    items = [_mentor(r) for r in found[:limit]]
+    return items, (items[-1].id if len(found) > limit else None)
+
+
+async def mentor(conn: db.Conn, mentor_id: UUID) -> models.Mentor:
+    found = await db.row(conn, "api_mentor", {"mentor": mentor_id})
+    if found is None:
+        raise not_found("mentor")
+    return _mentor(found)
+
+
+async def mentor_sync(conn: db.Conn, mentor_id: UUID) -> models.MentorSync:
+    """The state, the latest attempts, the open dead letter and the actions on offer."""
+    current = await mentor(conn, mentor_id)
+    audit = await db.rows(
+        conn, "api_mentor_attempts", {"mentor": mentor_id, "limit": ATTEMPTS_SHOWN}
+    )
+    letter = None
+    if current.sync.dead_letter_id is not None:
+        letter = await dead_letter(conn, current.sync.dead_letter_id)
+    actions: list[models.Action] = ["force_sync"] if current.has_contact else []
+    if letter is not None:
+        actions += ["requeue", "resolve"]
+    return models.MentorSync(
+        mentor=current,
+        sync=current.sync,
+        attempts=[_attempt(a) for a in audit],
+        dead_letter=letter,
+        actions=actions,
+    )
+
+
+def _attempt(row: dict[str, Any]) -> models.Attempt:
+    details = row["details"]
+    return models.Attempt(
+        at=row["occurred_at"],
+        outcome=_OUTCOMES[row["event_type"]],  # type: ignore[arg-type]
+        queue_id=row["sync_queue_id"],
+        operation=details.get("operation"),
+        attempt=details.get("attempt"),
+        http_status=details.get("http_status"),
+        duration_ms=details.get("duration_ms"),
+        error=details.get("error") or details.get("reason"),
+        next_attempt_at=details.get("next_attempt_at"),
+    )
+
+
+async def force_sync(conn: db.Conn, mentor_id: UUID) -> models.Queued:
+    current = await mentor(conn, mentor_id)
+    if not current.has_contact:
+        raise Problem(409, "the mentor has no Dynamics contact: nothing to sync", kind="no-contact")
+    queued = await db.row(conn, "api_force_sync", {"mentor": mentor_id})
+    if queued is None:
+        raise Problem(409, "nothing was queued", kind="not-queued")
+    return models.Queued.model_validate(queued)
+
+
+async def dead_letter_page(
+    conn: db.Conn, *, before: int | None, status: str | None, limit: int
+) -> tuple[list[models.DeadLetter], int | None]:
+    params = {"before": before or LAST_ID, "status": status, "limit": limit + 1}
+    found = await db.rows(conn, "api_dead_letter_page", params)
+    items = [_letter(r) for r in found[:limit]]
+    return items, (items[-1].id if len(found) > limit else None)
+
+
+def _letter(row: dict[str, Any]) -> models.DeadLetter:
+    return models.DeadLetter.model_validate({**row, "operation": row["operation_type"]})
+
+
+async def dead_letter(conn: db.Conn, letter: int) -> models.DeadLetter:
+    found = await db.row(conn, "api_dead_letter", {"letter": letter})
+    if found is None:
+        raise not_found("dead letter")
+    return _letter(found)
+
+
+def _not_open(letter: models.DeadLetter) -> Problem:
+    return Problem(409, f"the dead letter is {letter.status}, not open", kind="not-open")
+
+
+async def requeue(conn: db.Conn, letter_id: int) -> models.Queued:
+    letter = await dead_letter(conn, letter_id)
+    if letter.status != "open":
+        raise _not_open(letter)
+    done = await db.row(conn, "api_requeue_dead_letter", {"letter": letter_id})
+    if done is None:
+        raise Problem(409, "the mentor has no Dynamics contact: nothing to sync", kind="no-contact")
+    # The caller sees the letter, so they see its mentor's queue.
+    queued = await db.one(conn, "api_queue_row", {"id": done["sync_queue_id"]})
+    return models.Queued(
+        mentor_id=queued["mentor_id"],
+        sync_queue_id=queued["id"],
+        operation=queued["operation"],
+        dead_letter_id=letter_id,
+    )
+
+
+async def resolve(conn: db.Conn, letter_id: int, note: str) -> models.DeadLetter:
+    letter = await dead_letter(conn, letter_id)
+    if letter.status != "open":
+        raise _not_open(letter)
+    if not note.strip():
+        raise Problem(422, "a resolution note is required", kind="invalid-request")
+    await db.row(conn, "api_resolve_dead_letter", {"letter": letter_id, "note": note.strip()})
+    return await dead_letter(conn, letter_id)
+
+
+async def audit_page(
+    conn: db.Conn, mentor_id: UUID, *, before: int | None, limit: int
+) -> tuple[list[models.AuditEvent], int | None]:
+    await mentor(conn, mentor_id)  # 404 rather than an empty page for an unknown mentor
+    params = {"mentor": mentor_id, "before": before or LAST_ID, "limit": limit + 1}
+    found = await db.rows(conn, "api_mentor_audit_page", params)
+    items = [models.AuditEvent.model_validate({**r, "at": r["occurred_at"]}) for r in found[:limit]]
+    return items, (items[-1].id if len(found) > limit else None)
+
+
+async def alert_page(
+    conn: db.Conn, *, before: int | None, limit: int
+) -> tuple[list[models.Alert], int | None]:
+    found = await db.rows(conn, "api_alert_page", {"before": before or LAST_ID, "limit": limit + 1})
+    items = [models.Alert.model_validate(r) for r in found[:limit]]
+    return items, (items[-1].id if len(found) > limit else None)
+
+
+async def me(conn: db.Conn) -> models.Me:
+    return models.Me.model_validate(await db.one(conn, "api_me"))
+
+
+async def overview(conn: db.Conn, now: datetime) -> models.Overview:
+    """Operational state for staff: the `status` snapshot, judged by the same rules."""
+    totals = await db.one(conn, "api_queue_overview")
+    snapshot = verdict.Snapshot(
+        queue=totals["queue"],
+        oldest_pending_at=totals["oldest_pending_at"],
+        open_dead_letters=totals["open_dead_letters"],
+        breakers=await db.rows(conn, "breaker_state"),
+        scheduled=await db.rows(conn, "last_scheduled_runs"),
+        credentials=await db.rows(conn, "credential_health"),
+    )
+    found = verdict.problems(snapshot, now)
+    return models.Overview(
+        healthy=not found,
+        problems=found,
+        queue=snapshot.queue,
+        sync_lag_s=round(verdict.lag_seconds(snapshot, now), 3),
+        oldest_pending_at=snapshot.oldest_pending_at,
+        open_dead_letters=snapshot.open_dead_letters,
+        breakers=[dict(b) for b in snapshot.breakers],
+        scheduled_runs=[dict(r) for r in snapshot.scheduled],
+        credentials=[dict(c) for c in snapshot.credentials],
+    )
