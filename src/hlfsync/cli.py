@@ -515,6 +515,49 @@ def sandbox(
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
+# --- API ---------------------------------------------------------------------------------
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Address (default HLFSYNC_API_HOST).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (default HLFSYNC_API_PORT).")
+    ] = None,
+) -> None:
+    """The HTTP API (/api/v1, /openapi.json, /metrics) and the dashboard (/dashboard)."""
+    import asyncio
+
+    from hlfsync import services
+
+    settings = load_settings()
+    asyncio.run(services.api_forever(settings, host=host, port=port))
+
+
+@app.command()
+def run() -> None:
+    """Production all-in-one: worker, scheduler and API in one process."""
+    import asyncio
+
+    from hlfsync import services
+
+    settings = load_settings()
+    asyncio.run(services.run_forever(settings))
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option("--user", help="The user id (the JWT sub).")],
+    ttl: Annotated[float, typer.Option(min=1, help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Mint an API token for a user (needs HLFSYNC_JWT_SECRET; for development and tests)."""
+    from hlfsync import services
+
+    _uuids([user])
+    settings = load_settings()
+    sys.stdout.write(services.mint(settings, user=user, ttl_s=ttl) + "\n")
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from typing import Any
 
+from pydantic import SecretStr
 from rich.console import Console
 
 from hlfsync import services
+from hlfsync.core.errors import ConfigError
 from hlfsync.db import connect
 from hlfsync.settings import Settings
 
@@ -52,6 +55,47 @@ async def _report(settings: Settings, console: Console, stop: asyncio.Event) -> 
             await asyncio.wait_for(stop.wait(), REPORT_EVERY_S)
 
 
+def _with_jwt_secret(settings: Settings) -> Settings:
+    """The demo signs its own tokens: a secret kept in the data directory, made on first run."""
+    if settings.jwt_secret is not None:
+        return settings
+    path = settings.data_dir / "demo-jwt-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return settings.model_copy(update={"jwt_secret": SecretStr(path.read_text().strip())})
+
+
+def _coordinator(url: str) -> Any:
+    """The coordinator with the most mentors, to sign in as."""
+    with connect.connect(url) as conn:
+        row = conn.execute(
+            "SELECT cc.user_id FROM coordinator_chapters cc"
+            " JOIN chapter_memberships cm ON cm.chapter_id = cc.chapter_id"
+            " GROUP BY cc.user_id ORDER BY count(*) DESC, cc.user_id LIMIT 1"
+        ).fetchone()
+    return row[0] if row else None
+
+
+async def _api(settings: Settings, stop: asyncio.Event, pool: Any, console: Console) -> None:
+    from hlfsync.api import mint_token, serve, sign_in_url
+
+    user = _coordinator(str(settings.database_url))
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
+
+    def ready(where: str) -> None:
+        console.print(f"dashboard: {where}/dashboard")
+        if user is not None:
+            link = sign_in_url(where, mint_token(secret, user, 8 * 3600, settings.jwt_audience))
+            console.print(f"sign in:   {link}", soft_wrap=True, highlight=False)
+
+    try:
+        await serve(settings, stop, pool=pool, port=settings.api_port, on_ready=ready)
+    except ConfigError as exc:  # the usual port is taken: any free one will do for a demo
+        console.print(f"api: {exc}; using a free port")
+        await serve(settings, stop, pool=pool, port=0, on_ready=ready)
+
+
 async def _serve(settings: Settings, duration_s: float | None, console: Console) -> None:
     from hlfsync.worker import process
 
@@ -62,8 +106,9 @@ async def _serve(settings: Settings, duration_s: float | None, console: Console)
         asyncio.get_running_loop().call_later(duration_s, stop.set)
     reporter = asyncio.create_task(_report(settings, console, stop))
     schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
+    api = asyncio.create_task(_api(settings, stop, built.pool, console), name="api")
     try:
-        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule])
+        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule, api])
     finally:
         stop.set()
         await reporter
@@ -77,7 +122,7 @@ def run(settings: Settings, *, duration_s: float | None, mentors: int, console: 
     sandbox_dir = settings.data_dir / "sandbox"
     sandbox_dir.mkdir(parents=True, exist_ok=True)
     with SandboxServer(sandbox_dir) as sandbox:
-        live = _sandbox_settings(settings, sandbox, url)
+        live = _with_jwt_secret(_sandbox_settings(settings, sandbox, url))
         with connect.connect(url) as conn:
             row = conn.execute("SELECT count(*) FROM peer_mentors").fetchone()
             existing = int(str(row[0])) if row else 0

@@ -317,3 +317,53 @@ async def break_glass(
     finally:
         await client.aclose()
         await pool.close()
+
+
+def _announce_api(where: str) -> None:
+    print(f"hlfsync api listening on {where}", flush=True)
+
+
+async def api_forever(settings: Settings, *, host: str | None, port: int | None) -> None:
+    """`hlfsync api`: the HTTP API and dashboard until SIGTERM/SIGINT."""
+    import asyncio
+
+    from hlfsync.api import serve
+    from hlfsync.worker import process
+
+    stop = asyncio.Event()
+    process.install_signal_handlers(stop)
+    url = database_url(settings)
+    pointed = settings.model_copy(update={"database_url": url})
+    await serve(pointed, stop, host=host, port=port, on_ready=_announce_api)
+
+
+async def run_forever(settings: Settings) -> None:
+    """`hlfsync run`: worker, scheduler and API in one process, until SIGTERM/SIGINT."""
+    import asyncio
+
+    from hlfsync.api import serve
+    from hlfsync.worker import process
+
+    built = await build_worker(settings)
+    stop = asyncio.Event()
+    process.install_signal_handlers(stop)
+    try:
+        schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
+        api = asyncio.create_task(
+            serve(settings.model_copy(update={"database_url": built.url}), stop,
+                  pool=built.pool, on_ready=_announce_api),
+            name="api",
+        )  # fmt: skip
+        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule, api])
+    finally:
+        await built.aclose()
+
+
+def mint(settings: Settings, *, user: str, ttl_s: float) -> str:
+    """`hlfsync token`: an API token for a user (development and tests)."""
+    from hlfsync.api import mint_token
+    from hlfsync.core.errors import ConfigError
+
+    if settings.jwt_secret is None:
+        raise ConfigError("missing setting HLFSYNC_JWT_SECRET: needed to sign API tokens")
+    return mint_token(settings.jwt_secret.get_secret_value(), user, ttl_s, settings.jwt_audience)

@@ -99,3 +99,52 @@ def test_expiry_check_is_idempotent_from_the_cli(hlfsync: Run, db_url: str, conn
     bad = hlfsync("expiry-check", "--today", "23.11.2026", env=env)
     assert bad.returncode == 2
     assert bad.stderr.strip() == "hlfsync: --today must be YYYY-MM-DD, not '23.11.2026'"
+
+
+def test_token_needs_a_secret_and_then_mints_a_verifiable_jwt(hlfsync: Run) -> None:
+    """token: one line and exit 2 without HLFSYNC_JWT_SECRET; with it, an HS256 JWT for the user."""
+    import jwt
+
+    user = "6f1c1d8e-0a1b-4c2d-8e3f-123456789abc"
+    missing = hlfsync("token", "--user", user)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().startswith("hlfsync: missing setting HLFSYNC_JWT_SECRET")
+    secret = "s" * 48
+    minted = hlfsync("token", "--user", user, "--ttl", "60", env={"HLFSYNC_JWT_SECRET": secret})
+    assert minted.returncode == 0, minted.stderr
+    claims = jwt.decode(minted.stdout.strip(), secret, algorithms=["HS256"],
+                        audience="authenticated")  # fmt: skip
+    assert claims["sub"] == user
+    assert claims["exp"] - claims["iat"] == 60
+
+
+def test_api_serves_health_and_stops_on_sigterm(db_url: str, tmp_path: Any) -> None:
+    """api: listens, answers /healthz and /readyz, and exits 0 on SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    env |= {"HLFSYNC_DATABASE_URL": db_url, "HLFSYNC_JWT_SECRET": "s" * 48,
+            "HLFSYNC_LOG_LEVEL": "warning"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "hlfsync", "api", "--port", "0"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("hlfsync api listening on http://127.0.0.1:"), line
+        base = line.rsplit(" ", 1)[-1].strip()
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
+        assert httpx.get(f"{base}/api/v1/mentors", timeout=10).status_code == 401
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
