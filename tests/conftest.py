@@ -18,6 +18,8 @@ import pytest
 from psycopg import sql
 
 from hlfsync.db import connect, embedded, migrate
+from hlfsync.sandbox.client import AdminClient
+from hlfsync.sandbox.server import SandboxServer
 
 TEMPLATE = f"hlfsync_template_{os.getpid()}"
 _counter = itertools.count()
@@ -80,3 +82,20 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """An autocommit connection to the test's database."""
     with psycopg.connect(db_url, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    """One sandbox (Dataverse, token endpoints, FCM, over HTTPS) for the whole session."""
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def admin(sandbox: SandboxServer) -> Iterator[AdminClient]:
+    """The sandbox's control client, on a sandbox reset to nothing: no contacts, logs, faults,
+    messages; the initial credentials."""
+    client = sandbox.admin()
+    client.reset()
+    yield client
+    client.clear_faults()

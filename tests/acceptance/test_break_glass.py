@@ -6,35 +6,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.server import SandboxServer
 from tests.integration.db.factories import make_mentor, make_org
 
 Conn = psycopg.Connection[Any]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    """One sandbox for the module."""
-    with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture
-def admin(sandbox: SandboxServer) -> Iterator[AdminClient]:
-    """The control client, reset before each test."""
-    client = sandbox.admin()
-    client.reset()
-    client.delete_contacts()
-    yield client
-    client.clear_faults()
 
 
 def _run(

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,6 @@ from hlfsync.sandbox.server import SandboxServer
 from tests.integration.db.factories import make_mentor, make_org
 
 Conn = psycopg.Connection[Any]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    """One sandbox for the module."""
-    with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture
-def admin(sandbox: SandboxServer) -> Iterator[AdminClient]:
-    """The control client, reset before each test."""
-    client = sandbox.admin()
-    client.reset()
-    yield client
-    client.clear_faults()
 
 
 def _env(sandbox: SandboxServer, db_url: str, **extra: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,23 +18,6 @@ from hlfsync.settings import Settings
 from tests.integration.db.factories import make_mentor, make_org
 
 Conn = psycopg.Connection[Any]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    """One sandbox for the module."""
-    with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture
-def admin(sandbox: SandboxServer) -> Iterator[AdminClient]:
-    """The control client, reset before each test."""
-    client = sandbox.admin()
-    client.reset()
-    client.delete_contacts()
-    yield client
-    client.clear_faults()
 
 
 @pytest.fixture

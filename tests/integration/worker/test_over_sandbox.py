@@ -5,7 +5,7 @@ Time is a FakeClock (retry delays and cool-downs pass without waiting); every ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -22,23 +22,6 @@ from hlfsync.worker.health import check_credentials
 from tests.integration.db.factories import make_chapter, make_mentor, make_org, make_user
 
 Conn = psycopg.Connection[Any]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    """One sandbox for the module."""
-    with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture
-def admin(sandbox: SandboxServer) -> Iterator[AdminClient]:
-    """The sandbox's control client, reset before each test."""
-    client = sandbox.admin()
-    client.reset()
-    client.clear_fcm_messages()
-    yield client
-    client.clear_faults()
 
 
 @pytest.fixture
