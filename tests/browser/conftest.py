@@ -22,9 +22,13 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per module.
+
+    Not per session: Playwright's sync API keeps an event loop marked running in this thread
+    until it stops, and every asyncio test after it would fail to start its own.
+    """
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         pytest.fail(
             f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
