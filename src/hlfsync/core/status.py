@@ -53,6 +53,6 @@ def problems(snapshot: Snapshot, now: datetime) -> list[str]:
     if lag > MAX_HEALTHY_LAG.total_seconds():
         found.append(f"oldest pending operation waited {lag:.0f} s")
     for run in snapshot.scheduled:
-        if run["status"] == "failed":
-            found.append(f"last {run['job']} run failed")
+        if run["status"] in ("failed", "abandoned"):
+            found.append(f"last {run['job']} run {run['status']}")
     return found

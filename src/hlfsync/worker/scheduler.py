@@ -3,7 +3,9 @@
 `run_once()` runs what is due now, including the latest slot missed while no worker ran;
 `run()` repeats it until stopped, sleeping until the next slot of any job (at most 60 s). Any
 number of workers may run a scheduler: the slot's unique key lets one of them run each slot. A
-job that raises is recorded as failed and never stops the loop.
+job that raises is recorded as failed and never stops the loop. A running job sends heartbeats;
+when a worker dies mid-run, the next scheduler to look marks the run abandoned after
+`stale_after_s` and runs the slot again if it is still the one due.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import psycopg
@@ -29,6 +31,9 @@ from hlfsync.db.pool import Pool
 log = structlog.get_logger(__name__)
 
 ERROR_MAX_CHARS = 500
+HEARTBEAT_S = 15.0
+# Several missed heartbeats, so a busy database or a long GC pause is not taken for a death.
+STALE_AFTER_S = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class RunRecord:
     status: str
     stats: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    attempt: int = 1
 
 
 def one_line(exc: BaseException) -> str:
@@ -74,7 +80,11 @@ class Scheduler:
         *,
         worker_id: str | None = None,
         max_sleep_s: float = 60.0,
+        heartbeat_s: float = HEARTBEAT_S,
+        stale_after_s: float = STALE_AFTER_S,
     ) -> None:
+        if not 0 < heartbeat_s < stale_after_s:
+            raise ValueError("need 0 < heartbeat_s < stale_after_s")
         for name, job in jobs.items():
             try:
                 schedule.validate(job.cron)
@@ -86,10 +96,18 @@ class Scheduler:
         self.jobs = dict(jobs)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.max_sleep_s = max_sleep_s
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
 
     async def run_once(self) -> list[RunRecord]:
         """Run every job whose due slot nobody has recorded yet; returns the runs made here."""
         now = self.clock.now()
+        stale_before = now - timedelta(seconds=self.stale_after_s)
+        for gone_job, gone_slot, gone_worker in await runs.abandon_stale(
+            self.pool, now=now, stale_before=stale_before
+        ):
+            log.warning("scheduled_run_abandoned", job=gone_job, slot=gone_slot.isoformat(),
+                        worker=gone_worker)  # fmt: skip
         last = await runs.last_slots(self.pool)
         due: dict[str, datetime] = {}
         for name, job in self.jobs.items():
@@ -102,28 +120,54 @@ class Scheduler:
         return [record for record in made if record is not None]
 
     async def _claim_and_run(self, name: str, slot: datetime, now: datetime) -> RunRecord | None:
-        run_id = await runs.claim(self.pool, job=name, slot=slot, worker=self.worker_id, now=now)
-        if run_id is None:
+        claimed = await runs.claim(self.pool, job=name, slot=slot, worker=self.worker_id, now=now)
+        if claimed is None:
             log.debug("scheduled_slot_taken", job=name, slot=slot.isoformat())
             return None
+        run_id, attempt = claimed
         started = time.perf_counter()
+        beating = asyncio.create_task(self._heartbeat(run_id), name=f"heartbeat-{name}")
         try:
             stats = await self.jobs[name].run(now)
         except asyncio.CancelledError:
             # Best effort: the stop must not turn into a database error.
             with contextlib.suppress(psycopg.Error):
-                await runs.finish(self.pool, run_id, status="failed", now=self.clock.now(),
-                                  error="cancelled: the worker stopped during the run")  # fmt: skip
+                await self._finish(
+                    run_id, "failed", error="cancelled: the worker stopped during the run"
+                )
             raise
         except Exception as exc:  # noqa: BLE001 - a failing job is recorded, never kills the loop
             error = one_line(exc)
-            await runs.finish(self.pool, run_id, status="failed", now=self.clock.now(), error=error)
-            self._log(name, slot, "failed", started, error=error)
-            return RunRecord(name, slot, run_id, "failed", error=error)
+            await self._finish(run_id, "failed", error=error)
+            self._log(name, slot, "failed", started, attempt=attempt, error=error)
+            return RunRecord(name, slot, run_id, "failed", error=error, attempt=attempt)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
         stats = dict(stats or {})
-        await runs.finish(self.pool, run_id, status="succeeded", now=self.clock.now(), stats=stats)
-        self._log(name, slot, "succeeded", started, stats=stats)
-        return RunRecord(name, slot, run_id, "succeeded", stats)
+        await self._finish(run_id, "succeeded", stats=stats)
+        self._log(name, slot, "succeeded", started, attempt=attempt, stats=stats)
+        return RunRecord(name, slot, run_id, "succeeded", stats, attempt=attempt)
+
+    async def _finish(self, run_id: int, status: str, **outcome: Any) -> None:
+        recorded = await runs.finish(self.pool, run_id, worker=self.worker_id, status=status,
+                                     now=self.clock.now(), **outcome)  # fmt: skip
+        if not recorded:
+            # Our heartbeats were missed long enough for another worker to take the slot over.
+            log.warning("scheduled_run_taken_over", run_id=run_id, outcome=status)
+
+    async def _heartbeat(self, run_id: int) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                alive = await runs.heartbeat(self.pool, run_id, worker=self.worker_id,
+                                             now=self.clock.now())  # fmt: skip
+            except psycopg.Error as exc:
+                log.warning("scheduled_heartbeat_failed", run_id=run_id, error=one_line(exc))
+                continue
+            if not alive:
+                return
 
     def _log(self, name: str, slot: datetime, outcome: str, started: float, **extra: Any) -> None:
         # One canonical line per run.

@@ -149,3 +149,130 @@ async def test_a_run_cancelled_by_shutdown_is_recorded_as_failed(conn: Conn, poo
     [(_, _, status, error, finished)] = _runs(conn)
     assert (status, finished) == ("failed", True)
     assert error == "cancelled: the worker stopped during the run"
+
+
+def _insert_running(conn: Conn, slot: datetime, heartbeat: datetime, worker: str) -> None:
+    conn.execute(
+        "INSERT INTO scheduled_runs (job, slot, status, started_at, heartbeat_at, worker)"
+        " VALUES ('expiry_check', %s, 'running', %s, %s, %s)",
+        [slot, heartbeat, heartbeat, worker],
+    )
+
+
+async def test_a_run_whose_worker_died_is_abandoned_and_its_slot_taken_over(
+    conn: Conn, pool: Pool
+) -> None:
+    """A worker SIGKILLed mid-run leaves `running`; once its heartbeat is stale, another
+    scheduler closes it as abandoned and runs the slot again, on the same row."""
+    _insert_running(conn, TODAYS_SLOT, NOW - timedelta(seconds=91), "dead-worker")
+    job = Counting()
+    clock = FakeClock(NOW)
+    scheduler = Scheduler(pool, clock, OSLO, {"expiry_check": ScheduledJob("0 2 * * *", job)},
+                          worker_id="survivor", stale_after_s=90)  # fmt: skip
+    made = await scheduler.run_once()
+    assert [(r.job, r.slot, r.status, r.attempt) for r in made] == [
+        ("expiry_check", TODAYS_SLOT, "succeeded", 2)
+    ]
+    assert job.calls == [NOW]
+    row = conn.execute(
+        "SELECT status, worker, attempts, error FROM scheduled_runs WHERE job = 'expiry_check'"
+    ).fetchall()
+    assert row == [("succeeded", "survivor", 2, None)]
+    assert await scheduler.run_once() == []
+
+
+async def test_a_run_with_a_fresh_heartbeat_is_left_alone(conn: Conn, pool: Pool) -> None:
+    """A long run that still beats is not someone else's to take."""
+    _insert_running(conn, TODAYS_SLOT, NOW - timedelta(seconds=89), "busy-worker")
+    job = Counting()
+    scheduler = Scheduler(pool, FakeClock(NOW), OSLO,
+                          {"expiry_check": ScheduledJob("0 2 * * *", job)},
+                          worker_id="other", stale_after_s=90)  # fmt: skip
+    assert await scheduler.run_once() == []
+    assert job.calls == []
+    assert _runs(conn) == [("expiry_check", TODAYS_SLOT, "running", None, False)]
+
+
+async def test_an_abandoned_older_slot_is_closed_and_the_due_one_runs(
+    conn: Conn, pool: Pool
+) -> None:
+    """Died three nights ago: that run is closed as abandoned (visible to operators), and only
+    today's slot runs."""
+    old_slot = TODAYS_SLOT - timedelta(days=3)
+    _insert_running(conn, old_slot, old_slot + timedelta(minutes=1), "dead-worker")
+    job = Counting()
+    scheduler = Scheduler(pool, FakeClock(NOW), OSLO,
+                          {"expiry_check": ScheduledJob("0 2 * * *", job)},
+                          worker_id="survivor")  # fmt: skip
+    made = await scheduler.run_once()
+    assert [(r.slot, r.status) for r in made] == [(TODAYS_SLOT, "succeeded")]
+    runs = _runs(conn)
+    assert [(slot, status) for _, slot, status, _, _ in runs] == [
+        (old_slot, "abandoned"),
+        (TODAYS_SLOT, "succeeded"),
+    ]
+    assert runs[0][3].startswith("abandoned: no heartbeat from dead-worker since ")
+
+
+async def test_two_schedulers_racing_to_take_over_run_the_slot_once(
+    conn: Conn, pool: Pool, second_pool: Pool
+) -> None:
+    _insert_running(conn, TODAYS_SLOT, NOW - timedelta(hours=1), "dead-worker")
+    job = Counting()
+    clock = FakeClock(NOW)
+    jobs = {"expiry_check": ScheduledJob("0 2 * * *", job)}
+    one = Scheduler(pool, clock, OSLO, jobs, worker_id="worker-1")
+    two = Scheduler(second_pool, clock, OSLO, jobs, worker_id="worker-2")
+    made = await asyncio.gather(one.run_once(), two.run_once())
+    assert sorted(len(records) for records in made) == [0, 1]
+    assert job.calls == [NOW]
+    assert conn.execute("SELECT status, attempts FROM scheduled_runs").fetchall() == [
+        ("succeeded", 2)
+    ]
+
+
+async def test_a_worker_whose_run_was_taken_over_cannot_record_its_outcome(
+    conn: Conn, pool: Pool
+) -> None:
+    """The slow original finishing late must not overwrite the run that replaced it."""
+    from hlfsync.db import schedule as runs
+
+    claimed = await runs.claim(pool, job="expiry_check", slot=TODAYS_SLOT, worker="slow",
+                               now=NOW - timedelta(hours=1))  # fmt: skip
+    assert claimed is not None
+    run_id, attempt = claimed
+    assert attempt == 1
+    scheduler = Scheduler(pool, FakeClock(NOW), OSLO,
+                          {"expiry_check": ScheduledJob("0 2 * * *", Counting())},
+                          worker_id="survivor")  # fmt: skip
+    assert len(await scheduler.run_once()) == 1
+    assert not await runs.finish(pool, run_id, worker="slow", status="failed", now=NOW)
+    assert not await runs.heartbeat(pool, run_id, worker="slow", now=NOW)
+    assert conn.execute("SELECT status, worker FROM scheduled_runs").fetchall() == [
+        ("succeeded", "survivor")
+    ]
+
+
+def test_heartbeat_must_be_shorter_than_the_staleness_limit() -> None:
+    with pytest.raises(ValueError, match="heartbeat_s"):
+        Scheduler(None, FakeClock(NOW), OSLO, {}, heartbeat_s=90, stale_after_s=90)  # type: ignore[arg-type]
+
+
+async def test_a_running_job_sends_heartbeats(conn: Conn, pool: Pool) -> None:
+    clock = FakeClock(NOW)
+    seen: list[datetime] = []
+
+    async def slow(at: datetime) -> dict[str, Any]:
+        clock.advance(timedelta(seconds=30))
+        for _ in range(200):  # wait for a beat; bounded, never seconds
+            await asyncio.sleep(0.01)
+            row = conn.execute("SELECT heartbeat_at FROM scheduled_runs").fetchone()
+            if row is not None and row[0] > NOW:
+                seen.append(row[0])
+                break
+        return {}
+
+    scheduler = Scheduler(pool, clock, OSLO, {"expiry_check": ScheduledJob("0 2 * * *", slow)},
+                          worker_id="w", heartbeat_s=0.02, stale_after_s=90)  # fmt: skip
+    await scheduler.run_once()
+    assert seen == [NOW + timedelta(seconds=30)]
