@@ -31,6 +31,7 @@ class LatencyClient:
     """A Dynamics client that answers after `latency_s`, like a remote API would."""
 
     contract = "bench"
+    max_batch = 1
 
     def __init__(self, latency_s: float, target: int) -> None:
         self.latency_s = latency_s

@@ -69,8 +69,12 @@ class ScriptedDynamics:
 
     contract = "scripted"
 
-    def __init__(self, clock: Any, script: dict[Any, list[Any]] | None = None) -> None:
+    def __init__(
+        self, clock: Any, script: dict[Any, list[Any]] | None = None, *, max_batch: int = 1
+    ) -> None:
         self.clock = clock
+        self.max_batch = max_batch
+        self.batches: list[int] = []  # the size of each apply_many call
         self.script: dict[Any, list[Any]] = script or {}
         self.calls: list[tuple[datetime, Any, str]] = []
         self.listed: dict[Any, bool] = {}
@@ -84,6 +88,7 @@ class ScriptedDynamics:
         self.listed[change.contact_id] = change.listed
 
     async def apply_many(self, changes: Any) -> list[Exception | None]:
+        self.batches.append(len(changes))
         results: list[Exception | None] = []
         for change in changes:
             try:

@@ -52,6 +52,8 @@ class DynamicsClient(Protocol):
     """A versioned contract with HLF's portal (`HLFSYNC_DYNAMICS_CONTRACT`)."""
 
     contract: str
+    # Changes one `apply_many` call sends in one request (1 when the contract has no batch).
+    max_batch: int
 
     async def apply(self, change: ListingChange) -> None:
         """Make the contact's listing what `change` says. Idempotent. Raises SyncFailure."""

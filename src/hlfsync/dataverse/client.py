@@ -52,6 +52,7 @@ class DataverseClient:
         self._id_field = id_field
         self._listing_field = listing_field
         self._batch_size = batch_size
+        self.max_batch = batch_size
         self._timeout: httpx.Timeout | None = httpx.Timeout(timeout_s) if timeout_s else None
         self.skipped_rows = 0  # listing rows without a usable id or value, since construction
 

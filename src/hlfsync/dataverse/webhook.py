@@ -83,6 +83,7 @@ class WebhookClient:
     """A `DynamicsClient` that POSTs signed events. Takes ownership of `http`."""
 
     contract = CONTRACT
+    max_batch = 1  # the contract has no batch: one POST per event
 
     def __init__(
         self,

@@ -7,8 +7,10 @@ adapter or an unreadable payload makes the operation a poison dead letter, never
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,33 +77,64 @@ def to_change(job: Job) -> ListingChange:
     )
 
 
-async def handle(job: Job, ctx: SyncContext) -> str:
-    """Run one claimed job to a recorded outcome; returns the outcome's name."""
-    bound = log.bind(
+def _bind(job: Job) -> Any:
+    return log.bind(
         queue_id=job.id,
         mentor_id=str(job.mentor_id),
         operation=job.operation,
         attempt=job.attempt_count + 1,
         correlation_id=job.correlation_id,
     )
+
+
+async def _unreadable(job: Job, ctx: SyncContext, bad: Permanent, bound: Any) -> str:
+    # Nothing was sent, so no attempt is spent; a person must fix the data.
+    reason = f"{retry.REQUIRES_INVESTIGATION}: {bad.summary()}"
+    await ctx.store.dead_letter(job, reason=reason, now=ctx.clock.now(), spent=False,
+                                facts=CallFacts())  # fmt: skip
+    bound.warning("sync_attempt", outcome="dead_lettered", reason=reason)
+    return "dead_lettered"
+
+
+async def _held(job: Job, ctx: SyncContext, admission: Admission, bound: Any) -> str:
+    now = ctx.clock.now()
+    at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
+    await ctx.store.release(job, at=at, now=now, error=f"not sent: {admission.value}")
+    bound.info("sync_attempt", outcome="held", admission=admission.value)
+    return "held"
+
+
+async def _poisoned(job: Job, ctx: SyncContext, exc: BaseException, facts: CallFacts,
+                    bound: Any) -> str:  # fmt: skip
+    dead = retry.poison(exc)
+    await ctx.store.dead_letter(job, reason=dead.reason, now=ctx.clock.now(), spent=True,
+                                facts=facts)  # fmt: skip
+    bound.error("sync_attempt", outcome="dead_lettered", reason=dead.reason)
+    return "dead_lettered"
+
+
+async def _succeeded(job: Job, ctx: SyncContext, facts: CallFacts, bound: Any) -> str:
+    await ctx.store.succeed(job, now=ctx.clock.now(), facts=facts)
+    bound.info("sync_attempt", outcome="succeeded", duration_ms=facts.duration_ms)
+    return "succeeded"
+
+
+async def handle(job: Job, ctx: SyncContext) -> str:
+    """Run one claimed job to a recorded outcome; returns the outcome's name."""
+    bound = _bind(job)
     try:
         change = to_change(job)
     except Permanent as bad:
-        # Nothing was sent, so no attempt is spent; a person must fix the data.
-        reason = f"{retry.REQUIRES_INVESTIGATION}: {bad.summary()}"
-        await ctx.store.dead_letter(job, reason=reason, now=ctx.clock.now(), spent=False,
-                                    facts=CallFacts())  # fmt: skip
-        bound.warning("sync_attempt", outcome="dead_lettered", reason=reason)
-        return "dead_lettered"
-
-    now = ctx.clock.now()
-    admission = await ctx.breaker.admit(now)
+        return await _unreadable(job, ctx, bad, bound)
+    admission = await ctx.breaker.admit(ctx.clock.now())
     if not admission.allowed:
-        at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
-        await ctx.store.release(job, at=at, now=now, error=f"not sent: {admission.value}")
-        bound.info("sync_attempt", outcome="held", admission=admission.value)
-        return "held"
+        return await _held(job, ctx, admission, bound)
+    return await _send_one(job, change, ctx, admission, bound)
 
+
+async def _send_one(
+    job: Job, change: ListingChange, ctx: SyncContext, admission: Admission, bound: Any
+) -> str:
     started = time.perf_counter()
     failure: SyncFailure | None = None
     try:
@@ -109,26 +142,104 @@ async def handle(job: Job, ctx: SyncContext) -> str:
     except SyncFailure as caught:
         failure = _keep(caught)
     except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
-        facts = CallFacts(duration_ms=_ms(started))
-        dead = retry.poison(exc)
-        await ctx.store.dead_letter(job, reason=dead.reason, now=ctx.clock.now(), spent=True,
-                                    facts=facts)  # fmt: skip
-        bound.error("sync_attempt", outcome="dead_lettered", reason=dead.reason)
-        return "dead_lettered"
+        return await _poisoned(job, ctx, exc, CallFacts(duration_ms=_ms(started)), bound)
     facts = CallFacts(duration_ms=_ms(started), http_status=failure.status if failure else 204)
-    now = ctx.clock.now()
     if failure is None:
-        await ctx.store.succeed(job, now=now, facts=facts)
+        outcome = await _succeeded(job, ctx, facts, bound)
         if admission is Admission.PROBE or ctx.breaker.view.state.value != "closed":
-            await ctx.breaker.on_success(now)
-        bound.info("sync_attempt", outcome="succeeded", duration_ms=facts.duration_ms)
-        return "succeeded"
+            await ctx.breaker.on_success(ctx.clock.now())
+        return outcome
     return await _failed(job, ctx, failure, admission=admission, facts=facts, bound=bound)
+
+
+async def handle_many(jobs: Sequence[Job], ctx: SyncContext) -> list[str]:
+    """Several claimed jobs (distinct mentors) in one call to `apply_many` (a `$batch`); each
+    ends in its own recorded outcome, exactly as if sent alone.
+
+    The breaker sees the batch as one call — one success or one failure, whatever the number of
+    changes in it —, so a batch failing whole counts once towards opening the circuit.
+    """
+    if len(jobs) == 1:
+        return [await handle(jobs[0], ctx)]
+    outcomes: dict[int, str] = {}
+    ready: list[tuple[Job, ListingChange, Any]] = []
+    for job in jobs:
+        bound = _bind(job)
+        try:
+            ready.append((job, to_change(job), bound))
+        except Permanent as bad:
+            outcomes[job.id] = await _unreadable(job, ctx, bad, bound)
+    if ready:
+        for job, outcome in zip([r[0] for r in ready], await _send_many(ready, ctx), strict=True):
+            outcomes[job.id] = outcome
+    return [outcomes[job.id] for job in jobs]
+
+
+async def _send_many(ready: list[tuple[Job, ListingChange, Any]], ctx: SyncContext) -> list[str]:
+    admission = await ctx.breaker.admit(ctx.clock.now())
+    if admission is not Admission.ALLOW:
+        # Held, or this worker won the one probe: the probe is a single call, the rest wait.
+        first, *rest = ready
+        held = [_held(job, ctx, admission, bound) for job, _, bound in rest]
+        if admission is Admission.PROBE:
+            return list(
+                await asyncio.gather(_send_one(*first[:2], ctx, admission, first[2]), *held)
+            )
+        return list(await asyncio.gather(_held(first[0], ctx, admission, first[2]), *held))
+
+    started = time.perf_counter()
+    try:
+        results = _checked(await ctx.client.apply_many([change for _, change, _ in ready]), ready)
+    except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
+        facts = CallFacts(duration_ms=_ms(started))
+        return list(await asyncio.gather(
+            *(_poisoned(job, ctx, exc, facts, bound) for job, _, bound in ready)
+        ))  # fmt: skip
+    duration = _ms(started)
+    now = ctx.clock.now()
+    failures = [r for r in results if isinstance(r, SyncFailure)]
+    worked = len(failures) < len(results) or all(isinstance(f, Permanent) for f in failures)
+    if worked:
+        if ctx.breaker.view.state.value != "closed":
+            await ctx.breaker.on_success(now)
+    else:
+        await _touch_breaker(ctx, failures[0], now)
+
+    async def settle(job: Job, bound: Any, result: Exception | None) -> str:
+        if result is None:
+            return await _succeeded(job, ctx, CallFacts(duration_ms=duration, http_status=204),
+                                    bound)  # fmt: skip
+        if not isinstance(result, SyncFailure):
+            return await _poisoned(job, ctx, result, CallFacts(duration_ms=duration), bound)
+        facts = CallFacts(duration_ms=duration, http_status=result.status)
+        return await _settle(job, ctx, result, facts=facts, bound=bound)
+
+    pairs = zip(ready, results, strict=True)
+    return list(await asyncio.gather(*(settle(job, bound, r) for (job, _, bound), r in pairs)))
+
+
+def _checked(results: list[Exception | None], ready: Sequence[object]) -> list[Exception | None]:
+    if len(results) != len(ready):
+        raise RuntimeError(f"apply_many gave {len(results)} results for {len(ready)} changes")
+    return results
 
 
 def _keep(failure: SyncFailure) -> SyncFailure:
     # Python unbinds an `except ... as` name at the end of the block; hand it out first.
     return failure
+
+
+async def _touch_breaker(ctx: SyncContext, failure: SyncFailure, now: datetime) -> None:
+    """What one failed call tells the shared breaker (a permanent answer tells it nothing bad)."""
+    summary = failure.summary()
+    if isinstance(failure, Transient):
+        await ctx.breaker.on_failure(now, summary)
+    elif isinstance(failure, Throttled):
+        await ctx.breaker.on_throttled(now, now + timedelta(seconds=failure.retry_after_s))
+    elif isinstance(failure, AuthFailure):
+        await ctx.breaker.on_auth_failure(now, summary)
+        await health.record_failure(ctx.pool, name=CREDENTIALS, contract=ctx.client.contract,
+                                    detail=summary, now=now)  # fmt: skip
 
 
 async def _failed(
@@ -141,7 +252,6 @@ async def _failed(
     bound: Any,
 ) -> str:
     now = ctx.clock.now()
-    decision = retry.decide(ctx.policy, job.attempt_count, failure, now, ctx.rng)
     summary = failure.summary()
     if isinstance(failure, Transient) and admission is Admission.PROBE:
         # The probe only tells whether the outage is over; the operation that carried it must
@@ -153,18 +263,22 @@ async def _failed(
         bound.warning("sync_attempt", outcome="probe_failed", error=summary,
                       http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
         return "probe_failed"
-    if isinstance(failure, Transient):
-        await ctx.breaker.on_failure(now, summary)
-    elif isinstance(failure, Throttled):
-        await ctx.breaker.on_throttled(now, now + timedelta(seconds=failure.retry_after_s))
-    elif isinstance(failure, AuthFailure):
-        await ctx.breaker.on_auth_failure(now, summary)
-        await health.record_failure(ctx.pool, name=CREDENTIALS, contract=ctx.client.contract,
-                                    detail=summary, now=now)  # fmt: skip
-    elif admission is Admission.PROBE or ctx.breaker.view.state.value != "closed":
-        # A permanent answer still proves Dynamics is up and the credentials work.
-        await ctx.breaker.on_success(now)
+    if isinstance(failure, Permanent):
+        if admission is Admission.PROBE or ctx.breaker.view.state.value != "closed":
+            # A permanent answer still proves Dynamics is up and the credentials work.
+            await ctx.breaker.on_success(now)
+    else:
+        await _touch_breaker(ctx, failure, now)
+    return await _settle(job, ctx, failure, facts=facts, bound=bound)
 
+
+async def _settle(
+    job: Job, ctx: SyncContext, failure: SyncFailure, *, facts: CallFacts, bound: Any
+) -> str:
+    """Carry out the retry policy's decision for one failed call (the breaker already knows)."""
+    now = ctx.clock.now()
+    decision = retry.decide(ctx.policy, job.attempt_count, failure, now, ctx.rng)
+    summary = failure.summary()
     if isinstance(decision, retry.Retry):
         await ctx.store.retry(job, at=decision.at, now=now, spent=decision.spend_attempt,
                               error=summary, facts=facts)  # fmt: skip

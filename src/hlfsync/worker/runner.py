@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import psycopg
@@ -24,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 CHANNELS = ("hlfsync_sync_queue", "hlfsync_breaker", "hlfsync_alerts")
 RESCUE_EVERY = timedelta(seconds=5)
+# Most operations one worker holds leased at once when it sends `$batch`es.
+MAX_HELD = 2000
 
 
 class SyncWorker:
@@ -48,15 +52,25 @@ class SyncWorker:
         self.wake = asyncio.Event()
         self.alerts_wake = asyncio.Event()
         self.handled = 0
-        self._inflight: set[asyncio.Task[str]] = set()
+        self._inflight: set[asyncio.Task[list[str]]] = set()
+        self._inflight_jobs = 0
         # Claimed jobs waiting for a free slot: a finished call starts the next one at once,
         # without a round trip to the database in between.
         self._buffer: collections.deque[Job] = collections.deque()
+        # Changes per call: 1 sends each alone (lowest latency); more lets a backlog go out in
+        # `$batch`es, so a rate-limited Dynamics takes many changes per request. A lone change
+        # is always sent alone.
+        self.batch = max(1, ctx.client.max_batch)
+        self.capacity = (
+            2 * concurrency
+            if self.batch == 1
+            else min(2 * concurrency * self.batch, max(MAX_HELD, 2 * concurrency))
+        )
         self._last_rescue: datetime | None = None
 
-    def _claim_limit(self, now: datetime, *, prefetch: int = 0) -> int:
-        held = len(self._inflight) + len(self._buffer)
-        free = self.concurrency + prefetch - held
+    def _claim_limit(self, now: datetime, *, capacity: int) -> int:
+        held = self._inflight_jobs + len(self._buffer)
+        free = capacity - held
         if not self.enabled or free <= 0:
             return 0
         quick = self.ctx.breaker.local_admission(now)
@@ -66,9 +80,17 @@ class SyncWorker:
             return 1  # the circuit may let one probe through: claim exactly one
         return 0
 
+    def _take(self, waiting: int) -> int:
+        """How many waiting jobs the next call carries: shared out over the free slots."""
+        if self.batch == 1:
+            return 1
+        free = max(1, self.concurrency - len(self._inflight))
+        return max(1, min(self.batch, math.ceil(waiting / free), waiting))
+
     def _fill_slots(self) -> None:
         while self._buffer and len(self._inflight) < self.concurrency:
-            self._start(self._buffer.popleft())
+            take = self._take(len(self._buffer))
+            self._start([self._buffer.popleft() for _ in range(take)])
 
     async def _maybe_rescue(self, now: datetime) -> None:
         if self._last_rescue is not None and now - self._last_rescue < RESCUE_EVERY:
@@ -87,24 +109,36 @@ class SyncWorker:
         handled = 0
         while True:
             now = self.ctx.clock.now()
-            limit = self._claim_limit(now)
+            limit = self._claim_limit(now, capacity=self.capacity // 2)
             if limit == 0:
                 break
             jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
             if not jobs:
                 break
-            await asyncio.gather(*(handlers.handle(job, self.ctx) for job in jobs))
+            await asyncio.gather(*(handlers.handle_many(chunk, self.ctx)
+                                   for chunk in self._chunks(jobs)))  # fmt: skip
             handled += len(jobs)
         self.handled += handled
         return handled
 
-    def _start(self, job: Job) -> None:
-        task = asyncio.create_task(handlers.handle(job, self.ctx), name=f"sync-{job.id}")
-        self._inflight.add(task)
+    def _chunks(self, jobs: Sequence[Job]) -> list[Sequence[Job]]:
+        """`jobs` shared out over `concurrency` calls (each alone when not batching)."""
+        size = (
+            1
+            if self.batch == 1
+            else max(1, min(self.batch, math.ceil(len(jobs) / self.concurrency)))
+        )
+        return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
-        def done(finished: asyncio.Task[str]) -> None:
+    def _start(self, jobs: list[Job]) -> None:
+        task = asyncio.create_task(handlers.handle_many(jobs, self.ctx), name=f"sync-{jobs[0].id}")
+        self._inflight.add(task)
+        self._inflight_jobs += len(jobs)
+
+        def done(finished: asyncio.Task[list[str]]) -> None:
             self._inflight.discard(finished)
-            self.handled += 1
+            self._inflight_jobs -= len(jobs)
+            self.handled += len(jobs)
             self.wake.set()
             if not finished.cancelled() and finished.exception() is not None:
                 log.error("handler_crashed", error=repr(finished.exception()))
@@ -127,9 +161,9 @@ class SyncWorker:
         await self._maybe_rescue(now)
         self._fill_slots()
         # Refill when the buffer runs low, in batches: one claim feeds many calls.
-        if len(self._buffer) > self.concurrency // 2:
+        if len(self._buffer) > self.capacity // 4:
             return False
-        limit = self._claim_limit(now, prefetch=self.concurrency)
+        limit = self._claim_limit(now, capacity=self.capacity)
         if limit == 0:
             return False
         jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)

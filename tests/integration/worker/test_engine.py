@@ -379,3 +379,92 @@ async def test_the_worker_scheduler_runs_every_job_once_per_slot(
         ("reconcile", "succeeded"),
     ]
     assert conn.execute("SELECT ok FROM credential_health").fetchone() == (True,)
+
+
+# Batches: a backlog sent through `apply_many` (one `$batch` on Dataverse).
+
+
+def _batch_world(conn: Conn, count: int) -> list[tuple[Any, Any]]:
+    pairs = [_mentor(conn, token=f"device-{i}") for i in range(count)]
+    for mentor, _ in pairs:
+        _pause(conn, mentor)
+    return pairs
+
+
+async def test_a_batch_settles_each_change_alone(
+    conn: Conn, build: Build, clock: FakeClock
+) -> None:
+    """In one batch: a success, a 503 (retried, one attempt spent), a 404 (dead letter at once),
+    a change with no contact id (dead letter, never sent); the breaker hears one success."""
+    pairs = _batch_world(conn, 3)
+    org = make_org(conn)
+    no_contact = make_mentor(conn, org, contact=False)
+    _pause(conn, no_contact)
+    client = ScriptedDynamics(clock, max_batch=10)
+    client.script[pairs[1][1]] = [Transient("HTTP 503", status=503)]
+    client.script[pairs[2][1]] = [Permanent("HTTP 404 contact not found", status=404)]
+    worker = await build(client=client, worker_concurrency=1)
+    await worker.worker.run_once()
+    assert client.batches == [3]
+    assert _queue(conn, pairs[0][0]) == [("remove", "succeeded", 1, 0)]
+    assert _queue(conn, pairs[1][0]) == [("remove", "pending", 1, 0)]
+    assert _queue(conn, pairs[2][0]) == [("remove", "dead_lettered", 1, 0)]
+    assert _queue(conn, no_contact) == [("remove", "dead_lettered", 0, 0)]
+    assert conn.execute("SELECT state, consecutive_failures FROM circuit_breakers").fetchone() in (
+        None, ("closed", 0),
+    )  # fmt: skip
+    clock.advance(2)
+    await worker.worker.run_once()
+    assert _queue(conn, pairs[1][0]) == [("remove", "succeeded", 2, 0)]
+
+
+async def test_an_adapter_bug_in_a_batch_dead_letters_that_batch_as_poison(
+    conn: Conn, build: Build, clock: FakeClock
+) -> None:
+    """apply_many raising (or answering the wrong number of results) is a bug in the adapter:
+    the batch's operations dead-letter as poison, and the worker goes on."""
+
+    class Broken(ScriptedDynamics):
+        async def apply_many(self, changes: Any) -> list[Exception | None]:
+            self.batches.append(len(changes))
+            return [None]  # one result for several changes
+
+    pairs = _batch_world(conn, 3)
+    client = Broken(clock, max_batch=10)
+    worker = await build(client=client, worker_concurrency=1)
+    await worker.worker.run_once()
+    reasons = conn.execute("SELECT failure_reason FROM dead_letter_queue").fetchall()
+    assert len(reasons) == 3
+    assert all(r[0].startswith("requires_investigation: poison: RuntimeError") for r in reasons)
+    assert client.listed == {}
+    mentor, contact = _mentor(conn, token="after")
+    _pause(conn, mentor)
+    await worker.worker.run_once()
+    assert client.listed == {contact: False}  # a lone change goes alone, through apply
+    assert len(pairs) == 3
+
+
+async def test_while_half_open_only_one_change_goes_as_the_probe(
+    conn: Conn, build: Build, clock: FakeClock
+) -> None:
+    """After the cool-down a batch-sending worker sends exactly one change as the probe; the
+    rest follow once it closes the circuit."""
+    _batch_world(conn, 12)
+    client = ScriptedDynamics(clock, max_batch=4)
+    client.script[None] = [Transient("HTTP 503", status=503)] * 12  # three batches' worth
+    worker = await build(client=client, worker_concurrency=1, retry_max_retries=10)
+    await worker.worker.run_once()
+    assert conn.execute("SELECT state FROM circuit_breakers").fetchone() == ("open",)
+    client.script[None] = []
+    calls_before = len(client.calls)
+    clock.advance(61)
+    await worker.worker.run_once()
+    # One probe, alone (through apply); once it closed the circuit, the other 11 in batches.
+    assert len(client.calls) == calls_before + 12
+    assert client.batches[:3] == [4, 4, 4]
+    assert sum(client.batches[3:]) == 11
+    assert conn.execute("SELECT state FROM circuit_breakers").fetchone() == ("closed",)
+    assert conn.execute(
+        "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
+    ).fetchone() == (12,)
+    assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)

@@ -114,7 +114,7 @@ async def test_breaker_trips_after_3_failures_and_no_patch_reaches_dynamics_whil
     _mentors(conn, admin, 6)
     admin.set_faults([{"method": "PATCH", "kind": "dataverse", "status": 503}])
     _pause_all(conn)
-    worker = await engine(worker_concurrency=1, retry_max_retries=10)
+    worker = await engine(worker_concurrency=1, retry_max_retries=10, dynamics_batch_size=1)
     await _cycles(worker, clock, rounds=3, step_s=0.5)
     assert len(_patches(admin)) == 3
     assert conn.execute("SELECT state FROM circuit_breakers").fetchone() == ("open",)
@@ -138,7 +138,7 @@ async def test_429_retry_after_is_honoured_for_every_call(
     admin.set_faults([{"method": "PATCH", "kind": "dataverse", "status": 429, "retry_after": 30,
                        "times": 1}])  # fmt: skip
     _pause_all(conn)
-    worker = await engine(worker_concurrency=1)
+    worker = await engine(worker_concurrency=1, dynamics_batch_size=1)
     await _cycles(worker, clock, rounds=29, step_s=1)
     assert len(_patches(admin)) == 1
     await _cycles(worker, clock, rounds=5, step_s=1)
@@ -268,7 +268,7 @@ async def test_outage_drill_one_probe_per_cooldown_no_dead_letter_then_full_drai
     _mentors(conn, admin, 40)
     admin.set_faults([{"method": "PATCH", "kind": "dataverse", "status": 503}])
     _pause_all(conn)
-    worker = await engine(worker_concurrency=4, breaker_cooldown=60)
+    worker = await engine(worker_concurrency=4, breaker_cooldown=60, dynamics_batch_size=1)
     await worker.worker.run_once()
     opened_after = len(_patches(admin))
     assert conn.execute("SELECT state FROM circuit_breakers").fetchone() == ("open",)
@@ -288,3 +288,86 @@ async def test_outage_drill_one_probe_per_cooldown_no_dead_letter_then_full_drai
     ).fetchone() == (40,)
     assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)
     assert all(c["listed"] is False for c in admin.contacts())
+
+
+def _batches(admin: AdminClient) -> list[Any]:
+    return [r for r in admin.requests(kind="dataverse") if r["path"].endswith("/$batch")]
+
+
+async def test_a_backlog_goes_out_in_batches_and_each_change_is_recorded_alone(
+    conn: Conn, admin: AdminClient, engine: Any, clock: FakeClock
+) -> None:
+    """250 changes, batches of at most 50 over 2 slots: a handful of `$batch` requests, one
+    inner PATCH per change, one success and one attempt per operation; a contact Dynamics does
+    not have (404) dead-letters alone while the rest of its batch succeeds."""
+    pairs = _mentors(conn, admin, 250)
+    admin.delete_contacts()
+    admin.put_contacts([{"contactid": str(c), "listed": True} for _, c in pairs[1:]])
+    _pause_all(conn)
+    worker = await engine(worker_concurrency=2, dynamics_batch_size=50)
+    await _cycles(worker, clock, rounds=3, step_s=1)
+    batches = _batches(admin)
+    assert 5 <= len(batches) <= 10
+    inner = [r for r in admin.requests(kind="dataverse") if r["method"] == "PATCH"]
+    assert len(inner) == 250
+    assert all(r["in_batch"] for r in inner)
+    rows = conn.execute(
+        "SELECT status, attempt_count, count(*) FROM sync_queue GROUP BY 1, 2 ORDER BY 1"
+    ).fetchall()
+    assert rows == [("dead_lettered", 1, 1), ("succeeded", 1, 249)]
+    dead = conn.execute("SELECT failure_reason FROM dead_letter_queue").fetchall()
+    assert len(dead) == 1
+    assert dead[0][0].startswith("requires_investigation")
+    listed = {c["contactid"]: c["listed"] for c in admin.contacts()}
+    assert len(listed) == 249
+    assert not any(listed.values())
+    attempts = conn.execute(
+        "SELECT count(*) FROM audit_log WHERE event_type = 'sync_succeeded'"
+    ).fetchone()
+    assert attempts == (249,)
+
+
+async def test_batches_that_fail_whole_count_once_each_towards_the_breaker(
+    conn: Conn, admin: AdminClient, engine: Any, clock: FakeClock
+) -> None:
+    """Dynamics down: each failed `$batch` is one failure, so the circuit opens after three
+    batches, not after three of the changes inside one; nothing is dead-lettered, the backlog
+    drains after recovery, and while open no batch is sent."""
+    _mentors(conn, admin, 60)
+    admin.set_faults([{"method": "POST", "kind": "dataverse", "status": 503}])
+    _pause_all(conn)
+    worker = await engine(worker_concurrency=1, dynamics_batch_size=20, breaker_cooldown=60)
+    await _cycles(worker, clock, rounds=1, step_s=0.5)
+    assert len(_batches(admin)) == 3
+    assert conn.execute("SELECT state FROM circuit_breakers").fetchone() == ("open",)
+    await _cycles(worker, clock, rounds=50, step_s=1)
+    assert len(_batches(admin)) == 3
+    admin.clear_faults()
+    await _cycles(worker, clock, rounds=40, step_s=1)
+    assert conn.execute("SELECT state FROM circuit_breakers").fetchone() == ("closed",)
+    assert conn.execute(
+        "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
+    ).fetchone() == (60,)
+    assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)
+    assert not any(c["listed"] for c in admin.contacts())
+
+
+async def test_a_throttled_batch_spends_nothing_and_pauses_every_call(
+    conn: Conn, admin: AdminClient, engine: Any, clock: FakeClock
+) -> None:
+    _mentors(conn, admin, 30)
+    admin.set_faults([{"method": "POST", "kind": "dataverse", "status": 429, "retry_after": 30,
+                       "times": 1}])  # fmt: skip
+    _pause_all(conn)
+    worker = await engine(worker_concurrency=1, dynamics_batch_size=100)
+    await _cycles(worker, clock, rounds=29, step_s=1)
+    assert len(_batches(admin)) == 1
+    await _cycles(worker, clock, rounds=3, step_s=1)
+    assert len(_batches(admin)) == 2
+    rows = conn.execute(
+        "SELECT status, attempt_count, throttle_count, count(*) FROM sync_queue GROUP BY 1, 2, 3"
+    ).fetchall()
+    assert rows == [("succeeded", 1, 1, 30)]
+    assert conn.execute("SELECT state, consecutive_failures FROM circuit_breakers").fetchone() == (
+        "closed", 0,
+    )  # fmt: skip
