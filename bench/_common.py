@@ -20,6 +20,7 @@ from hlfsync.db import connect, embedded, migrate, seed
 from hlfsync.sandbox.client import AdminClient
 
 _server_url: str | None = None
+_sandbox_pid: int | None = None
 
 
 def server_url() -> str:
@@ -75,6 +76,8 @@ def sandbox_process() -> Iterator[tuple[dict[str, str], AdminClient]]:
         [sys.executable, "-m", "hlfsync", "sandbox", "--port", "0", "--env-file", str(env_file)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
+    global _sandbox_pid  # noqa: PLW0603 - one sandbox at a time per benchmark process
+    _sandbox_pid = proc.pid
     try:
         assert proc.stdout is not None
         proc.stdout.readline()  # "listening on ...": the env file is written by then
@@ -98,6 +101,14 @@ def mirror_contacts(url: str, admin: AdminClient) -> None:
         ).fetchall()
     admin.delete_contacts()
     admin.put_contacts([{"contactid": str(c), "listed": bool(listed)} for c, listed in rows])
+
+
+def sandbox_cpu_s() -> float:
+    """CPU seconds the running sandbox process has used so far (Linux /proc)."""
+    if _sandbox_pid is None:
+        return 0.0
+    fields = Path(f"/proc/{_sandbox_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> str:

@@ -127,8 +127,11 @@ async def build_worker(
     client = client if client is not None else build_client(settings)
     notifier = notifier if notifier is not None else build_notifier(settings)
     url = database_url(settings)
-    size = min(concurrency + 4, settings.db_pool_size + concurrency)
-    # Opened in full at start: a pool that grows under load makes the first calls queue.
+    # Writes are short and successes share one statement, so a few connections serve many
+    # calls in flight; HLFSYNC_DB_POOL_SIZE caps what each worker takes from the server
+    # (Supabase counts them). Opened in full at start: a pool that grows under load makes the
+    # first calls queue.
+    size = max(2, min(concurrency + 4, settings.db_pool_size))
     pool = await open_pool(url, max_size=size, min_size=size)
     clock = clock or SystemClock()
     worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"

@@ -197,13 +197,8 @@ async def _send_many(ready: list[tuple[Job, ListingChange, Any]], ctx: SyncConte
         ))  # fmt: skip
     duration = _ms(started)
     now = ctx.clock.now()
-    failures = [r for r in results if isinstance(r, SyncFailure)]
-    worked = len(failures) < len(results) or all(isinstance(f, Permanent) for f in failures)
-    if worked:
-        if ctx.breaker.view.state.value != "closed":
-            await ctx.breaker.on_success(now)
-    else:
-        await _touch_breaker(ctx, failures[0], now)
+    await _batch_verdict(ctx, [r for r in results if isinstance(r, SyncFailure)],
+                         len(results), now)  # fmt: skip
 
     async def settle(job: Job, bound: Any, result: Exception | None) -> str:
         if result is None:
@@ -216,6 +211,27 @@ async def _send_many(ready: list[tuple[Job, ListingChange, Any]], ctx: SyncConte
 
     pairs = zip(ready, results, strict=True)
     return list(await asyncio.gather(*(settle(job, bound, r) for (job, _, bound), r in pairs)))
+
+
+async def _batch_verdict(
+    ctx: SyncContext, failures: list[SyncFailure], sent: int, now: datetime
+) -> None:
+    """What one batch tells the breaker. A throttle or a refused credential anywhere in it
+    concerns every call; otherwise any answer that is not a transient failure proves Dynamics
+    is up, and a batch that failed whole is one failure."""
+    throttles = [f for f in failures if isinstance(f, Throttled)]
+    refusals = [f for f in failures if isinstance(f, AuthFailure)]
+    if throttles:
+        await _touch_breaker(ctx, max(throttles, key=lambda f: f.retry_after_s), now)
+    if refusals:
+        await _touch_breaker(ctx, refusals[0], now)
+    if throttles or refusals:
+        return
+    transient = [f for f in failures if isinstance(f, Transient)]
+    if len(transient) == sent:
+        await _touch_breaker(ctx, transient[0], now)
+    elif ctx.breaker.view.state.value != "closed":
+        await ctx.breaker.on_success(now)
 
 
 def _checked(results: list[Exception | None], ready: Sequence[object]) -> list[Exception | None]:

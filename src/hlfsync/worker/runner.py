@@ -28,6 +28,8 @@ CHANNELS = ("hlfsync_sync_queue", "hlfsync_breaker", "hlfsync_alerts")
 RESCUE_EVERY = timedelta(seconds=5)
 # Most operations one worker holds leased at once when it sends `$batch`es.
 MAX_HELD = 2000
+# How long a throttle makes the worker fill batches: Dataverse counts requests over 5 minutes.
+THROTTLE_MEMORY = timedelta(minutes=5)
 
 
 class SyncWorker:
@@ -80,16 +82,26 @@ class SyncWorker:
             return 1  # the circuit may let one probe through: claim exactly one
         return 0
 
-    def _take(self, waiting: int) -> int:
-        """How many waiting jobs the next call carries: shared out over the free slots."""
-        if self.batch == 1:
+    def _take(self, waiting: int, free: int) -> int:
+        """How many of `waiting` jobs the next call carries.
+
+        Normally they are shared out over the `free` slots: calls in parallel, each batch
+        small, the lowest latency. After a throttle, requests are what Dynamics rations, so
+        batches are filled before another request is spent.
+        """
+        if self.batch == 1 or waiting <= 1:
             return 1
-        free = max(1, self.concurrency - len(self._inflight))
-        return max(1, min(self.batch, math.ceil(waiting / free), waiting))
+        if self._throttled_recently():
+            return min(self.batch, waiting)
+        return max(1, min(self.batch, math.ceil(waiting / max(1, free))))
+
+    def _throttled_recently(self) -> bool:
+        paused = self.ctx.breaker.view.paused_until
+        return paused is not None and self.ctx.clock.now() - paused < THROTTLE_MEMORY
 
     def _fill_slots(self) -> None:
         while self._buffer and len(self._inflight) < self.concurrency:
-            take = self._take(len(self._buffer))
+            take = self._take(len(self._buffer), self.concurrency - len(self._inflight))
             self._start([self._buffer.popleft() for _ in range(take)])
 
     async def _maybe_rescue(self, now: datetime) -> None:
@@ -122,12 +134,8 @@ class SyncWorker:
         return handled
 
     def _chunks(self, jobs: Sequence[Job]) -> list[Sequence[Job]]:
-        """`jobs` shared out over `concurrency` calls (each alone when not batching)."""
-        size = (
-            1
-            if self.batch == 1
-            else max(1, min(self.batch, math.ceil(len(jobs) / self.concurrency)))
-        )
+        """`jobs` cut into calls as `_take` would, all slots free."""
+        size = self._take(len(jobs), self.concurrency)
         return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
     def _start(self, jobs: list[Job]) -> None:

@@ -384,8 +384,8 @@ async def test_the_worker_scheduler_runs_every_job_once_per_slot(
 # Batches: a backlog sent through `apply_many` (one `$batch` on Dataverse).
 
 
-def _batch_world(conn: Conn, count: int) -> list[tuple[Any, Any]]:
-    pairs = [_mentor(conn, token=f"device-{i}") for i in range(count)]
+def _batch_world(conn: Conn, count: int, *, start: int = 0) -> list[tuple[Any, Any]]:
+    pairs = [_mentor(conn, token=f"device-{i}") for i in range(start, start + count)]
     for mentor, _ in pairs:
         _pause(conn, mentor)
     return pairs
@@ -468,3 +468,31 @@ async def test_while_half_open_only_one_change_goes_as_the_probe(
         "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
     ).fetchone() == (12,)
     assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)
+
+
+async def test_a_throttle_inside_a_batch_pauses_all_then_batches_are_filled(
+    conn: Conn, build: Build, clock: FakeClock
+) -> None:
+    """One change of a batch answered 429 Retry-After 30: every call stops for 30 s (the other
+    changes still count as done), and after it the worker fills its batches instead of
+    sharing them out over its slots, since requests are what Dynamics rations."""
+    _batch_world(conn, 10)
+    client = ScriptedDynamics(clock, max_batch=10)
+    client.script[None] = [Throttled("HTTP 429", retry_after_s=30, status=429)]
+    worker = await build(client=client, worker_concurrency=5)
+    await worker.worker.run_once()
+    assert client.batches == [2] * 5  # shared out over 5 slots
+    done = conn.execute("SELECT count(*) FROM sync_queue WHERE status = 'succeeded'").fetchone()
+    assert done == (9,)
+    _batch_world(conn, 24, start=10)
+    clock.advance(29)
+    await worker.worker.run_once()
+    assert client.batches == [2] * 5  # paused: nothing sent
+    clock.advance(2)
+    await worker.worker.run_once()
+    assert sorted(client.batches[5:]) == [5, 10, 10]  # 25 waiting, in full batches
+    rows = conn.execute(
+        "SELECT status, attempt_count, throttle_count, count(*) FROM sync_queue"
+        " GROUP BY 1, 2, 3 ORDER BY 3"
+    ).fetchall()
+    assert rows == [("succeeded", 1, 0, 33), ("succeeded", 1, 1, 1)]
