@@ -6,7 +6,7 @@ Scenarios, each on a fresh database with the backlog queued by the real outbox t
 - in-process client, zero latency: what the engine itself costs per operation;
 - in-process client with 100 ms latency at concurrency 1, 10, 50: achieved / (c / latency);
 - baseline: plain psycopg claiming one row at a time (SKIP LOCKED), same zero-latency client.
-- the same over real HTTPS against the sandbox (its own process), zero latency and 100 ms.
+The same over real HTTPS, with worker processes and the sandbox, is `bench.sync`.
 Prints one table and returns the rows for docs/performance.md.
 """
 
@@ -90,33 +90,6 @@ async def _engine(url: str, ops: int, latency_s: float, concurrency: int) -> tup
     return elapsed, cpu
 
 
-async def _over_sandbox(
-    url: str, env: dict[str, str], ops: int, concurrency: int
-) -> tuple[float, float]:
-    """The production client (msal token, httpx, TLS) against the sandbox process."""
-    values = {k.removeprefix("HLFSYNC_").lower(): v for k, v in env.items()}
-    conf = settings.Settings(**values, database_url=url, worker_concurrency=concurrency,
-                             log_level="error")  # fmt: skip
-    built = await services.build_worker(conf, clock=SystemClock(), notifier=RecordingNotifier())
-    await built.client.who_am_i()  # the token is fetched before the clock starts
-    stop = asyncio.Event()
-    started, cpu0 = time.perf_counter(), _cpu()
-    task = asyncio.create_task(built.worker.run(stop))
-    async with built.pool.connection() as conn:
-        while True:
-            row = await (await conn.execute(
-                "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
-            )).fetchone()  # fmt: skip
-            if row and row[0] >= ops:
-                break
-            await asyncio.sleep(0.02)
-    elapsed, cpu = time.perf_counter() - started, _cpu() - cpu0
-    stop.set()
-    await task
-    await built.aclose()
-    return elapsed, cpu
-
-
 def _baseline(url: str, ops: int) -> tuple[float, float]:
     """One row at a time, one connection, no batching: what a naive queue does."""
     started, cpu0 = time.perf_counter(), _cpu()
@@ -141,18 +114,6 @@ def _baseline(url: str, ops: int) -> tuple[float, float]:
 
 def run(ops: int, quick: bool) -> list[Row]:
     rows: list[Row] = []
-    with _common.sandbox_process() as (env, admin):
-        url = _common.fresh_database("bench_drain_sb", mentors=ops, queued=ops)
-        _common.mirror_contacts(url, admin)
-        seconds, cpu = asyncio.run(_over_sandbox(url, env, ops, 50))
-        rows.append(Row("sandbox over HTTPS, zero latency, c=50", ops, seconds, cpu))
-        n = min(ops, 200 if quick else 5000)
-        admin.set_faults(latency_ms=100)
-        url = _common.fresh_database("bench_drain_sb_l", mentors=n, queued=n)
-        _common.mirror_contacts(url, admin)
-        seconds, cpu = asyncio.run(_over_sandbox(url, env, n, 50))
-        rows.append(Row("sandbox over HTTPS, 100 ms latency, c=50", n, seconds, cpu, target=500))
-        admin.clear_faults()
     url = _common.fresh_database("bench_drain_0", mentors=ops, queued=ops)
     seconds, cpu = asyncio.run(_engine(url, ops, 0.0, 50))
     rows.append(Row("engine, zero latency, c=50", ops, seconds, cpu))

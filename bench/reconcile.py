@@ -55,6 +55,19 @@ async def _run(url: str, env: dict[str, str]) -> tuple[float, int, reconcile.Rec
     return seconds, peak, report
 
 
+def run(sizes: list[int]) -> list[tuple[reconcile.ReconcileReport, float, int]]:
+    """One reconcile per size: (report, seconds, peak bytes)."""
+    results = []
+    with _common.sandbox_process() as (env, admin):
+        for size in sizes:
+            url, contacts = _prepare(size)
+            admin.delete_contacts()
+            admin.put_contacts(contacts)
+            seconds, peak, report = asyncio.run(_run(url, env))
+            results.append((report, seconds, peak))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -64,14 +77,9 @@ def main() -> None:
 
     table = Table("contacts", "pages", "diverging", "queued", "seconds", "peak MiB",
                   title=f"reconcile ({_common.machine()}, {_common.stamp()})")  # fmt: skip
-    with _common.sandbox_process() as (env, admin):
-        for size in args.sizes:
-            url, contacts = _prepare(size)
-            admin.delete_contacts()
-            admin.put_contacts(contacts)
-            seconds, peak, report = asyncio.run(_run(url, env))
-            table.add_row(str(report.contacts_read), str(report.pages), str(report.diverging),
-                          str(report.queued), f"{seconds:.2f}", f"{peak / 2**20:.1f}")  # fmt: skip
+    for report, seconds, peak in run(args.sizes):
+        table.add_row(str(report.contacts_read), str(report.pages), str(report.diverging),
+                      str(report.queued), f"{seconds:.2f}", f"{peak / 2**20:.1f}")  # fmt: skip
     Console().print(table)
 
 

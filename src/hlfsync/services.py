@@ -119,7 +119,7 @@ async def build_worker(
     from hlfsync.db.pool import open_pool
     from hlfsync.notify.factory import build_notifier
     from hlfsync.worker.dispatcher import AlertDispatcher
-    from hlfsync.worker.handlers import SyncContext
+    from hlfsync.worker.handlers import CallSlots, SyncContext
     from hlfsync.worker.runner import SyncWorker
 
     concurrency = concurrency or settings.worker_concurrency
@@ -143,6 +143,7 @@ async def build_worker(
         clock=clock,
         rng=random.Random(),  # noqa: S311 - jitter, not secrets
         pool=pool,
+        slots=CallSlots(concurrency),
     )
     worker = SyncWorker(
         ctx,

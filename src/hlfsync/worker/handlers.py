@@ -8,10 +8,11 @@ adapter or an unreadable payload makes the operation a poison dead letter, never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -43,6 +44,24 @@ class SyncPayload(BaseModel):
     changed_at: datetime | None = None
 
 
+class CallSlots:
+    """At most `size` calls to Dynamics at once. Only the call holds a slot: recording its
+    outcome does not, so the next call starts while the last one's outcome is being written."""
+
+    def __init__(self, size: int) -> None:
+        self._free = asyncio.Semaphore(size)
+        self.busy = 0
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        async with self._free:
+            self.busy += 1
+            try:
+                yield
+            finally:
+                self.busy -= 1
+
+
 @dataclass
 class SyncContext:
     """Everything a handler needs; built once per worker."""
@@ -54,6 +73,7 @@ class SyncContext:
     clock: Clock
     rng: random.Random
     pool: Any  # the pool, for credential health writes
+    slots: CallSlots = field(default_factory=lambda: CallSlots(1_000_000))
 
 
 def to_change(job: Job) -> ListingChange:
@@ -119,6 +139,26 @@ async def _succeeded(job: Job, ctx: SyncContext, facts: CallFacts, bound: Any) -
     return "succeeded"
 
 
+@dataclass
+class _Sent:
+    """What one call to Dynamics came back with: nothing (success), a failure, or a crash."""
+
+    failure: SyncFailure | None = None
+    crash: Exception | None = None
+    facts: CallFacts = field(default_factory=CallFacts)
+
+
+async def _apply(change: ListingChange, ctx: SyncContext) -> _Sent:
+    started = time.perf_counter()
+    try:
+        await ctx.client.apply(change)
+    except SyncFailure as failure:
+        return _Sent(failure, facts=CallFacts(_ms(started), http_status=failure.status))
+    except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
+        return _Sent(crash=exc, facts=CallFacts(duration_ms=_ms(started)))
+    return _Sent(facts=CallFacts(duration_ms=_ms(started), http_status=204))
+
+
 async def handle(job: Job, ctx: SyncContext) -> str:
     """Run one claimed job to a recorded outcome; returns the outcome's name."""
     bound = _bind(job)
@@ -126,30 +166,28 @@ async def handle(job: Job, ctx: SyncContext) -> str:
         change = to_change(job)
     except Permanent as bad:
         return await _unreadable(job, ctx, bad, bound)
-    admission = await ctx.breaker.admit(ctx.clock.now())
-    if not admission.allowed:
+    # Admission inside the slot: a call waiting for a slot asks the breaker when it can go,
+    # so one opened meanwhile stops it.
+    async with ctx.slots.hold():
+        admission = await ctx.breaker.admit(ctx.clock.now())
+        sent = await _apply(change, ctx) if admission.allowed else None
+    if sent is None:
         return await _held(job, ctx, admission, bound)
-    return await _send_one(job, change, ctx, admission, bound)
+    return await _record_one(job, ctx, admission, sent, bound)
 
 
-async def _send_one(
-    job: Job, change: ListingChange, ctx: SyncContext, admission: Admission, bound: Any
+async def _record_one(
+    job: Job, ctx: SyncContext, admission: Admission, sent: _Sent, bound: Any
 ) -> str:
-    started = time.perf_counter()
-    failure: SyncFailure | None = None
-    try:
-        await ctx.client.apply(change)
-    except SyncFailure as caught:
-        failure = _keep(caught)
-    except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
-        return await _poisoned(job, ctx, exc, CallFacts(duration_ms=_ms(started)), bound)
-    facts = CallFacts(duration_ms=_ms(started), http_status=failure.status if failure else 204)
-    if failure is None:
-        outcome = await _succeeded(job, ctx, facts, bound)
+    if sent.crash is not None:
+        return await _poisoned(job, ctx, sent.crash, sent.facts, bound)
+    if sent.failure is None:
+        outcome = await _succeeded(job, ctx, sent.facts, bound)
         if admission is Admission.PROBE or ctx.breaker.view.state.value != "closed":
             await ctx.breaker.on_success(ctx.clock.now())
         return outcome
-    return await _failed(job, ctx, failure, admission=admission, facts=facts, bound=bound)
+    return await _failed(job, ctx, sent.failure, admission=admission, facts=sent.facts,
+                         bound=bound)  # fmt: skip
 
 
 async def handle_many(jobs: Sequence[Job], ctx: SyncContext) -> list[str]:
@@ -176,26 +214,36 @@ async def handle_many(jobs: Sequence[Job], ctx: SyncContext) -> list[str]:
 
 
 async def _send_many(ready: list[tuple[Job, ListingChange, Any]], ctx: SyncContext) -> list[str]:
-    admission = await ctx.breaker.admit(ctx.clock.now())
-    if admission is not Admission.ALLOW:
-        # Held, or this worker won the one probe: the probe is a single call, the rest wait.
-        first, *rest = ready
-        held = [_held(job, ctx, admission, bound) for job, _, bound in rest]
+    first, *rest = ready
+    answers: list[Exception | None] | None = None
+    probe: _Sent | None = None
+    crash: Exception | None = None
+    async with ctx.slots.hold():
+        admission = await ctx.breaker.admit(ctx.clock.now())
+        started = time.perf_counter()
         if admission is Admission.PROBE:
-            return list(
-                await asyncio.gather(_send_one(*first[:2], ctx, admission, first[2]), *held)
-            )
-        return list(await asyncio.gather(_held(first[0], ctx, admission, first[2]), *held))
-
-    started = time.perf_counter()
-    try:
-        results = _checked(await ctx.client.apply_many([change for _, change, _ in ready]), ready)
-    except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
-        facts = CallFacts(duration_ms=_ms(started))
+            # This worker won the one probe: it is a single call; the rest wait for its verdict.
+            probe = await _apply(first[1], ctx)
+        elif admission is Admission.ALLOW:
+            try:
+                answers = _checked(
+                    await ctx.client.apply_many([change for _, change, _ in ready]), ready
+                )
+            except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
+                crash = exc
+        duration = _ms(started)
+    if admission is not Admission.ALLOW:
+        held = [_held(job, ctx, admission, bound) for job, _, bound in rest]
+        head = (_record_one(first[0], ctx, admission, probe, first[2]) if probe is not None
+                else _held(first[0], ctx, admission, first[2]))  # fmt: skip
+        return list(await asyncio.gather(head, *held))
+    if crash is not None or answers is None:
+        error = crash or RuntimeError("apply_many gave no answer")
+        facts = CallFacts(duration_ms=duration)
         return list(await asyncio.gather(
-            *(_poisoned(job, ctx, exc, facts, bound) for job, _, bound in ready)
+            *(_poisoned(job, ctx, error, facts, bound) for job, _, bound in ready)
         ))  # fmt: skip
-    duration = _ms(started)
+    results = answers
     now = ctx.clock.now()
     await _batch_verdict(ctx, [r for r in results if isinstance(r, SyncFailure)],
                          len(results), now)  # fmt: skip
@@ -238,11 +286,6 @@ def _checked(results: list[Exception | None], ready: Sequence[object]) -> list[E
     if len(results) != len(ready):
         raise RuntimeError(f"apply_many gave {len(results)} results for {len(ready)} changes")
     return results
-
-
-def _keep(failure: SyncFailure) -> SyncFailure:
-    # Python unbinds an `except ... as` name at the end of the block; hand it out first.
-    return failure
 
 
 async def _touch_breaker(ctx: SyncContext, failure: SyncFailure, now: datetime) -> None:

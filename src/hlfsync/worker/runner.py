@@ -63,10 +63,13 @@ class SyncWorker:
         # `$batch`es, so a rate-limited Dynamics takes many changes per request. A lone change
         # is always sent alone.
         self.batch = max(1, ctx.client.max_batch)
+        # Tasks, not calls: `ctx.slots` lets `concurrency` of them call Dynamics at once while
+        # as many more wait for a slot or write their outcome.
+        self.max_tasks = 2 * concurrency
         self.capacity = (
-            2 * concurrency
+            3 * concurrency
             if self.batch == 1
-            else min(2 * concurrency * self.batch, max(MAX_HELD, 2 * concurrency))
+            else min(3 * concurrency * self.batch, max(MAX_HELD, 3 * concurrency))
         )
         self._last_rescue: datetime | None = None
 
@@ -100,7 +103,7 @@ class SyncWorker:
         return paused is not None and self.ctx.clock.now() - paused < THROTTLE_MEMORY
 
     def _fill_slots(self) -> None:
-        while self._buffer and len(self._inflight) < self.concurrency:
+        while self._buffer and len(self._inflight) < self.max_tasks:
             take = self._take(len(self._buffer), self.concurrency - len(self._inflight))
             self._start([self._buffer.popleft() for _ in range(take)])
 
@@ -121,7 +124,8 @@ class SyncWorker:
         handled = 0
         while True:
             now = self.ctx.clock.now()
-            limit = self._claim_limit(now, capacity=self.capacity // 2)
+            # One round: a call's worth for each slot.
+            limit = self._claim_limit(now, capacity=self.concurrency * self.batch)
             if limit == 0:
                 break
             jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
