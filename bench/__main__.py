@@ -90,6 +90,17 @@ def sync(quick: bool) -> list[Figure]:
             result += f"; {row.extra['requests']}; {per_s:.2f} of the limit; {dead} dead letters"
             if "status changes" in row.scenario:
                 target, met = "≥ 0.95 of the limit, 0 dead letters", per_s >= 0.95 and dead == 0
+        elif row.scenario.startswith("outage"):
+            most = int(row.extra["most calls in one cool-down after"])
+            dead = int(row.extra["dead letters"])
+            ratio = float(str(row.extra["drain after recovery ÷ normal"]))
+            result = (
+                f"{row.extra['calls before open']} calls in flight when it opened, then at"
+                f" most {most} per cool-down; {dead} dead letters; drained after recovery"
+                f" at {row.rate:,.0f} ops/s, {ratio:.2f} of the rate without an outage"
+            )
+            target = "≤ 1 call per cool-down, 0 dead letters, full rate after"
+            met = most <= 1 and dead == 0 and ratio >= 0.9
         elif row.ops >= 100_000 and "1 worker" in row.scenario:
             target, met = "peak RSS < 150 MB", row.peak_rss_mib * 2**20 < 150e6
         figures.append(Figure("sync over HTTPS", row.scenario, result, target, met))

@@ -96,13 +96,20 @@ class Workers:
 
 @contextlib.contextmanager
 def workers(
-    url: str, sandbox_env: dict[str, str], count: int, *, concurrency: int, batch: int
+    url: str,
+    sandbox_env: dict[str, str],
+    count: int,
+    *,
+    concurrency: int,
+    batch: int,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Workers]:
     folder = Path(tempfile.mkdtemp(prefix="hlfsync-bench-workers-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
     env.update(sandbox_env)
     env.update(HLFSYNC_DATABASE_URL=url, HLFSYNC_DATA_DIR=str(folder),
                HLFSYNC_DYNAMICS_BATCH_SIZE=str(batch), HLFSYNC_LOG_LEVEL="error")  # fmt: skip
+    env.update(extra_env or {})
     logs = [folder / f"worker-{i}.log" for i in range(count)]
     procs = []
     for log in logs:
@@ -249,6 +256,47 @@ def _measured(scenario: Callable[[], Outcome]) -> Outcome:
     return out
 
 
+def _outage(admin: AdminClient, env: dict[str, str], ops: int, normal_rate: float) -> Outcome:
+    """Dynamics answers 503 to everything for five cool-downs (2 s each here) while a backlog
+    waits; then it recovers. Counted from the sandbox's log: calls before the circuit opened,
+    the most calls in any one cool-down after, dead letters, and the drain rate after recovery
+    against the same backlog's rate with no outage."""
+    cooldown_s, cooldowns = 2.0, 5
+    url = _database(admin, "bench_sync_outage", ops)
+    admin.clear_requests()
+    with workers(url, env, 1, concurrency=50, batch=100,
+                 extra_env={"HLFSYNC_BREAKER_COOLDOWN": str(cooldown_s)}) as running:  # fmt: skip
+        admin.set_faults([{"kind": "dataverse", "status": 503}])
+        down_at = time.time()
+        _pause(url, ops)
+        time.sleep(cooldown_s * cooldowns)
+        admin.clear_faults()
+        up_at = time.time()
+        _wait_done(url, ops, timeout_s=600)
+        done_at = time.time()
+        running.stop()
+    # From the first call Dynamics accepted (the probe after the cool-down) to the last success.
+    first_ok = min(r["at"] for r in admin.requests(since=up_at, kind="dataverse")
+                   if not r["in_batch"] and 200 <= r["status"] < 300)  # fmt: skip
+    seconds = done_at - first_ok
+    calls = sorted(r["at"] for r in admin.requests(since=down_at, kind="dataverse")
+                   if not r["in_batch"] and r["at"] < up_at)  # fmt: skip
+    # The opening burst: calls already in flight when the third failure came back.
+    burst = [t for t in calls if t - calls[0] < 0.5] if calls else []
+    later = calls[len(burst) :]
+    per_window = [sum(1 for t in later if start <= t < start + cooldown_s)
+                  for start in later] or [0]  # fmt: skip
+    out = Outcome(f"outage drill: 503 for {cooldowns} cool-downs of {cooldown_s:g} s, then up",
+                  ops, seconds, running.cpu_s, running.peak_rss_mib)  # fmt: skip
+    out.extra.update({
+        "calls before open": len(burst),
+        "most calls in one cool-down after": max(per_window),
+        "dead letters": _dead_letters(url),
+        "drain after recovery ÷ normal": f"{ops / seconds / normal_rate:.2f}",
+    })  # fmt: skip
+    return out
+
+
 def run(quick: bool) -> list[Outcome]:
     small, large = (1_000, 5_000) if quick else (10_000, 100_000)
     rows: list[Outcome] = []
@@ -257,6 +305,9 @@ def run(quick: bool) -> list[Outcome]:
             for count in (1, 2):
                 _progress(f"drain {ops:,} with {count} worker(s)")
                 rows.append(_measured(lambda o=ops, c=count: _drain(admin, env, o, c)))
+        normal = next(r for r in rows if r.ops == small and "1 worker" in r.scenario)
+        _progress("outage drill")
+        rows.append(_measured(lambda: _outage(admin, env, small, normal.rate)))
         _progress("100 ms latency, c=50")
         rows.append(_measured(lambda: _latency(admin, env, 500 if quick else 5_000)))
         _progress("rate limit, status changes")
