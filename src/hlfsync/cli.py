@@ -576,17 +576,26 @@ def demo(
 
 
 def main() -> None:
-    """Entry point: turns every anticipated failure into one line and an exit code."""
+    """Entry point: turns every anticipated failure into one line and an exit code.
+
+    The line is printed as it is (`markup=False`): it may quote a bad value, and a value such as
+    `[/]` read as Rich markup would raise instead of being shown.
+    """
     try:
         app()
     except ValidationError as exc:
-        err.print(f"hlfsync: {settings_mod.describe_error(exc)}", highlight=False, soft_wrap=True)
+        err.print(
+            f"hlfsync: {settings_mod.describe_error(exc)}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
         sys.exit(2)
     except ConfigError as exc:
-        err.print(f"hlfsync: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"hlfsync: {exc}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
     except CommandError as exc:
-        err.print(f"hlfsync: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"hlfsync: {exc}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(exc.code)
     except KeyboardInterrupt:
         sys.exit(130)

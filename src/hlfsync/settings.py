@@ -16,6 +16,8 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hlfsync.core.errors import ConfigError
+
 PREFIX = "HLFSYNC_"
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
@@ -26,7 +28,11 @@ def _http_url(value: str | None, *, name: str) -> str | None:
         return None
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {value!r}")
+        # Not the value itself: a URL can carry a key (user info, `?code=`, a webhook's path).
+        raise ValueError(
+            f"not an http(s) URL (scheme {parts.scheme or 'missing'},"
+            f" host {parts.hostname or 'missing'})"
+        )
     return value.rstrip("/")
 
 
@@ -98,6 +104,18 @@ class Settings(BaseSettings):
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _utf8(cls, value: object) -> object:
+        # The environment may hold bytes that are not UTF-8 (Python keeps them as surrogates):
+        # refuse them here, by name, rather than fail later inside a driver with a traceback.
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("not valid UTF-8 text") from None
+        return value
 
     @field_validator("dynamics_url", "dynamics_authority", "public_url")
     @classmethod
@@ -196,4 +214,12 @@ def describe_error(exc: ValidationError) -> str:
 def load(**overrides: object) -> Settings:
     """Read the environment and `.env`; command-line options come in as overrides and win."""
     clean = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**clean)  # type: ignore[arg-type]
+    try:
+        return Settings(**clean)  # type: ignore[arg-type]
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"invalid settings file .env: not UTF-8 text (byte {exc.object[exc.start]:#04x}"
+            f" at offset {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the settings file .env: {exc.strerror or exc}") from None

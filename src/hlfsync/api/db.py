@@ -34,7 +34,8 @@ async def as_caller(pool: Pool, caller: Caller) -> AsyncIterator[Conn]:
             yield conn
     except psycopg.errors.InsufficientPrivilege as exc:
         raise Problem(403, _first_line(exc), kind="forbidden") from exc
-    except (psycopg.errors.CheckViolation, psycopg.errors.InvalidTextRepresentation) as exc:
+    except (psycopg.errors.CheckViolation, psycopg.DataError) as exc:
+        # DataError: a value PostgreSQL cannot take (bad text for a type, a NUL in a string).
         raise Problem(422, _first_line(exc), kind="invalid-request") from exc
     except (psycopg.OperationalError, PoolTimeout) as exc:
         raise Problem(503, "the database is unavailable", kind="unavailable") from exc

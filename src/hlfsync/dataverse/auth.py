@@ -167,12 +167,18 @@ class TokenProvider:
         self._cached = _Cached()
         # A 401 after a rotated secret must reach the authority again, not msal's
         # 60-second memory of an earlier refusal, nor its cache of the revoked token.
+        self._forget_answers()
+        log.info("dataverse.token.invalidated")
+
+    def _forget_answers(self) -> None:
+        """Drop what msal keeps of the authority's answers: its discovery document (kept a day),
+        its refusals (a minute) and its tokens (their lifetime). After an answer we could not
+        use, the next attempt must ask the authority, not be served the same answer again."""
         self._http_cache.clear()
         if self._app is not None:
             cache = self._app.token_cache
             for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
                 cache.remove_at(entry)
-        log.info("dataverse.token.invalidated")
 
     def close(self) -> None:
         if self._app is not None:
@@ -213,10 +219,21 @@ class TokenProvider:
         except ValueError as exc:
             # msal raises ValueError for a non-JSON answer (a proxy page: may pass) and for an
             # authority it cannot discover (unknown tenant, wrong URL: a person must fix it).
+            self._forget_answers()
             if _is_json_error(exc):
                 raise Transient("token authority answered with something other than JSON") from None
             raise AuthFailure("token authority configuration could not be read") from None
-        return self._read(cast("dict[str, Any]", result or {}))
+        except (KeyError, TypeError, AttributeError) as exc:
+            # msal indexes the discovery document and the token answer without checking their
+            # shape ({} or a JSON list): the authority is not speaking OAuth, a person must look.
+            self._forget_answers()
+            raise AuthFailure(
+                f"token authority answered in an unexpected shape ({type(exc).__name__})"
+            ) from None
+        if not isinstance(result, dict):
+            self._forget_answers()
+            raise AuthFailure("token authority answered in an unexpected shape")
+        return self._read(cast("dict[str, Any]", result))
 
     def _read(self, result: dict[str, Any]) -> tuple[str, float, str]:
         token = result.get("access_token")
@@ -224,6 +241,7 @@ class TokenProvider:
             expires_in = result.get("expires_in")
             expires_in_s = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
             return token, expires_in_s, str(result.get("token_source", "identity_provider"))
+        self._forget_answers()  # msal may have cached an answer that holds no usable token
         raise self._refusal(result)
 
     def _refusal(self, result: dict[str, Any]) -> SyncFailure:

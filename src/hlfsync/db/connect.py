@@ -5,6 +5,7 @@ Above this package nobody catches psycopg errors: an unreachable database become
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -29,13 +30,20 @@ def database_url(settings: Settings) -> str:
     return embedded.start(settings.data_dir)
 
 
+# libpq also takes the password as a query parameter: `postgresql://host/db?password=...`.
+_PASSWORD_PARAM = re.compile(r"((?:^|&)(?:ssl)?password=)[^&]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password (in the user info or the query), for messages and logs."""
     parts = urlsplit(url)
-    if not parts.password:
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = _PASSWORD_PARAM.sub(r"\1***", parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def describe(exc: psycopg.Error, url: str) -> str:

@@ -115,6 +115,12 @@ class GoogleAccessTokens:
             raise AuthFailure(f"FCM token request refused: {code}") from None
         except exceptions.TransportError as exc:
             raise Transient(f"FCM token endpoint unreachable ({type(exc).__name__})") from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # google-auth indexes the token endpoint's answer without checking its shape (an HTML
+            # page, a JSON list): like any odd answer from a hop it may pass, so retry it.
+            raise Transient(
+                f"FCM token endpoint answer unreadable ({type(exc).__name__})"
+            ) from None
         token, expiry = self._credentials.token, self._credentials.expiry
         if not isinstance(token, str) or not token:
             raise AuthFailure("FCM token endpoint answered without an access token")

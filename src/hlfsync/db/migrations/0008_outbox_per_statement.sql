@@ -18,8 +18,11 @@ DROP FUNCTION peer_mentor_status_outbox();
 
 -- Planned for the statement at hand: a plan cached from a one-row change (or from when
 -- sync_queue was nearly empty) must not be reused for fifty thousand.
+-- SECURITY DEFINER, as 0007 made the function it replaces: a status change by an
+-- `authenticated` user (row-level security) must still queue its sync and write its audit row.
 CREATE FUNCTION peer_mentor_status_outbox() RETURNS trigger
-LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     who         text := coalesce(nullif(current_setting('hlfsync.actor', true), ''),
                                  auth.uid()::text, session_user::text);
@@ -81,3 +84,5 @@ CREATE TRIGGER peer_mentors_status_outbox
     REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new
     FOR EACH STATEMENT
     EXECUTE FUNCTION peer_mentor_status_outbox();
+
+REVOKE EXECUTE ON FUNCTION peer_mentor_status_outbox() FROM PUBLIC, anon, authenticated;
