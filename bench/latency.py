@@ -29,7 +29,8 @@ def _percentile(values: list[float], pct: float) -> float:
 
 
 def run(changes: int, gap_s: float) -> dict[str, float]:
-    url = _common.fresh_database("bench_latency", mentors=changes)
+    url = _common.fresh_database("bench_latency", mentors=changes + 1)
+    _common.quiet_scheduler(url)
     with _common.sandbox_process() as (env, admin):
         _common.mirror_contacts(url, admin)
         worker_env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}

@@ -37,7 +37,6 @@ from bench import _common
 from hlfsync.db import operations
 from hlfsync.sandbox.client import AdminClient
 
-JOBS = ("expiry_check", "reconcile", "health_check", "compensation")
 RATE_LIMIT = 20.0
 
 
@@ -60,24 +59,17 @@ def _progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _quiet_scheduler(url: str) -> None:
-    """Nothing scheduled falls due during a run: the nightly jobs would pause half the mentors
-    (their certificates are spread around today) and read every contact."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO scheduled_runs (job, slot, status, finished_at)"
-            " SELECT job, '2999-01-01', 'succeeded', now() FROM unnest(%s::text[]) AS job",
-            [list(JOBS)],
-        )
-
-
 @dataclass
 class Workers:
     procs: list[subprocess.Popen[bytes]]
     logs: list[Path]
     usage: list[Any] = field(default_factory=list)
+    peaks_kib: list[int] = field(default_factory=list)
 
     def stop(self) -> None:
+        # Peak RSS from the kernel's high-water mark of each worker's own memory, read before
+        # it exits: wait4's ru_maxrss would also count the benchmark process it was forked from.
+        self.peaks_kib = [_vm_hwm_kib(proc.pid) for proc in self.procs]
         for proc in self.procs:
             proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
@@ -91,7 +83,14 @@ class Workers:
 
     @property
     def peak_rss_mib(self) -> float:
-        return max(u.ru_maxrss for u in self.usage) / 1024  # KiB on Linux
+        return max(self.peaks_kib) / 1024
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 @contextlib.contextmanager
@@ -179,7 +178,7 @@ def _resync_all(url: str) -> int:
 
 def _database(admin: AdminClient, name: str, mentors: int) -> str:
     url = _common.fresh_database(name, mentors=mentors)
-    _quiet_scheduler(url)
+    _common.quiet_scheduler(url)
     _common.mirror_contacts(url, admin)
     return url
 

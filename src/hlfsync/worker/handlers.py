@@ -24,6 +24,7 @@ from hlfsync.core import retry
 from hlfsync.core.breaker import Admission
 from hlfsync.core.clock import Clock
 from hlfsync.core.errors import AuthFailure, Permanent, SyncFailure, Throttled, Transient
+from hlfsync.core.pacing import CallLimit
 from hlfsync.dataverse.base import DynamicsClient, ListingChange
 from hlfsync.db import health
 from hlfsync.db.breaker import DynamicsCircuitBreaker
@@ -45,21 +46,34 @@ class SyncPayload(BaseModel):
 
 
 class CallSlots:
-    """At most `size` calls to Dynamics at once. Only the call holds a slot: recording its
-    outcome does not, so the next call starts while the last one's outcome is being written."""
+    """Calls to Dynamics in flight: at most `size`, fewer after a throttle (`core.pacing`).
+
+    Only the call holds a slot: recording its outcome does not, so the next call starts while
+    the last one's outcome is being written.
+    """
 
     def __init__(self, size: int) -> None:
-        self._free = asyncio.Semaphore(size)
+        self.pacing = CallLimit(size)
         self.busy = 0
+        self._changed = asyncio.Condition()
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        async with self._free:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.busy < self.pacing.allowed)
             self.busy += 1
-            try:
-                yield
-            finally:
+        try:
+            yield
+        finally:
+            async with self._changed:
                 self.busy -= 1
+                self._changed.notify(max(1, self.pacing.allowed - self.busy))
+
+    def throttled(self, now: datetime, until: datetime) -> None:
+        self.pacing.on_throttle(now, until)
+
+    def succeeded(self) -> None:
+        self.pacing.on_success()
 
 
 @dataclass
@@ -182,6 +196,7 @@ async def _record_one(
     if sent.crash is not None:
         return await _poisoned(job, ctx, sent.crash, sent.facts, bound)
     if sent.failure is None:
+        ctx.slots.succeeded()
         outcome = await _succeeded(job, ctx, sent.facts, bound)
         if admission is Admission.PROBE or ctx.breaker.view.state.value != "closed":
             await ctx.breaker.on_success(ctx.clock.now())
@@ -245,6 +260,8 @@ async def _send_many(ready: list[tuple[Job, ListingChange, Any]], ctx: SyncConte
         ))  # fmt: skip
     results = answers
     now = ctx.clock.now()
+    if any(result is None for result in results):
+        ctx.slots.succeeded()  # one request, one round
     await _batch_verdict(ctx, [r for r in results if isinstance(r, SyncFailure)],
                          len(results), now)  # fmt: skip
 
@@ -294,7 +311,9 @@ async def _touch_breaker(ctx: SyncContext, failure: SyncFailure, now: datetime) 
     if isinstance(failure, Transient):
         await ctx.breaker.on_failure(now, summary)
     elif isinstance(failure, Throttled):
-        await ctx.breaker.on_throttled(now, now + timedelta(seconds=failure.retry_after_s))
+        until = now + timedelta(seconds=failure.retry_after_s)
+        ctx.slots.throttled(now, until)
+        await ctx.breaker.on_throttled(now, until)
     elif isinstance(failure, AuthFailure):
         await ctx.breaker.on_auth_failure(now, summary)
         await health.record_failure(ctx.pool, name=CREDENTIALS, contract=ctx.client.contract,
