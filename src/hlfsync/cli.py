@@ -6,34 +6,74 @@ traceback. Data goes to stdout (`--json` where a command prints data); logs go t
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
-from hlfsync import settings as settings_mod
 from hlfsync.core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hlfsync import settings as settings_mod
+
+# Plain help (no rich markup): rendering help through rich costs more start-up than the rest
+# of the command line together, and `--help` should answer at once.
 app = typer.Typer(
     help="Keeps HLF's public peer-mentor listing in Dynamics in step with PostgreSQL.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Database: migrations and the embedded server.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database: migrations and the embedded server.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(db_app, name="db")
-dlq_app = typer.Typer(help="The dead-letter queue: list, re-queue, resolve.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="The dead-letter queue: list, re-queue, resolve.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(dlq_app, name="dlq")
 
-out = Console()
-err = Console(stderr=True)
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich costs ~0.15 s a command may not need."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        """The Console itself, for code that needs the real object (rich's Live, Progress)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+out: Any = _LazyConsole(stderr=False)
+err: Any = _LazyConsole(stderr=True)
+
+
+def _table(*columns: str, title: str) -> Table:
+    from rich.table import Table
+
+    return Table(*columns, title=title)
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -46,11 +86,23 @@ class CommandError(Exception):
         self.code = code
 
 
-def load_settings(**overrides: object) -> settings_mod.Settings:
+def load_settings(*, demo_sandbox: bool = True, **overrides: object) -> settings_mod.Settings:
+    """Settings for a command, logging configured; beside a running demo, pointed at its sandbox
+    (see `settings.with_running_demo`), which the command says on stderr."""
     from hlfsync import observability
+    from hlfsync import settings as settings_mod
 
     loaded = settings_mod.load(**overrides)
     observability.configure(loaded.log_level, loaded.log_format)
+    if demo_sandbox:
+        pointed = settings_mod.with_running_demo(loaded)
+        if pointed is not loaded:
+            err.print(
+                f"hlfsync: using the running demo's sandbox at {pointed.dynamics_url}",
+                highlight=False,
+                markup=False,
+            )
+        return pointed
     return loaded
 
 
@@ -61,6 +113,8 @@ def _default(value: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(data, default=_default, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -94,6 +148,23 @@ def db_url() -> None:
     sys.stdout.write(connect.redact(url) + "\n")
 
 
+@db_app.command(
+    "psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def db_psql(ctx: typer.Context) -> None:
+    """psql on the effective database (the wheel's own psql); extra arguments go to psql,
+    e.g. `hlfsync db psql -c "SELECT count(*) FROM sync_queue"`."""
+    from hlfsync.db import connect, embedded
+
+    settings = load_settings(demo_sandbox=False)
+    url = connect.database_url(settings)
+    with connect.connect(url):
+        pass  # a clear line if it does not answer, before handing over to psql
+    program = str(embedded.client_program("psql"))
+    sys.stdout.flush()
+    os.execv(program, [program, "--no-psqlrc", url, *ctx.args])  # noqa: S606 - psql by path
+
+
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded server (it otherwise keeps running for the next command)."""
@@ -125,7 +196,7 @@ def seed(
     if as_json:
         print_json(result)
         return
-    table = Table("created", "count", title="seed")
+    table = _table("created", "count", title="seed")
     for key, value in result.items():
         table.add_row(key.replace("_", " "), str(value))
     out.print(table)
@@ -170,7 +241,7 @@ def status(as_json: JsonOpt = False) -> None:
 def _print_status(snap: Any, problems: list[str], now: datetime) -> None:
     from hlfsync.core import status as verdict
 
-    queue = Table("status", "operations", title="sync queue")
+    queue = _table("status", "operations", title="sync queue")
     for state in ("pending", "in_progress", "succeeded", "dead_lettered", "superseded"):
         queue.add_row(state, str(snap.queue.get(state, 0)))
     out.print(queue)
@@ -179,7 +250,7 @@ def _print_status(snap: Any, problems: list[str], now: datetime) -> None:
     for breaker in snap.breakers:
         since = breaker["opened_at"] or breaker["updated_at"]
         out.print(f"circuit {breaker['name']}: {breaker['state']} since {since:%Y-%m-%d %H:%M:%S}")
-    runs = Table("job", "slot", "outcome", "finished", title="scheduled jobs")
+    runs = _table("job", "slot", "outcome", "finished", title="scheduled jobs")
     for run in snap.scheduled:
         finished = run["finished_at"].strftime("%Y-%m-%d %H:%M:%S") if run["finished_at"] else ""
         runs.add_row(run["job"], run["slot"].strftime("%Y-%m-%d %H:%M"), run["status"], finished)
@@ -293,7 +364,9 @@ def dlq_list(
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "mentor", "operation", "attempts", "status", "reason", title="dead letters")
+    table = _table(
+        "id", "mentor", "operation", "attempts", "status", "reason", title="dead letters"
+    )
     for row in rows:
         table.add_row(
             str(row["id"]),
@@ -389,7 +462,7 @@ def reconcile(
     if as_json:
         print_json(stats)
         return
-    table = Table("finding", "count", title="reconciliation" + (" (dry run)" if dry_run else ""))
+    table = _table("finding", "count", title="reconciliation" + (" (dry run)" if dry_run else ""))
     for key in ("contacts_read", "pages", "diverging", "queued", "skipped_in_flight",
                 "unknown_listed_contacts", "contacts_missing_in_dynamics",
                 "mentors_without_contact"):  # fmt: skip
@@ -436,7 +509,7 @@ def break_glass(
         overrides["dynamics_client_id"] = client_id
     settings = load_settings().model_copy(update=overrides)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        console=err, disable=as_json)  # fmt: skip
+                        console=err.get(), disable=as_json)  # fmt: skip
     task = progress.add_task("syncing", total=None)
 
     def checked(user: str) -> None:
@@ -506,7 +579,7 @@ def sandbox(
     """Run the local Dataverse + token + FCM emulator (HTTPS, with fault injection)."""
     from hlfsync.sandbox import server
 
-    settings = load_settings()
+    settings = load_settings(demo_sandbox=False)
     data_dir = settings.data_dir / "sandbox"
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -571,8 +644,8 @@ def demo(
     """Embedded PostgreSQL + sandbox + sample data + worker + API; prints where things are."""
     from hlfsync import demo as demo_mod
 
-    settings = load_settings()
-    demo_mod.run(settings, duration_s=duration, mentors=mentors, console=out)
+    settings = load_settings(demo_sandbox=False)
+    demo_mod.run(settings, duration_s=duration, mentors=mentors, console=out.get())
 
 
 def main() -> None:
@@ -583,19 +656,67 @@ def main() -> None:
     """
     try:
         app()
-    except ValidationError as exc:
-        err.print(
-            f"hlfsync: {settings_mod.describe_error(exc)}",
-            highlight=False,
-            soft_wrap=True,
-            markup=False,
-        )
-        sys.exit(2)
     except ConfigError as exc:
-        err.print(f"hlfsync: {exc}", highlight=False, soft_wrap=True, markup=False)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except CommandError as exc:
-        err.print(f"hlfsync: {exc}", highlight=False, soft_wrap=True, markup=False)
-        sys.exit(exc.code)
+        _fail(str(exc), exc.code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+        _fail_unexpected(exc)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"hlfsync: {message}", highlight=False, soft_wrap=True, markup=False)
+    sys.exit(code)
+
+
+def _fail_unexpected(exc: Exception) -> None:
+    """Known kinds of failure from libraries become one line; anything else is a bug, said so.
+
+    pydantic is looked up rather than imported: a command that never loaded settings must not
+    pay its import for the sake of this check.
+    """
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        from hlfsync import settings as settings_mod
+
+        _fail(settings_mod.describe_error(exc), 2)
+    described = _describe_library_error(exc)
+    if described is not None:
+        _fail(described, 1)
+    if os.environ.get("HLFSYNC_DEBUG"):
+        raise exc
+    _fail(
+        f"unexpected error ({type(exc).__name__}: {_one_line(str(exc))}); this is a bug —"
+        " set HLFSYNC_DEBUG=1 to see where",
+        70,
+    )
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _describe_library_error(exc: Exception) -> str | None:
+    """The failures a user causes from outside (a server down, a file unreadable) as one line."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
+        return f"database unreachable: {_one_line(str(exc))}"
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        return f"database error: {_one_line(str(exc))}"
+    httpx = sys.modules.get("httpx")
+    if httpx is not None and isinstance(exc, httpx.HTTPError):
+        return f"cannot reach {_host_of(exc)}: {_one_line(str(exc)) or type(exc).__name__}"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or _one_line(str(exc))}{where}"
+    return None
+
+
+def _host_of(exc: Exception) -> str:
+    request = getattr(exc, "_request", None)
+    if request is None:
+        return "the remote service"
+    return f"{request.url.scheme}://{request.url.host}:{request.url.port or ''}".rstrip(":")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 from typing import Any
 
@@ -19,7 +20,7 @@ from rich.console import Console
 from hlfsync import services
 from hlfsync.core.errors import ConfigError
 from hlfsync.db import connect
-from hlfsync.settings import Settings
+from hlfsync.settings import DEMO_ENV, DEMO_JWT_SECRET, DEMO_PID, Settings
 
 REPORT_EVERY_S = 5.0
 
@@ -59,7 +60,7 @@ def _with_jwt_secret(settings: Settings) -> Settings:
     """The demo signs its own tokens: a secret kept in the data directory, made on first run."""
     if settings.jwt_secret is not None:
         return settings
-    path = settings.data_dir / "demo-jwt-secret"
+    path = settings.data_dir / DEMO_JWT_SECRET
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
@@ -96,15 +97,35 @@ async def _api(settings: Settings, stop: asyncio.Event, pool: Any, console: Cons
         await serve(settings, stop, pool=pool, port=0, on_ready=ready)
 
 
+def _live_events(settings: Settings, console: Console) -> Any:
+    """On a terminal, log events feed the live view (and demo.log) instead of scrolling by."""
+    if not console.is_terminal:
+        return None
+    from hlfsync import demo_view, observability
+
+    events = demo_view.EventLog(settings.data_dir / "demo.log")
+    fmt = "json" if settings.log_format == "json" else "console"
+    observability.configure(settings.log_level, fmt, logger_factory=events.factory)
+    return events
+
+
 async def _serve(settings: Settings, duration_s: float | None, console: Console) -> None:
     from hlfsync.worker import process
 
+    events = _live_events(settings, console)
     built = await services.build_worker(settings)
     stop = asyncio.Event()
     process.install_signal_handlers(stop)
     if duration_s is not None:
         asyncio.get_running_loop().call_later(duration_s, stop.set)
-    reporter = asyncio.create_task(_report(settings, console, stop))
+    if events is not None:
+        from hlfsync import demo_view
+
+        console.print(f"events:    {settings.data_dir / 'demo.log'} (all of them)")
+        view = demo_view.run(console, lambda: services.status_snapshot(settings), events, [], stop)
+        reporter = asyncio.create_task(view)
+    else:
+        reporter = asyncio.create_task(_report(settings, console, stop))
     schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
     api = asyncio.create_task(_api(settings, stop, built.pool, console), name="api")
     try:
@@ -113,6 +134,8 @@ async def _serve(settings: Settings, duration_s: float | None, console: Console)
         stop.set()
         await reporter
         await built.aclose()
+        if events is not None:
+            events.close()
 
 
 def run(settings: Settings, *, duration_s: float | None, mentors: int, console: Console) -> None:
@@ -134,7 +157,7 @@ def run(settings: Settings, *, duration_s: float | None, mentors: int, console: 
             console.print(f"found {existing} mentors from an earlier run")
         console.print(f"database:  {connect.redact(url)}")
         console.print(f"sandbox:   {sandbox.url} (Dataverse, token endpoint, FCM)")
-        env_file = sandbox_dir / "demo.env"
+        env_file = settings.data_dir / DEMO_ENV
         sandbox.write_env(env_file)
         console.print(f"settings:  {env_file} (HLFSYNC_* that point at this sandbox)")
         console.print(
@@ -144,4 +167,11 @@ def run(settings: Settings, *, duration_s: float | None, mentors: int, console: 
             soft_wrap=True,
         )
         console.print("stop:      Ctrl-C")
-        asyncio.run(_serve(live, duration_s, console))
+        # Other hlfsync commands on this machine find the demo's sandbox through these two
+        # files (settings.with_running_demo); both go when the demo stops.
+        pid_file = settings.data_dir / DEMO_PID
+        pid_file.write_text(str(os.getpid()))
+        try:
+            asyncio.run(_serve(live, duration_s, console))
+        finally:
+            pid_file.unlink(missing_ok=True)

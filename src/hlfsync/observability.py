@@ -1,4 +1,4 @@
-"""Structured logs (structlog, JSON by default) and the Prometheus metrics every process shares.
+"""Structured logs (structlog): for a person on a terminal, JSON lines for machines elsewhere.
 
 Secrets never reach a log: settings hold them as SecretStr, and `_drop_secrets` strips any event
 key that names one, as a last line of defence.
@@ -24,18 +24,33 @@ def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
-def configure(level: str = "info", fmt: str = "json", stream: Any = None) -> None:
-    """Configure structlog once per process; logs go to stderr so stdout stays for data."""
+def configure(
+    level: str = "info", fmt: str = "auto", stream: Any = None, *, logger_factory: Any = None
+) -> None:
+    """Configure structlog once per process; logs go to stderr so stdout stays for data.
+
+    `fmt` "auto" renders for a person when the stream is a terminal and JSON otherwise, so a
+    service under systemd or Kubernetes logs JSON and a developer reads coloured lines.
+    `logger_factory` replaces the stream (the demo sends events to its live view).
+    """
+    target = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if _is_terminal(target) else "json"
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(colors=logger_factory is None and _is_terminal(target))
+    )
+    timestamper = (
+        structlog.processors.TimeStamper(fmt="iso", utc=True)
+        if fmt == "json"
+        else structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False)
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             _drop_secrets,
             structlog.processors.format_exc_info,
             renderer,
@@ -43,6 +58,14 @@ def configure(level: str = "info", fmt: str = "json", stream: Any = None) -> Non
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=logger_factory or structlog.PrintLoggerFactory(target),
         cache_logger_on_first_use=True,
     )
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False

@@ -6,6 +6,7 @@ traceback. Secrets are `SecretStr`, so they print as `**********` wherever a set
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -103,7 +104,8 @@ class Settings(BaseSettings):
 
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    # auto: rendered for a person on a terminal, JSON lines when stderr is a file or a pipe
+    log_format: Literal["auto", "json", "console"] = "auto"
 
     @field_validator("*", mode="before")
     @classmethod
@@ -209,6 +211,40 @@ def describe_error(exc: ValidationError) -> str:
     message = message.removeprefix("Value error, ")
     extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"invalid setting{name}: {message}{extra}"
+
+
+DEMO_ENV = Path("sandbox") / "demo.env"
+DEMO_PID = Path("sandbox") / "demo.pid"
+DEMO_JWT_SECRET = Path("demo-jwt-secret")
+
+
+def with_running_demo(settings: Settings) -> Settings:
+    """The settings pointed at a running demo's sandbox, when nothing else names a Dynamics.
+
+    Only with the embedded database (no HLFSYNC_DATABASE_URL) and no HLFSYNC_DYNAMICS_URL: that
+    is a developer's machine where `hlfsync demo` runs in another terminal, and commands such as
+    `seed`, `health` or `reconcile` should talk to the demo's sandbox as the demo's worker does.
+    A production configuration always names its database, so it is never affected.
+    """
+    if settings.database_url is not None or settings.dynamics_url is not None:
+        return settings
+    env_file, pid_file = settings.data_dir / DEMO_ENV, settings.data_dir / DEMO_PID
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+        lines = env_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        return settings  # no demo, a stale pid file or an unreadable env file: as configured
+    values = {
+        key.removeprefix(PREFIX).lower(): value
+        for key, _, value in (line.partition("=") for line in lines)
+        if key.startswith(PREFIX)
+    }
+    pointed = Settings(**values).model_dump(include=set(values))  # type: ignore[arg-type]
+    secret_file = settings.data_dir / DEMO_JWT_SECRET
+    if settings.jwt_secret is None and secret_file.exists():
+        pointed["jwt_secret"] = SecretStr(secret_file.read_text(encoding="utf-8").strip())
+    return settings.model_copy(update=pointed)
 
 
 def load(**overrides: object) -> Settings:

@@ -88,6 +88,15 @@ def stop(data_dir: Path) -> bool:
     return True
 
 
+def client_program(name: str) -> Path:
+    """A PostgreSQL client program shipped in the wheel (psql, pg_dump): a fresh machine has
+    none of its own, and the wheel's match its server."""
+    program = Path(_import_wheel().__file__).parent / "pginstall" / "bin" / name
+    if not program.exists():
+        raise ConfigError(f"the embedded PostgreSQL has no {name} at {program}")
+    return program
+
+
 def _is_root() -> bool:
     import os
 

@@ -2,7 +2,9 @@
 
 Realistic in shape (Norwegian names, multi-chapter mentors and coordinators, certificates spread
 over the past and next 90 days, a few long renewal histories) and fast: every table is loaded
-with COPY, so 100,000 mentors take seconds. Deterministic for a given `seed`.
+with COPY, so 100,000 mentors take seconds. Deterministic for a given `seed` and the data already
+there: on a database that has data, new organisations are added beside it (their ids drawn from
+the seed and the number of organisations already present, so they never collide).
 """
 
 from __future__ import annotations
@@ -122,6 +124,8 @@ class _Plan:
     new_id: _Ids
     result: SeedResult = field(default_factory=SeedResult)
     orgs: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+    existing_orgs: int = 0
+    existing_users: int = 0
     chapters: list[tuple[uuid.UUID, uuid.UUID, str]] = field(default_factory=list)
     chapters_of: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
     users: list[tuple[uuid.UUID, uuid.UUID, str, str]] = field(default_factory=list)
@@ -133,7 +137,7 @@ class _Plan:
 
 
 def _plan_organisations(plan: _Plan, orgs: int, chapters: int) -> None:
-    for i in range(orgs):
+    for i in range(plan.existing_orgs, plan.existing_orgs + orgs):
         oid = plan.new_id()
         plan.orgs.append((oid, ORGANISATIONS[i % len(ORGANISATIONS)]))
         plan.chapters_of[oid] = []
@@ -152,7 +156,7 @@ def _plan_people(plan: _Plan) -> None:
         own = plan.chapters_of[oid]
         for index, cid in enumerate(own):
             uid = plan.new_id()
-            email = f"koordinator{len(plan.users) + 1}@example.no"
+            email = f"koordinator{plan.existing_users + len(plan.users) + 1}@example.no"
             plan.users.append((uid, oid, _name(plan.rng), email))
             plan.coordinators.append((uid, cid))
             # Every third coordinator also covers the next chapter: multi-chapter coordinators.
@@ -160,7 +164,7 @@ def _plan_people(plan: _Plan) -> None:
                 plan.coordinators.append((uid, own[(index + 1) % len(own)]))
                 plan.result.multi_chapter_coordinators += 1
         admin = plan.new_id()
-        email = f"admin{len(plan.admins) + 1}@example.no"
+        email = f"admin{plan.existing_orgs + len(plan.admins) + 1}@example.no"
         plan.users.append((admin, oid, _name(plan.rng), email))
         plan.admins.append((admin, oid))
 
@@ -225,6 +229,13 @@ def _load(conn: psycopg.Connection[tuple[object, ...]], plan: _Plan) -> None:
     plan.result.device_tokens = len(tokens)
 
 
+def _existing(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM organizations), (SELECT count(*) FROM app_users)"
+    ).fetchone()
+    return (int(str(row[0])), int(str(row[1]))) if row else (0, 0)
+
+
 MENTOR_COLUMNS = (
     "id", "organization_id", "full_name", "status", "status_reason", "dynamics_contact_id"
 )  # fmt: skip
@@ -246,9 +257,13 @@ def seed(
     chapters = chapters if chapters is not None else max(orgs * 4, 1)
     if chapters < orgs:
         raise ValueError("need at least one chapter per organisation")
-    # Sample data, not secrets: a seeded, reproducible generator is the point.
-    rng = random.Random(seed)  # noqa: S311
-    plan = _Plan(rng=rng, new_id=_Ids(rng))
+    existing_orgs, existing_users = _existing(conn)
+    # Sample data, not secrets: a seeded, reproducible generator is the point. Beside existing
+    # data the generator also depends on what is there, so a second run adds, never collides.
+    rng = random.Random(seed if existing_orgs == 0 else f"{seed}/{existing_orgs}")  # noqa: S311
+    plan = _Plan(
+        rng=rng, new_id=_Ids(rng), existing_orgs=existing_orgs, existing_users=existing_users
+    )
     _plan_organisations(plan, orgs, chapters)
     _plan_people(plan)
     _plan_mentors(plan, mentors, today)

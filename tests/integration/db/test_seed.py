@@ -80,3 +80,16 @@ def test_seed_writes_no_queue_rows(conn: Conn) -> None:
     """Seeding loads state; it does not fire the outbox (no status was changed)."""
     seed.seed(conn, mentors=50, today=TODAY)
     assert conn.execute("SELECT count(*) FROM sync_queue").fetchone() == (0,)
+
+
+def test_seed_on_seeded_data_adds_beside_it(conn: Conn) -> None:
+    """A second seed (as after the demo's) adds organisations and mentors; nothing collides."""
+    first = seed.seed(conn, mentors=50, orgs=2, today=TODAY, seed=1)
+    second = seed.seed(conn, mentors=70, orgs=3, today=TODAY, seed=1)
+    counts = conn.execute(
+        "SELECT (SELECT count(*) FROM organizations), (SELECT count(*) FROM peer_mentors)"
+    ).fetchone()
+    assert counts == (5, 120)
+    assert not {c for c, _ in first.contacts} & {c for c, _ in second.contacts}
+    names = [r[0] for r in conn.execute("SELECT name FROM organizations ORDER BY name")]
+    assert len(set(names)) == 5
