@@ -15,7 +15,7 @@ from uuid import UUID
 
 import typer
 
-from hlfsync.core.errors import ConfigError
+from hlfsync.core.errors import ConfigError, SyncFailure
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -701,6 +701,8 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 def _describe_library_error(exc: Exception) -> str | None:
     """The failures a user causes from outside (a server down, a file unreadable) as one line."""
+    if isinstance(exc, SyncFailure):
+        return f"Dynamics or FCM did not answer as asked: {_one_line(exc.summary())}"
     psycopg = sys.modules.get("psycopg")
     if psycopg is not None and isinstance(exc, psycopg.OperationalError):
         return f"database unreachable: {_one_line(str(exc))}"
