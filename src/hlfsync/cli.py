@@ -148,9 +148,7 @@ def db_url() -> None:
     sys.stdout.write(connect.redact(url) + "\n")
 
 
-@db_app.command(
-    "psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def db_psql(ctx: typer.Context) -> None:
     """psql on the effective database (the wheel's own psql); extra arguments go to psql,
     e.g. `hlfsync db psql -c "SELECT count(*) FROM sync_queue"`."""
