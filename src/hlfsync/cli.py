@@ -581,9 +581,33 @@ def sandbox(
     data_dir = settings.data_dir / "sandbox"
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        server.serve(host, port, env_file, data_dir)
+        server.serve(host, port, env_file, data_dir, on_ready=_mirror_contacts_later(settings))
     except OSError as exc:
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _mirror_contacts_later(settings: settings_mod.Settings) -> Any:
+    """Once the sandbox listens, give it the contacts of the mentors already in the database, so
+    a worker pointed at it finds them (as the demo does); in a thread, off the server's loop."""
+    import threading
+
+    def mirror(running: Any) -> None:
+        from hlfsync import services
+
+        def work() -> None:
+            try:
+                pointed = settings.model_copy(
+                    update={"dynamics_url": running.url, "dynamics_ca_bundle": running.ca_path}
+                )
+                contacts = services.mentor_contacts(services.database_url(settings, upgrade=False))
+                if services.push_contacts_to_sandbox(pointed, contacts):
+                    print(f"  contacts:  {len(contacts)} from the database", flush=True)
+            except ConfigError as exc:  # no database here: the sandbox starts empty
+                print(f"  contacts:  none ({exc})", flush=True)
+
+        threading.Thread(target=work, name="mirror-contacts", daemon=True).start()
+
+    return mirror
 
 
 # --- API ---------------------------------------------------------------------------------

@@ -25,15 +25,6 @@ from hlfsync.settings import DEMO_ENV, DEMO_JWT_SECRET, DEMO_PID, Settings
 REPORT_EVERY_S = 5.0
 
 
-def _contacts(url: str) -> list[tuple[Any, bool]]:
-    with connect.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT dynamics_contact_id, status = 'active' FROM peer_mentors"
-            " WHERE dynamics_contact_id IS NOT NULL"
-        ).fetchall()
-    return [(contact, bool(listed)) for contact, listed in rows]
-
-
 def _sandbox_settings(settings: Settings, sandbox: Any, url: str) -> Settings:
     values: dict[str, Any] = {
         key.removeprefix("HLFSYNC_").lower(): value for key, value in sandbox.env().items()
@@ -153,7 +144,7 @@ def run(settings: Settings, *, duration_s: float | None, mentors: int, console: 
             counts = services.seed(live, mentors=mentors, orgs=2, chapters=None, seed=1)
             console.print(f"seeded {counts['mentors']} mentors in {counts['chapters']} chapters")
         else:
-            services.push_contacts_to_sandbox(live, _contacts(url))
+            services.push_contacts_to_sandbox(live, services.mentor_contacts(url))
             console.print(f"found {existing} mentors from an earlier run")
         console.print(f"database:  {connect.redact(url)}")
         console.print(f"sandbox:   {sandbox.url} (Dataverse, token endpoint, FCM)")

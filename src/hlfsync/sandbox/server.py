@@ -306,6 +306,7 @@ def serve(
     client_secret: str | None = None,
     webhook_secret: str | None = None,
     fcm_project_id: str = state.DEFAULT_FCM_PROJECT,
+    on_ready: Callable[[SandboxServer], None] | None = None,
 ) -> None:
     """`hlfsync sandbox`: serve until interrupted; print where, and write `env_file` once up.
 
@@ -330,5 +331,7 @@ def serve(
         print(f"  CA bundle: {running.ca_path}", flush=True)
         if env_file is not None:
             print(f"  settings:  {env_file}", flush=True)
+        if on_ready is not None:
+            on_ready(running)
 
     sandbox.serve_forever(ready)
