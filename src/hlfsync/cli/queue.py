@@ -1,0 +1,216 @@
+"""The sync queue at the command line: `status`, `worker`, `force-sync`, `dlq …`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from hlfsync.cli.app import (
+    CommandError,
+    JsonOpt,
+    actor,
+    app,
+    dlq_app,
+    err,
+    load_settings,
+    out,
+    print_json,
+    table,
+    uuids,
+)
+
+# --- status --------------------------------------------------------------------------------
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Queue depth, sync lag, dead letters, breaker, last scheduled runs, credential health.
+
+    Exit code 0 when healthy, 1 when degraded, so it can serve as a monitoring check.
+    """
+    from hlfsync import services
+    from hlfsync.core import status as verdict
+
+    settings = load_settings()
+    snap = services.status_snapshot(settings)
+    now = datetime.now(UTC)
+    problems = verdict.problems(snap, now)
+    if as_json:
+        print_json(
+            {
+                "healthy": not problems,
+                "problems": problems,
+                "queue": snap.queue,
+                "sync_lag_s": round(verdict.lag_seconds(snap, now), 3),
+                "open_dead_letters": snap.open_dead_letters,
+                "breakers": snap.breakers,
+                "scheduled_runs": snap.scheduled,
+                "credentials": snap.credentials,
+                "pending_migrations": snap.pending_migrations,
+            }
+        )
+    else:
+        _print_status(snap, problems, now)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _print_status(snap: Any, problems: list[str], now: datetime) -> None:
+    from hlfsync.core import status as verdict
+
+    queue = table("status", "operations", title="sync queue")
+    for state in ("pending", "in_progress", "succeeded", "dead_lettered", "superseded"):
+        queue.add_row(state, str(snap.queue.get(state, 0)))
+    out.print(queue)
+    out.print(f"sync lag: {verdict.lag_seconds(snap, now):.1f} s")
+    out.print(f"open dead letters: {snap.open_dead_letters}")
+    for breaker in snap.breakers:
+        since = breaker["opened_at"] or breaker["updated_at"]
+        out.print(f"circuit {breaker['name']}: {breaker['state']} since {since:%Y-%m-%d %H:%M:%S}")
+    runs = table("job", "slot", "outcome", "finished", title="scheduled jobs")
+    for run in snap.scheduled:
+        finished = run["finished_at"].strftime("%Y-%m-%d %H:%M:%S") if run["finished_at"] else ""
+        runs.add_row(run["job"], run["slot"].strftime("%Y-%m-%d %H:%M"), run["status"], finished)
+    out.print(runs)
+    for check in snap.credentials:
+        state = "ok" if check["ok"] else f"FAILING: {check['detail']}"
+        out.print(f"credentials {check['name']}: {state} (checked {check['checked_at']:%H:%M:%S})")
+    if not snap.credentials:
+        out.print("credentials: not checked yet")
+    out.print("healthy" if not problems else "degraded: " + "; ".join(problems))
+
+
+# --- worker --------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Drain what is due, then exit.")] = False,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=500, help="Calls to Dynamics at once.")
+    ] = None,
+) -> None:
+    """Process due sync operations and alerts (LISTEN/NOTIFY wake-up plus a poll interval)."""
+    import asyncio
+
+    from hlfsync import services
+
+    settings = load_settings(worker_concurrency=concurrency)
+    if once:
+        handled, sent = asyncio.run(services.worker_once(settings))
+        out.print(f"handled {handled} operation(s), sent {sent} alert delivery(ies)")
+        return
+    asyncio.run(services.worker_forever(settings))
+
+
+@app.command("force-sync")
+def force_sync(
+    mentor_ids: Annotated[list[str] | None, typer.Argument(help="Mentor ids.")] = None,
+    all_mentors: Annotated[bool, typer.Option("--all", help="Every mentor.")] = False,
+    chapter: Annotated[str | None, typer.Option(help="Every mentor of this chapter.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue an immediate sync (ahead of the routine queue) to each mentor's current state."""
+    from hlfsync import services
+    from hlfsync.db import connect, operations
+
+    chosen = sum([bool(mentor_ids), all_mentors, chapter is not None])
+    if chosen != 1:
+        raise CommandError("give mentor ids, --chapter ID or --all (exactly one)", code=2)
+    mentors = uuids(mentor_ids) if mentor_ids else None
+    chapter_id = uuids([chapter])[0] if chapter else None
+    settings = load_settings()
+    with connect.connect(services.database_url(settings)) as conn:
+        result = operations.force_sync(conn, mentors, actor=actor(), chapter=chapter_id)
+    if as_json:
+        print_json(
+            {
+                "queued": [
+                    {"mentor_id": m, "sync_queue_id": i, "operation": o}
+                    for m, i, o in result.queued
+                ],
+                "unknown": result.unknown,
+                "without_contact": result.without_contact,
+            }
+        )
+    else:
+        out.print(f"queued {len(result.queued)} sync(s)")
+        for mentor in result.without_contact:
+            out.print(f"not queued: mentor {mentor} has no Dynamics contact id")
+    if result.unknown:
+        err.print(f"hlfsync: unknown mentor id(s): {', '.join(map(str, result.unknown))}")
+        raise typer.Exit(1)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    status: Annotated[str | None, typer.Option(help="open, requeued or resolved.")] = "open",
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dead letters, newest first (open ones unless --status says otherwise)."""
+    from hlfsync import services
+    from hlfsync.db import connect, operations
+
+    if status not in (None, "open", "requeued", "resolved", "all"):
+        raise CommandError(f"--status must be open, requeued, resolved or all, not {status!r}", 2)
+    settings = load_settings()
+    with connect.connect(services.database_url(settings)) as conn:
+        rows = operations.list_dead_letters(
+            conn, status=None if status == "all" else status, limit=limit
+        )
+    if as_json:
+        print_json(rows)
+        return
+    shown = table("id", "mentor", "operation", "attempts", "status", "reason", title="dead letters")
+    for row in rows:
+        shown.add_row(
+            str(row["id"]),
+            str(row["mentor_id"]),
+            row["operation_type"],
+            str(row["attempt_count"]),
+            row["status"],
+            row["failure_reason"][:80],
+        )
+    out.print(shown)
+
+
+@dlq_app.command("requeue")
+def dlq_requeue(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead-letter ids.")] = None,
+    all_open: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+) -> None:
+    """Re-queue dead letters as fresh operations to each mentor's current state."""
+    from hlfsync import services
+    from hlfsync.db import connect, operations
+
+    if bool(ids) == all_open:
+        raise CommandError("give dead-letter ids or --all (exactly one)", code=2)
+    settings = load_settings()
+    with connect.connect(services.database_url(settings)) as conn:
+        done = operations.requeue(conn, None if all_open else ids, actor=actor())
+    out.print(f"re-queued {len(done)} dead letter(s)")
+    missing = sorted(set(ids or []) - {letter for letter, _ in done})
+    if missing:
+        err.print(f"hlfsync: not open or not found: {', '.join(map(str, missing))}")
+        raise typer.Exit(1)
+
+
+@dlq_app.command("resolve")
+def dlq_resolve(
+    letter: Annotated[int, typer.Argument(help="Dead-letter id.")],
+    note: Annotated[str, typer.Option(help="What was done about it.")],
+) -> None:
+    """Close a dead letter by hand, with a note (it is kept, never deleted)."""
+    from hlfsync import services
+    from hlfsync.db import connect, operations
+
+    if not note.strip():
+        raise CommandError("--note must say what was done", code=2)
+    settings = load_settings()
+    with connect.connect(services.database_url(settings)) as conn:
+        if not operations.resolve(conn, letter, note=note, actor=actor()):
+            raise CommandError(f"dead letter {letter} is not open or does not exist")
+    out.print(f"resolved dead letter {letter}")
