@@ -12,11 +12,11 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hlfsync import testing as f
 from hlfsync.api import metrics
 from hlfsync.core import renewals
 from hlfsync.db.jobs import CallFacts, JobStore
 from hlfsync.db.pool import open_pool
-from tests.integration.db import factories as f
 
 
 @pytest.fixture(autouse=True)

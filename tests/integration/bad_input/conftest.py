@@ -38,7 +38,7 @@ from hlfsync.db import connect
 from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
-from hlfsync.testing import FakeClock
+from hlfsync.testing import FakeClock, one
 from tests.integration.api import world as world_mod
 from tests.integration.bad_input.sweep import (
     BEARER_PREFIXES,
@@ -52,7 +52,6 @@ from tests.integration.bad_input.sweep import (
     Watch,
     _settings,
 )
-from tests.integration.db.factories import one
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,8 @@ from hlfsync.api import mint_token
 from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
-from hlfsync.testing import FakeClock
+from hlfsync.testing import FakeClock, make_chapter, make_mentor, make_org, make_user, one
 from tests.integration.api import world as world_mod
-from tests.integration.db.factories import make_chapter, make_mentor, make_org, make_user, one
 
 Conn = psycopg.Connection[Any]
 

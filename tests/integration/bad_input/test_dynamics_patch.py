@@ -12,6 +12,7 @@ import pytest
 
 from hlfsync.dataverse.client import DataverseClient
 from hlfsync.dataverse.factory import build_tokens, tls_verify
+from hlfsync.testing import one
 from tests.integration.bad_input.sweep import (
     HTML_PAGE,
     Rig,
@@ -28,7 +29,6 @@ from tests.integration.bad_input.sweep import (
     _still_syncs,
     _team,
 )
-from tests.integration.db.factories import one
 
 
 @dataclass(frozen=True)

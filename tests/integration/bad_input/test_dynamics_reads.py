@@ -11,6 +11,7 @@ import pytest
 
 from hlfsync.core.errors import Permanent, SyncFailure, Transient
 from hlfsync.db import reconcile as reconcile_mod
+from hlfsync.testing import one
 from hlfsync.worker.health import check_credentials
 from tests.integration.bad_input.sweep import (
     CLIENT_SECRET,
@@ -27,7 +28,6 @@ from tests.integration.bad_input.sweep import (
     _snapshot,
     _team,
 )
-from tests.integration.db.factories import one
 
 WHOAMI_OFF_CONTRACT = "HTTP 200: WhoAmI does not follow the contract: WhoAmI answer"
 

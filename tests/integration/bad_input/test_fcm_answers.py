@@ -13,6 +13,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from hlfsync.notify import fcm_wire
+from hlfsync.testing import make_user, one
 from tests.integration.bad_input.sweep import (
     HTML_PAGE,
     Conn,
@@ -22,7 +23,6 @@ from tests.integration.bad_input.sweep import (
     _push,
     _team,
 )
-from tests.integration.db.factories import make_user, one
 
 
 def _fcm_error(status: int, google_status: object, code: object, message: str) -> str:

@@ -14,6 +14,7 @@ import pytest
 import structlog
 
 from hlfsync import cli
+from hlfsync.testing import make_mentor, make_org
 from tests.integration.bad_input.sweep import (
     CLIENT_SECRET,
     JWT_SECRET,
@@ -21,7 +22,6 @@ from tests.integration.bad_input.sweep import (
     _pause,
     _snapshot,
 )
-from tests.integration.db.factories import make_mentor, make_org
 
 
 @dataclass(frozen=True)

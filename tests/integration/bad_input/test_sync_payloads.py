@@ -12,6 +12,7 @@ import pytest
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
+from hlfsync.testing import one
 from tests.integration.bad_input.sweep import (
     Rig,
     _cycles,
@@ -26,7 +27,6 @@ from tests.integration.bad_input.sweep import (
     _still_syncs,
     _team,
 )
-from tests.integration.db.factories import one
 
 
 @dataclass(frozen=True)
