@@ -40,18 +40,7 @@ from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
 from hlfsync.testing import FakeClock, one
 from tests.integration.api import world as world_mod
-from tests.integration.bad_input.sweep import (
-    BEARER_PREFIXES,
-    CLIENT_SECRET,
-    JWT_SECRET,
-    QUIET,
-    WITH_ID,
-    Conn,
-    Engine,
-    Rig,
-    Watch,
-    _settings,
-)
+from tests.integration.bad_input import sweep
 
 
 @pytest.fixture(scope="module")
@@ -76,27 +65,40 @@ def db_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def watch(
-    conn: Conn, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Watch]:
-    for statement in QUIET:
+    conn: sweep.Conn, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> Iterator[sweep.Watch]:
+    for statement in sweep.QUIET:
         conn.execute(statement.encode())
-    marks = {table: one(conn, f"SELECT coalesce(max(id), 0) FROM {table}") for table in WITH_ID}
+    marks = {
+        table: one(conn, f"SELECT coalesce(max(id), 0) FROM {table}") for table in sweep.WITH_ID
+    }
     # WARNING: what the stdlib loggers (msal, httpx, google-auth) print when nobody configures them.
     caplog.set_level(logging.WARNING)
     with structlog.testing.capture_logs() as events:
-        yield Watch(events, caplog, capsys, marks, [CLIENT_SECRET, JWT_SECRET, *BEARER_PREFIXES])
+        yield sweep.Watch(
+            events,
+            caplog,
+            capsys,
+            marks,
+            [sweep.CLIENT_SECRET, sweep.JWT_SECRET, *sweep.BEARER_PREFIXES],
+        )
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    """A second ahead of the database clock, so freshly queued rows are due."""
-    return FakeClock(datetime.now(UTC) + timedelta(seconds=1))
+    """Ahead of the database clock, so rows the database stamps with now() are due at once.
+
+    Ten seconds, not one: on a loaded machine a case's set-up (a team, its contacts in the
+    sandbox) can take longer than a second, and rows queued after the lead ran out were not yet
+    due in the first round, which made the retry cases fail now and then.
+    """
+    return FakeClock(datetime.now(UTC) + timedelta(seconds=10))
 
 
 @pytest.fixture
-def dyn(sandbox: SandboxServer, admin: AdminClient, watch: Watch) -> Iterator[SandboxServer]:
+def dyn(sandbox: SandboxServer, admin: AdminClient, watch: sweep.Watch) -> Iterator[SandboxServer]:
     """The sandbox accepting CLIENT_SECRET only; its FCM private key is watched too."""
-    admin.rotate_credentials(client_secret=CLIENT_SECRET)
+    admin.rotate_credentials(client_secret=sweep.CLIENT_SECRET)
     key = json.loads(sandbox.fcm_credentials_path.read_text())["private_key"]
     watch.secrets.append(key.splitlines()[1])  # a line of the key's base64 body
     yield sandbox
@@ -104,12 +106,12 @@ def dyn(sandbox: SandboxServer, admin: AdminClient, watch: Watch) -> Iterator[Sa
 
 
 @pytest.fixture
-async def engine(dyn: SandboxServer, db_url: str, clock: FakeClock) -> AsyncIterator[Engine]:
+async def engine(dyn: SandboxServer, db_url: str, clock: FakeClock) -> AsyncIterator[sweep.Engine]:
     """Workers wired by the production factories (msal, httpx, google-auth) to the sandbox."""
     built: list[services.WorkerServices] = []
 
     async def make(client: Any = None, **extra: Any) -> services.WorkerServices:
-        conf = _settings(dyn, db_url, **extra)
+        conf = sweep.settings_for(dyn, db_url, **extra)
         worker = await services.build_worker(conf, clock=clock, client=client)
         built.append(worker)
         return worker
@@ -121,10 +123,10 @@ async def engine(dyn: SandboxServer, db_url: str, clock: FakeClock) -> AsyncIter
 
 @pytest.fixture
 def rig(  # noqa: PLR0917 - fixtures are positional
-    conn: Conn, admin: AdminClient, dyn: SandboxServer, engine: Engine, clock: FakeClock,
-    watch: Watch,
-) -> Rig:  # fmt: skip
-    return Rig(conn, admin, dyn, engine, clock, watch)
+    conn: sweep.Conn, admin: AdminClient, dyn: SandboxServer, engine: sweep.Engine,
+    clock: FakeClock, watch: sweep.Watch,
+) -> sweep.Rig:  # fmt: skip
+    return sweep.Rig(conn, admin, dyn, engine, clock, watch)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -138,7 +140,7 @@ def world(db_url: str) -> world_mod.World:
 @pytest.fixture
 async def api(db_url: str, world: world_mod.World) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process; an exception escaping it comes back as a 500, as a server sends it."""
-    app = create_app(Settings(database_url=db_url, jwt_secret=JWT_SECRET, db_pool_size=2))
+    app = create_app(Settings(database_url=db_url, jwt_secret=sweep.JWT_SECRET, db_pool_size=2))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),

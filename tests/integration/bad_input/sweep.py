@@ -59,7 +59,7 @@ WITH_ID = ("sync_queue", "dead_letter_queue", "audit_log", "alerts", "alert_deli
 WITHOUT_ID = ("circuit_breakers", "credential_health")
 
 
-def _rows_as_text(conn: Conn, marks: dict[str, int]) -> str:
+def rows_as_text(conn: Conn, marks: dict[str, int]) -> str:
     """Every row written since `marks` (and the few rows without ids), as JSON text."""
     parts = []
     for table in (*WITH_ID, *WITHOUT_ID):
@@ -92,18 +92,18 @@ class Watch:
 
     def leaks(self, conn: Conn, *more: str) -> set[str]:
         """The watched secrets found in logs, output, rows written during the test, or `more`."""
-        haystack = "\n".join([self.text(), _rows_as_text(conn, self.marks), *more])
+        haystack = "\n".join([self.text(), rows_as_text(conn, self.marks), *more])
         return {secret for secret in self.secrets if secret in haystack}
 
     def named(self, event: str) -> list[MutableMapping[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
 
 
-def _one_line(text: str | None) -> bool:
+def one_line(text: str | None) -> bool:
     return bool(text) and "\n" not in (text or "") and "Traceback" not in (text or "")
 
 
-def _settings(sandbox: SandboxServer, db_url: str, **extra: Any) -> Settings:
+def settings_for(sandbox: SandboxServer, db_url: str, **extra: Any) -> Settings:
     values: dict[str, Any] = {
         k.removeprefix("HLFSYNC_").lower(): v for k, v in sandbox.env().items()
     }
@@ -138,18 +138,18 @@ class Team:
         return [mentor for mentor, _ in self.pairs]
 
 
-def _team(conn: Conn, admin: AdminClient, count: int) -> Team:
+def team(conn: Conn, admin: AdminClient, count: int) -> Team:
     org = make_org(conn, "Sweep")
     chapter = make_chapter(conn, org)
     device = f"fcm-device-{uuid.uuid4().hex}"
     make_user(conn, org, coordinates=(chapter,), token=device)
     team = Team(org, chapter, device)
     for _ in range(count):
-        _recruit(conn, admin, team)
+        recruit(conn, admin, team)
     return team
 
 
-def _recruit(conn: Conn, admin: AdminClient, team: Team) -> tuple[uuid.UUID, uuid.UUID]:
+def recruit(conn: Conn, admin: AdminClient, team: Team) -> tuple[uuid.UUID, uuid.UUID]:
     mentor = make_mentor(conn, team.org, chapters=(team.chapter,))
     contact = one(conn, "SELECT dynamics_contact_id FROM peer_mentors WHERE id = %s", [mentor])
     admin.put_contacts([{"contactid": str(contact), "listed": True}])
@@ -157,11 +157,11 @@ def _recruit(conn: Conn, admin: AdminClient, team: Team) -> tuple[uuid.UUID, uui
     return mentor, contact
 
 
-def _pause(conn: Conn, *mentors: uuid.UUID) -> None:
+def pause(conn: Conn, *mentors: uuid.UUID) -> None:
     conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = ANY(%s)", [list(mentors)])
 
 
-def _latest(conn: Conn, team: Team) -> dict[uuid.UUID, tuple[str, int]]:
+def latest(conn: Conn, team: Team) -> dict[uuid.UUID, tuple[str, int]]:
     """Each of the team's mentors' latest operation: (status, attempt_count)."""
     rows = conn.execute(
         "SELECT DISTINCT ON (mentor_id) mentor_id, status, attempt_count FROM sync_queue"
@@ -171,7 +171,7 @@ def _latest(conn: Conn, team: Team) -> dict[uuid.UUID, tuple[str, int]]:
     return {mentor: (status, attempts) for mentor, status, attempts in rows}
 
 
-def _snapshot(conn: Conn) -> list[tuple[Any, ...]]:
+def snapshot(conn: Conn) -> list[tuple[Any, ...]]:
     """The queue and the dead letters as they stand, to prove a bad input changed nothing."""
     queue = conn.execute(
         "SELECT id, mentor_id, operation, status, attempt_count, throttle_count, next_attempt_at,"
@@ -181,7 +181,7 @@ def _snapshot(conn: Conn) -> list[tuple[Any, ...]]:
     return [*queue, *letters.fetchall()]
 
 
-def _letters(conn: Conn, team: Team) -> dict[uuid.UUID, tuple[str, int]]:
+def letters(conn: Conn, team: Team) -> dict[uuid.UUID, tuple[str, int]]:
     """The team's dead letters: mentor → (failure_reason, attempt_count)."""
     rows = conn.execute(
         "SELECT mentor_id, failure_reason, attempt_count FROM dead_letter_queue"
@@ -191,11 +191,11 @@ def _letters(conn: Conn, team: Team) -> dict[uuid.UUID, tuple[str, int]]:
     return {mentor: (reason, attempts) for mentor, reason, attempts in rows.fetchall()}
 
 
-def _listed(admin: AdminClient) -> dict[str, bool]:
+def listed(admin: AdminClient) -> dict[str, bool]:
     return {c["contactid"]: c["listed"] for c in admin.contacts()}
 
 
-def _patches(admin: AdminClient, contact: uuid.UUID) -> int:
+def patches(admin: AdminClient, contact: uuid.UUID) -> int:
     return sum(
         1
         for r in admin.requests(kind="dataverse", method="PATCH")
@@ -203,7 +203,7 @@ def _patches(admin: AdminClient, contact: uuid.UUID) -> int:
     )
 
 
-def _errors_of(conn: Conn, mentor: uuid.UUID) -> list[str]:
+def errors_of(conn: Conn, mentor: uuid.UUID) -> list[str]:
     """The errors the audit log recorded for a mentor's attempts, oldest first."""
     rows = conn.execute(
         "SELECT details->>'error' FROM audit_log WHERE mentor_id = %s"
@@ -213,7 +213,7 @@ def _errors_of(conn: Conn, mentor: uuid.UUID) -> list[str]:
     return [row[0] for row in rows]
 
 
-async def _cycles(worker: services.WorkerServices, clock: FakeClock, *, rounds: int,
+async def cycles(worker: services.WorkerServices, clock: FakeClock, *, rounds: int,
                   step_s: float = 1.0) -> None:  # fmt: skip
     for _ in range(rounds):
         await worker.worker.run_once()
@@ -221,33 +221,33 @@ async def _cycles(worker: services.WorkerServices, clock: FakeClock, *, rounds: 
         clock.advance(step_s)
 
 
-async def _still_syncs(rig: Rig, team: Team, worker: services.WorkerServices) -> None:
+async def still_syncs(rig: Rig, team: Team, worker: services.WorkerServices) -> None:
     """No crash: a status change made after the bad input is synced by the same worker."""
-    mentor, contact = _recruit(rig.conn, rig.admin, team)
-    _pause(rig.conn, mentor)
-    await _cycles(worker, rig.clock, rounds=2)
-    assert _latest(rig.conn, team)[mentor] == ("succeeded", 1)
-    assert _listed(rig.admin)[str(contact)] is False
+    mentor, contact = recruit(rig.conn, rig.admin, team)
+    pause(rig.conn, mentor)
+    await cycles(worker, rig.clock, rounds=2)
+    assert latest(rig.conn, team)[mentor] == ("succeeded", 1)
+    assert listed(rig.admin)[str(contact)] is False
 
 
-def _push(team: Team, mentor: uuid.UUID, operation: str = "remove") -> tuple[str, dict[str, str]]:
+def push(team: Team, mentor: uuid.UUID, operation: str = "remove") -> tuple[str, dict[str, str]]:
     return (team.device, {"type": "hlf_sync_failure", "mentor_id": str(mentor),
                           "operation": operation})  # fmt: skip
 
 
-def _bearer(token: str) -> dict[str, str]:
+def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def _cursor(doc: object) -> str:
+def cursor(doc: object) -> str:
     raw = json.dumps(doc).encode() if not isinstance(doc, bytes) else doc
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-async def _api_still_works(api: httpx.AsyncClient, world: world_mod.World) -> None:
+async def api_still_works(api: httpx.AsyncClient, world: world_mod.World) -> None:
     """No crash: a good request right after gets exactly what it should."""
     token = mint_token(JWT_SECRET, world.users["admin_a"], ttl_s=60)
-    response = await api.get("/api/v1/mentors?limit=200", headers=_bearer(token))
+    response = await api.get("/api/v1/mentors?limit=200", headers=bearer(token))
     assert response.status_code == 200
     assert {m["id"] for m in response.json()["items"]} == {
         str(m) for m in world.visible_mentors("admin_a")

@@ -15,15 +15,7 @@ import jwt
 import pytest
 
 from tests.integration.api import world as world_mod
-from tests.integration.bad_input.sweep import (
-    JWT_SECRET,
-    Conn,
-    Watch,
-    _api_still_works,
-    _bearer,
-    _one_line,
-    _snapshot,
-)
+from tests.integration.bad_input import sweep
 
 
 def _claims(**changes: Any) -> dict[str, Any]:
@@ -35,7 +27,7 @@ def _claims(**changes: Any) -> dict[str, Any]:
 
 
 def _signed(**changes: Any) -> str:
-    return jwt.encode(_claims(**changes), JWT_SECRET, algorithm="HS256")
+    return jwt.encode(_claims(**changes), sweep.JWT_SECRET, algorithm="HS256")
 
 
 def _tampered() -> str:
@@ -47,7 +39,7 @@ def _tampered() -> str:
 def _hs512() -> str:
     with warnings.catch_warnings():  # the key is short for HS512: the point is the algorithm
         warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
-        return jwt.encode(_claims(), JWT_SECRET, algorithm="HS512")
+        return jwt.encode(_claims(), sweep.JWT_SECRET, algorithm="HS512")
 
 
 TOKENS: dict[str, Callable[[], str]] = {
@@ -77,22 +69,22 @@ TOKENS: dict[str, Callable[[], str]] = {
 
 @pytest.mark.parametrize("case", TOKENS)
 async def test_a_bad_token_is_a_401_everywhere_and_changes_nothing(
-    api: httpx.AsyncClient, world: world_mod.World, conn: Conn, watch: Watch, case: str
+    api: httpx.AsyncClient, world: world_mod.World, conn: sweep.Conn, watch: sweep.Watch, case: str
 ) -> None:
     """Forged, expired, alg none, wrong audience or role, missing claims, garbage: 401 problem
     from the API (reading and writing), 401 from the dashboard's sign-in with no cookie set, a
     redirect to sign in for a session cookie; the token is never echoed; nothing moves."""
     token = TOKENS[case]()
-    was = _snapshot(conn)
+    was = sweep.snapshot(conn)
     letter = world.dead_letters["m_a1"]
     for method, path in (("GET", "/api/v1/mentors"), ("GET", "/api/v1/me"),
                          ("POST", f"/api/v1/dead-letters/{letter}/requeue")):  # fmt: skip
-        response = await api.request(method, path, headers=_bearer(token))
+        response = await api.request(method, path, headers=sweep.bearer(token))
         assert (response.status_code, response.headers["content-type"]) == (
             401, "application/problem+json"
         ), (path, response.text)  # fmt: skip
         assert response.headers["www-authenticate"] == "Bearer"
-        assert _one_line(response.json()["detail"])
+        assert sweep.one_line(response.json()["detail"])
         assert token not in response.text
     sign_in = await api.post("/dashboard/login", data={"token": token})
     assert sign_in.status_code == 401
@@ -102,8 +94,8 @@ async def test_a_bad_token_is_a_401_everywhere_and_changes_nothing(
     page = await api.get("/dashboard/mentors")
     api.cookies.clear()
     assert (page.status_code, page.headers["location"]) == (303, "/dashboard/login")
-    assert _snapshot(conn) == was
+    assert sweep.snapshot(conn) == was
     assert watch.named("api_unhandled") == []
     assert token not in watch.text()
-    await _api_still_works(api, world)
+    await sweep.api_still_works(api, world)
     assert watch.leaks(conn) == set()

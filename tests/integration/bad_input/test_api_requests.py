@@ -11,20 +11,11 @@ import pytest
 
 from hlfsync.api import mint_token
 from tests.integration.api import world as world_mod
-from tests.integration.bad_input.sweep import (
-    JWT_SECRET,
-    Conn,
-    Watch,
-    _api_still_works,
-    _bearer,
-    _cursor,
-    _one_line,
-    _snapshot,
-)
+from tests.integration.bad_input import sweep
 
 J = {"content-type": "application/json"}
 
-NOT_UTF8 = _cursor(b'{"v": 1, "k": "\xff"}')
+NOT_UTF8 = sweep.cursor(b'{"v": 1, "k": "\xff"}')
 
 REQUESTS: dict[str, tuple[str, str, dict[str, Any], int]] = {
     "mentor id not a UUID": ("GET", "/api/v1/mentors/not-a-uuid/sync", {}, 422),
@@ -38,24 +29,24 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any], int]] = {
     "audit cursor garbage": ("GET", "/api/v1/mentors/{mentor}/audit?cursor=garbage", {}, 400),
     "mentors cursor garbage": ("GET", "/api/v1/mentors?cursor=%25%25%25", {}, 400),
     "mentors cursor of another version": (
-        "GET", f"/api/v1/mentors?cursor={_cursor({'v': 2, 'k': 'x'})}", {}, 400),
+        "GET", f"/api/v1/mentors?cursor={sweep.cursor({'v': 2, 'k': 'x'})}", {}, 400),
     "mentors cursor with a number key": (
-        "GET", f"/api/v1/mentors?cursor={_cursor({'v': 1, 'k': 5})}", {}, 400),
+        "GET", f"/api/v1/mentors?cursor={sweep.cursor({'v': 1, 'k': 5})}", {}, 400),
     "mentors cursor with an object key": (
-        "GET", f"/api/v1/mentors?cursor={_cursor({'v': 1, 'k': {'id': 1}})}", {}, 400),
-    "mentors cursor a JSON list": ("GET", f"/api/v1/mentors?cursor={_cursor([1])}", {}, 400),
+        "GET", f"/api/v1/mentors?cursor={sweep.cursor({'v': 1, 'k': {'id': 1}})}", {}, 400),
+    "mentors cursor a JSON list": ("GET", f"/api/v1/mentors?cursor={sweep.cursor([1])}", {}, 400),
     "mentors cursor not UTF-8": ("GET", f"/api/v1/mentors?cursor={NOT_UTF8}", {}, 400),
     "mentors cursor too long": ("GET", "/api/v1/mentors?cursor=" + "a" * 201, {}, 422),
     "dead-letters cursor beyond bigint": (
-        "GET", f"/api/v1/dead-letters?cursor={_cursor({'v': 1, 'k': 2**63})}", {}, 400),
+        "GET", f"/api/v1/dead-letters?cursor={sweep.cursor({'v': 1, 'k': 2**63})}", {}, 400),
     "dead-letters cursor a fraction": (
-        "GET", f"/api/v1/dead-letters?cursor={_cursor({'v': 1, 'k': 1.5})}", {}, 400),
+        "GET", f"/api/v1/dead-letters?cursor={sweep.cursor({'v': 1, 'k': 1.5})}", {}, 400),
     "dead-letters cursor a boolean": (
-        "GET", f"/api/v1/dead-letters?cursor={_cursor({'v': 1, 'k': True})}", {}, 400),
+        "GET", f"/api/v1/dead-letters?cursor={sweep.cursor({'v': 1, 'k': True})}", {}, 400),
     "dead-letters cursor a numeric string": (
-        "GET", f"/api/v1/dead-letters?cursor={_cursor({'v': 1, 'k': '5'})}", {}, 400),
+        "GET", f"/api/v1/dead-letters?cursor={sweep.cursor({'v': 1, 'k': '5'})}", {}, 400),
     "dead-letters cursor negative": (
-        "GET", f"/api/v1/dead-letters?cursor={_cursor({'v': 1, 'k': -1})}", {}, 400),
+        "GET", f"/api/v1/dead-letters?cursor={sweep.cursor({'v': 1, 'k': -1})}", {}, 400),
     "alerts cursor garbage": ("GET", "/api/v1/alerts?cursor=!!", {}, 400),
     "limit zero": ("GET", "/api/v1/mentors?limit=0", {}, 422),
     "limit above the maximum": ("GET", "/api/v1/mentors?limit=201", {}, 422),
@@ -104,24 +95,24 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any], int]] = {
 
 @pytest.mark.parametrize("case", REQUESTS)
 async def test_a_malformed_api_request_is_a_4xx_problem_and_changes_nothing(
-    api: httpx.AsyncClient, world: world_mod.World, conn: Conn, watch: Watch, case: str
+    api: httpx.AsyncClient, world: world_mod.World, conn: sweep.Conn, watch: sweep.Watch, case: str
 ) -> None:
     """Bad ids, cursors, limits and bodies: a 4xx application/problem+json with a one-line
     detail, never a 5xx; nothing in the queue or the dead letters moves; the API goes on."""
     method, path, options, status = REQUESTS[case]
     places = {"mentor": world.mentors["m_a1"], "unknown": uuid.uuid4(),
               "letter": world.dead_letters["m_a1"]}  # fmt: skip
-    token = mint_token(JWT_SECRET, world.users["admin_a"], ttl_s=60)
-    options = {**options, "headers": {**options.get("headers", {}), **_bearer(token)}}
-    was = _snapshot(conn)
+    token = mint_token(sweep.JWT_SECRET, world.users["admin_a"], ttl_s=60)
+    options = {**options, "headers": {**options.get("headers", {}), **sweep.bearer(token)}}
+    was = sweep.snapshot(conn)
     response = await api.request(method, path.format(**places), **options)
     assert (response.status_code, response.headers["content-type"]) == (
         status, "application/problem+json"
     ), response.text  # fmt: skip
     problem = response.json()
     assert (problem["status"], problem["title"]) == (status, HTTPStatus(status).phrase)
-    assert _one_line(problem.get("detail") or problem["title"])
-    assert _snapshot(conn) == was
+    assert sweep.one_line(problem.get("detail") or problem["title"])
+    assert sweep.snapshot(conn) == was
     assert watch.named("api_unhandled") == []
-    await _api_still_works(api, world)
+    await sweep.api_still_works(api, world)
     assert watch.leaks(conn, response.text) == set()

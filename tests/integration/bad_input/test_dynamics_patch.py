@@ -13,22 +13,7 @@ import pytest
 from hlfsync.dataverse.client import DataverseClient
 from hlfsync.dataverse.factory import build_tokens, tls_verify
 from hlfsync.testing import one
-from tests.integration.bad_input.sweep import (
-    HTML_PAGE,
-    Rig,
-    _cycles,
-    _errors_of,
-    _latest,
-    _letters,
-    _listed,
-    _one_line,
-    _patches,
-    _pause,
-    _push,
-    _settings,
-    _still_syncs,
-    _team,
-)
+from tests.integration.bad_input import sweep
 
 
 @dataclass(frozen=True)
@@ -46,7 +31,7 @@ OVERLONG = json.dumps(
 
 ANSWERS = {
     "200 with an HTML page": BadAnswer(
-        200, HTML_PAGE, "text/html", "retried",
+        200, sweep.HTML_PAGE, "text/html", "retried",
         "HTTP 200: write answered 200 with a text/html body: not the service",
     ),
     "200 with plain text": BadAnswer(
@@ -58,7 +43,7 @@ ANSWERS = {
     ),
     "200 with truncated JSON": BadAnswer(200, '{"contactid": "', None, "applied", None),
     "502 with an HTML page": BadAnswer(
-        502, HTML_PAGE, "text/html", "retried",
+        502, sweep.HTML_PAGE, "text/html", "retried",
         "HTTP 502: server did not complete the request: text/html body",
     ),
     "503 with plain text": BadAnswer(
@@ -76,7 +61,7 @@ ANSWERS = {
         599, "", None, "retried", "HTTP 599: server did not complete the request: empty body"
     ),
     "400 with an HTML page": BadAnswer(
-        400, HTML_PAGE, "text/html", "dead_lettered",
+        400, sweep.HTML_PAGE, "text/html", "dead_lettered",
         "requires_investigation: HTTP 400: request rejected: text/html body",
     ),
     "400 with truncated JSON": BadAnswer(
@@ -108,45 +93,49 @@ ANSWERS = {
 
 @pytest.mark.parametrize("case", ANSWERS)
 async def test_a_malformed_dynamics_answer_is_classified_and_nothing_queued_is_lost(
-    rig: Rig, case: str
+    rig: sweep.Rig, case: str
 ) -> None:
     """One contact's PATCH is answered badly (once): retried when it may pass, dead-lettered
     with the reason when it cannot; the operations queued before it complete either way."""
     bad, conn, admin = ANSWERS[case], rig.conn, rig.admin
-    team = _team(conn, admin, 3)
+    team = sweep.team(conn, admin, 3)
     (first, first_contact), (second, second_contact), (mentor, contact) = team.pairs
-    _pause(conn, first, second)
+    sweep.pause(conn, first, second)
     rule: dict[str, Any] = {"method": "PATCH", "contactid": str(contact), "status": bad.status,
                             "body": bad.body, "times": 1}  # fmt: skip
     if bad.content_type is not None:
         rule["content_type"] = bad.content_type
     admin.set_faults([rule])
-    _pause(conn, mentor)
+    sweep.pause(conn, mentor)
     worker = await rig.engine()
-    await _cycles(worker, rig.clock, rounds=4)
+    await sweep.cycles(worker, rig.clock, rounds=4)
 
     final = {"retried": ("succeeded", 2), "applied": ("succeeded", 1),
              "dead_lettered": ("dead_lettered", 1)}[bad.outcome]  # fmt: skip
-    assert _latest(conn, team) == {first: ("succeeded", 1), second: ("succeeded", 1), mentor: final}
-    assert _patches(admin, contact) == final[1]
-    letters = _letters(conn, team)
-    errors = _errors_of(conn, mentor)
+    assert sweep.latest(conn, team) == {
+        first: ("succeeded", 1),
+        second: ("succeeded", 1),
+        mentor: final,
+    }
+    assert sweep.patches(admin, contact) == final[1]
+    letters = sweep.letters(conn, team)
+    errors = sweep.errors_of(conn, mentor)
     if bad.outcome == "dead_lettered":
         assert set(letters) == {mentor}
         assert letters[mentor][0].startswith(bad.says or ""), letters[mentor][0]
-        assert _one_line(letters[mentor][0])
+        assert sweep.one_line(letters[mentor][0])
         assert len(letters[mentor][0]) <= len("requires_investigation: ") + 500
-        assert [(m["token"], m["data"]) for m in admin.fcm_messages()] == [_push(team, mentor)]
+        assert [(m["token"], m["data"]) for m in admin.fcm_messages()] == [sweep.push(team, mentor)]
     else:
         assert letters == {}
         assert len(errors) == (1 if bad.outcome == "retried" else 0)
-    assert all(e.startswith(bad.says or "") and _one_line(e) for e in errors), errors
-    listed = _listed(admin)
+    assert all(e.startswith(bad.says or "") and sweep.one_line(e) for e in errors), errors
+    listed = sweep.listed(admin)
     assert (listed[str(first_contact)], listed[str(second_contact)]) == (False, False)
     # A JSON 2xx counts as applied: the sandbox's fault answered instead of applying, so the
     # contact stays listed until reconciliation finds it; a retried change did apply.
     assert listed[str(contact)] is (bad.outcome != "retried")
-    await _still_syncs(rig, team, worker)
+    await sweep.still_syncs(rig, team, worker)
     assert rig.watch.leaks(conn) == set()
 
 
@@ -187,21 +176,21 @@ RETRY_AFTER = {  # Retry-After as sent → the pause it must cause, in seconds
 
 @pytest.mark.parametrize("case", RETRY_AFTER)
 async def test_a_429_with_an_odd_retry_after_pauses_sanely_and_loses_nothing(
-    rig: Rig, db_url: str, case: str
+    rig: sweep.Rig, db_url: str, case: str
 ) -> None:
     """A 429 whose Retry-After is absurd or garbage pauses for a sane time (5 s by default, an
     hour at most), spends no attempt, dead-letters nothing; everything completes after it."""
     value, pause_s = RETRY_AFTER[case]
     conn, admin = rig.conn, rig.admin
-    team = _team(conn, admin, 3)
+    team = sweep.team(conn, admin, 3)
     (first, _), (second, _), (mentor, contact) = team.pairs
-    _pause(conn, first, second)
+    sweep.pause(conn, first, second)
     admin.set_faults([{"method": "PATCH", "contactid": str(contact), "status": 429,
                        "retry_after": 1e9 if value is None else 7, "times": 1}])  # fmt: skip
-    _pause(conn, mentor)
+    sweep.pause(conn, mentor)
     client = None
     if value is not None:
-        conf = _settings(rig.sandbox, db_url)
+        conf = sweep.settings_for(rig.sandbox, db_url)
         inner = httpx.AsyncHTTPTransport(verify=tls_verify(conf.dynamics_ca_bundle))
         http = httpx.AsyncClient(transport=RetryAfterAs(inner, value), timeout=10.0)
         client = DataverseClient(
@@ -217,13 +206,13 @@ async def test_a_429_with_an_odd_retry_after_pauses_sanely_and_loses_nothing(
     ).fetchall()
     assert delays == [(pause_s,)]
     rig.clock.advance(pause_s + 1)
-    await _cycles(worker, rig.clock, rounds=2)
+    await sweep.cycles(worker, rig.clock, rounds=2)
     rows = conn.execute(
         "SELECT status, attempt_count, throttle_count FROM sync_queue WHERE mentor_id = ANY(%s)",
         [team.mentors],
     ).fetchall()
     assert sorted(rows) == [("succeeded", 1, 0), ("succeeded", 1, 0), ("succeeded", 1, 1)]
-    assert _letters(conn, team) == {}
+    assert sweep.letters(conn, team) == {}
     assert one(conn, "SELECT state FROM circuit_breakers WHERE name = 'dynamics'") == "closed"
-    await _still_syncs(rig, team, worker)
+    await sweep.still_syncs(rig, team, worker)
     assert rig.watch.leaks(conn) == set()

@@ -13,21 +13,7 @@ from hlfsync.core.errors import Permanent, SyncFailure, Transient
 from hlfsync.db import reconcile as reconcile_mod
 from hlfsync.testing import one
 from hlfsync.worker.health import check_credentials
-from tests.integration.bad_input.sweep import (
-    CLIENT_SECRET,
-    HTML_PAGE,
-    Rig,
-    _cycles,
-    _latest,
-    _letters,
-    _listed,
-    _one_line,
-    _patches,
-    _pause,
-    _settings,
-    _snapshot,
-    _team,
-)
+from tests.integration.bad_input import sweep
 
 WHOAMI_OFF_CONTRACT = "HTTP 200: WhoAmI does not follow the contract: WhoAmI answer"
 
@@ -35,64 +21,65 @@ WHOAMI = {
     "an empty object": (200, "{}", None, f"{WHOAMI_OFF_CONTRACT} has no UserId"),
     "UserId a number": (200, '{"UserId": 42}', None, f"{WHOAMI_OFF_CONTRACT} has no UserId"),
     "a JSON list": (200, "[]", None, f"{WHOAMI_OFF_CONTRACT} is not a JSON object"),
-    "an HTML page": (200, HTML_PAGE, "text/html", "HTTP 200: expected JSON, got a text/html body"),
+    "an HTML page": (200, sweep.HTML_PAGE, "text/html",
+                     "HTTP 200: expected JSON, got a text/html body"),
     "truncated JSON": (200, '{"UserId": "', None, "HTTP 200: truncated or invalid JSON body"),
     "an empty body": (200, "", None, "HTTP 200: expected JSON, got an empty body"),
     "JSON sent as text/plain": (200, '{"UserId": "x"}', "text/plain",
                                 "HTTP 200: expected JSON, got a text/plain body"),
-    "500 with an HTML page": (500, HTML_PAGE, "text/html",
+    "500 with an HTML page": (500, sweep.HTML_PAGE, "text/html",
                               "HTTP 500: server did not complete the request: text/html body"),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", WHOAMI)
 async def test_a_malformed_whoami_is_an_inconclusive_check_not_a_credential_alarm(
-    rig: Rig, case: str
+    rig: sweep.Rig, case: str
 ) -> None:
     """The health check's WhoAmI answered with junk: a failed check saying what came back, no
     credential alert, the queue untouched; once WhoAmI is sane the check and the sync pass."""
     status, body, content_type, detail = WHOAMI[case]
     conn, admin = rig.conn, rig.admin
-    team = _team(conn, admin, 2)
-    _pause(conn, *team.mentors)
+    team = sweep.team(conn, admin, 2)
+    sweep.pause(conn, *team.mentors)
     rule: dict[str, Any] = {"method": "GET", "path": "/api/data/v9.2/WhoAmI", "status": status,
                             "body": body}  # fmt: skip
     if content_type:
         rule["content_type"] = content_type
     admin.set_faults([rule])
     worker = await rig.engine()
-    was = _snapshot(conn)
+    was = sweep.snapshot(conn)
     ctx = worker.worker.ctx
     result = await check_credentials(worker.pool, worker.client, ctx.breaker, rig.clock)
     assert result == {"ok": False, "auth": False, "detail": detail, "alerted": False}
-    assert _snapshot(conn) == was
+    assert sweep.snapshot(conn) == was
     assert one(conn, "SELECT count(*) FROM alerts WHERE id > %s AND kind = 'auth_failure'",
                [rig.watch.marks["alerts"]]) == 0  # fmt: skip
     admin.clear_faults()
     result = await check_credentials(worker.pool, worker.client, ctx.breaker, rig.clock)
     assert result["ok"] is True
-    await _cycles(worker, rig.clock, rounds=2)
-    assert _latest(conn, team) == dict.fromkeys(team.mentors, ("succeeded", 1))
+    await sweep.cycles(worker, rig.clock, rounds=2)
+    assert sweep.latest(conn, team) == dict.fromkeys(team.mentors, ("succeeded", 1))
     assert rig.watch.leaks(conn) == set()
 
 
 REFUSAL_QUOTING_THE_SECRET = json.dumps({
     "error": "invalid_client",
-    "error_description": f"AADSTS7000215: Invalid client secret provided: {CLIENT_SECRET}\r\n"
+    "error_description": f"AADSTS7000215: Invalid client secret provided: {sweep.CLIENT_SECRET}\r\n"
                          "Trace ID: 0000\r\nCorrelation ID: 1111",
     "error_codes": [7000215],
 })  # fmt: skip
 
 AUTHORITY = {
     "token: an HTML page": (
-        {"kind": "token", "status": 200, "body": HTML_PAGE, "content_type": "text/html"},
+        {"kind": "token", "status": 200, "body": sweep.HTML_PAGE, "content_type": "text/html"},
         "transient: token authority answered with something other than JSON",
     ),
     "token: 500 with an HTML page": (  # Retry-After 0, or msal holds the answer 5 s
         {
             "kind": "token",
             "status": 500,
-            "body": HTML_PAGE,
+            "body": sweep.HTML_PAGE,
             "content_type": "text/html",
             "retry_after": 0,
         },
@@ -120,7 +107,7 @@ AUTHORITY = {
         "client secret provided: ***)",
     ),
     "discovery: an HTML page": (
-        {"kind": "discovery", "status": 200, "body": HTML_PAGE, "content_type": "text/html"},
+        {"kind": "discovery", "status": 200, "body": sweep.HTML_PAGE, "content_type": "text/html"},
         "transient: token authority answered with something other than JSON",
     ),
     "discovery: an empty object": (
@@ -136,15 +123,15 @@ AUTHORITY = {
 
 @pytest.mark.parametrize("case", AUTHORITY)
 async def test_a_malformed_token_authority_holds_everything_and_dead_letters_nothing(
-    rig: Rig, case: str
+    rig: sweep.Rig, case: str
 ) -> None:
     """The token endpoint or its discovery document answers junk: every call fails before
     Dynamics; operations are held or retried, never dead-lettered; the check says what is wrong
     (credentials: one administrator alert); the secret appears nowhere; all drains after."""
     rule, detail = AUTHORITY[case]
     conn, admin = rig.conn, rig.admin
-    team = _team(conn, admin, 2)
-    _pause(conn, *team.mentors)
+    team = sweep.team(conn, admin, 2)
+    sweep.pause(conn, *team.mentors)
     admin.set_faults([rule])
     worker = await rig.engine()
     await worker.worker.run_once()
@@ -153,11 +140,11 @@ async def test_a_malformed_token_authority_holds_everything_and_dead_letters_not
     auth = detail.startswith("auth")
     assert result["ok"] is False
     assert result["detail"].startswith(detail), result["detail"]
-    assert _one_line(result["detail"])
+    assert sweep.one_line(result["detail"])
     assert result["auth"] is auth  # alerted already by the worker's first refused call
-    assert {status for status, _ in _latest(conn, team).values()} == {"pending"}
-    assert _letters(conn, team) == {}
-    assert _patches(admin, team.pairs[0][1]) + _patches(admin, team.pairs[1][1]) == 0
+    assert {status for status, _ in sweep.latest(conn, team).values()} == {"pending"}
+    assert sweep.letters(conn, team) == {}
+    assert sweep.patches(admin, team.pairs[0][1]) + sweep.patches(admin, team.pairs[1][1]) == 0
     alerts = conn.execute(
         "SELECT payload, details->>'detail' FROM alerts WHERE id > %s AND kind = 'auth_failure'",
         [rig.watch.marks["alerts"]],
@@ -168,8 +155,8 @@ async def test_a_malformed_token_authority_holds_everything_and_dead_letters_not
     result = await check_credentials(worker.pool, worker.client, ctx.breaker, rig.clock)
     assert result["ok"] is True
     rig.clock.advance(61)
-    await _cycles(worker, rig.clock, rounds=3)
-    assert {status for status, _ in _latest(conn, team).values()} == {"succeeded"}
+    await sweep.cycles(worker, rig.clock, rounds=3)
+    assert {status for status, _ in sweep.latest(conn, team).values()} == {"succeeded"}
     assert rig.watch.leaks(conn) == set()
 
 
@@ -195,30 +182,30 @@ PAGES = {
         200, '{"value": [], "@odata.nextLink": "{first}"}', None, Permanent,
         "permanent: page does not follow the contract: @odata.nextLink repeats a page",
     ),
-    "an HTML page": (200, HTML_PAGE, "text/html", Transient,
+    "an HTML page": (200, sweep.HTML_PAGE, "text/html", Transient,
                      "HTTP 200: expected JSON, got a text/html body"),
     "truncated JSON": (200, '{"value": [{"contactid": "', None, Transient,
                        "HTTP 200: truncated or invalid JSON body"),
     "an empty body": (200, "", None, Transient, "HTTP 200: expected JSON, got an empty body"),
-    "503 with an HTML page": (503, HTML_PAGE, "text/html", Transient,
+    "503 with an HTML page": (503, sweep.HTML_PAGE, "text/html", Transient,
                               "HTTP 503: server did not complete the request: text/html body"),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", PAGES)
 async def test_a_malformed_listing_page_stops_reconciliation_with_a_clear_error(
-    rig: Rig, case: str
+    rig: sweep.Rig, case: str
 ) -> None:
     """Reconciliation reads a page it cannot trust: it stops with the classified failure and
     queues nothing (an unreadable page must not read as "nobody is listed"); the operation
     queued before is still there; on the same pool the next reconciliation works."""
     status, body, content_type, kind, summary = PAGES[case]
     conn, admin = rig.conn, rig.admin
-    team = _team(conn, admin, 3)
+    team = sweep.team(conn, admin, 3)
     waiting, waiting_contact = team.pairs[0]
-    _pause(conn, waiting)
+    sweep.pause(conn, waiting)
     worker = await rig.engine()
-    conf = _settings(rig.sandbox, "postgresql://unused")
+    conf = sweep.settings_for(rig.sandbox, "postgresql://unused")
     collection = f"/api/data/v9.2/{conf.dynamics_entity_set}"
     first = f"{rig.sandbox.url}{collection}?$select=contactid,{conf.dynamics_listing_field}"
     rule: dict[str, Any] = {"method": "GET", "path": collection, "status": status,
@@ -226,46 +213,46 @@ async def test_a_malformed_listing_page_stops_reconciliation_with_a_clear_error(
     if content_type:
         rule["content_type"] = content_type
     admin.set_faults([rule])
-    was = _snapshot(conn)
+    was = sweep.snapshot(conn)
     with pytest.raises(SyncFailure) as failed:
         await reconcile_mod.reconcile(
             worker.pool, worker.client, now=rig.clock.now(), dry_run=False, page_size=100
         )
     assert type(failed.value) is kind
     assert failed.value.summary() == summary
-    assert _snapshot(conn) == was
+    assert sweep.snapshot(conn) == was
     admin.clear_faults()
     report = await reconcile_mod.reconcile(
         worker.pool, worker.client, now=rig.clock.now(), dry_run=False, page_size=100
     )
     assert report.contacts_read == 3
-    await _cycles(worker, rig.clock, rounds=2)
-    assert _latest(conn, team)[waiting] == ("succeeded", 1)
-    assert _listed(admin)[str(waiting_contact)] is False
+    await sweep.cycles(worker, rig.clock, rounds=2)
+    assert sweep.latest(conn, team)[waiting] == ("succeeded", 1)
+    assert sweep.listed(admin)[str(waiting_contact)] is False
     assert rig.watch.leaks(conn) == set()
 
 
-async def test_listing_rows_of_junk_are_skipped_and_counted_not_trusted(rig: Rig) -> None:
+async def test_listing_rows_of_junk_are_skipped_and_counted_not_trusted(rig: sweep.Rig) -> None:
     """Rows without a usable id or listing value are skipped and counted, never read as a
     contact; the operation queued before is untouched."""
     conn, admin = rig.conn, rig.admin
-    team = _team(conn, admin, 2)
+    team = sweep.team(conn, admin, 2)
     waiting, _ = team.pairs[0]
-    _pause(conn, waiting)
+    sweep.pause(conn, waiting)
     worker = await rig.engine()
-    conf = _settings(rig.sandbox, "postgresql://unused")
+    conf = sweep.settings_for(rig.sandbox, "postgresql://unused")
     field_name = conf.dynamics_listing_field
     junk = {"value": [{"contactid": "nope", field_name: True},
                       {"contactid": str(uuid.uuid4()), field_name: "yes"},
                       5, None, {field_name: False}, {"contactid": str(uuid.uuid4())}]}  # fmt: skip
     admin.set_faults([{"method": "GET", "path": f"/api/data/v9.2/{conf.dynamics_entity_set}",
                        "status": 200, "body": json.dumps(junk)}])  # fmt: skip
-    was = _snapshot(conn)
+    was = sweep.snapshot(conn)
     report = await reconcile_mod.reconcile(
         worker.pool, worker.client, now=rig.clock.now(), dry_run=True, page_size=100
     )
     assert (report.contacts_read, worker.client.skipped_rows) == (0, 6)
-    assert _snapshot(conn) == was
+    assert sweep.snapshot(conn) == was
     assert rig.watch.named("dataverse.listings.skipped_rows") == [
         {"event": "dataverse.listings.skipped_rows", "count": 6, "log_level": "warning"}
     ]

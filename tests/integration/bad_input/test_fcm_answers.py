@@ -14,15 +14,7 @@ from psycopg.types.json import Jsonb
 
 from hlfsync.notify import fcm_wire
 from hlfsync.testing import make_user, one
-from tests.integration.bad_input.sweep import (
-    HTML_PAGE,
-    Conn,
-    Rig,
-    Team,
-    _one_line,
-    _push,
-    _team,
-)
+from tests.integration.bad_input import sweep
 
 
 def _fcm_error(status: int, google_status: object, code: object, message: str) -> str:
@@ -47,13 +39,13 @@ class BadPush:
 NO_NAME = "FCM answered 2xx without a message name"
 
 PUSHES = {
-    "200 with an HTML page": BadPush(200, HTML_PAGE, "text/html", "pending", NO_NAME),
+    "200 with an HTML page": BadPush(200, sweep.HTML_PAGE, "text/html", "pending", NO_NAME),
     "200 with truncated JSON": BadPush(200, '{"name": "projects/', None, "pending", NO_NAME),
     "200 without a name": BadPush(200, '{"nome": "projects/x/messages/1"}', None, "pending",
                                   NO_NAME),
     "200 with a name that is not a string": BadPush(200, '{"name": 42}', None, "pending", NO_NAME),
     "200 with an empty body": BadPush(200, "", None, "pending", NO_NAME),
-    "500 with an HTML page": BadPush(500, HTML_PAGE, "text/html", "pending", "HTTP 500"),
+    "500 with an HTML page": BadPush(500, sweep.HTML_PAGE, "text/html", "pending", "HTTP 500"),
     "503 with an unknown error code": BadPush(
         503, _fcm_error(503, "UNAVAILABLE", "BRAND_NEW_OUTAGE", "try later"), None, "pending",
         "BRAND_NEW_OUTAGE: try later",
@@ -73,17 +65,17 @@ PUSHES = {
                                                   "HTTP 400"),
     "404 with an empty body": BadPush(404, "", None, "failed", "HTTP 404"),
     "418 with plain text": BadPush(418, "I'm a teapot", "text/plain", "failed", "HTTP 418"),
-    "401 with an HTML page": BadPush(401, HTML_PAGE, "text/html", "delivered", None),
+    "401 with an HTML page": BadPush(401, sweep.HTML_PAGE, "text/html", "delivered", None),
 }  # fmt: skip
 
 
-def _alert_for(conn: Conn, team: Team, mentor: uuid.UUID, devices: list[str]) -> int:
+def _alert_for(conn: sweep.Conn, team: sweep.Team, mentor: uuid.UUID, devices: list[str]) -> int:
     """A sync-failure alert with one delivery per device, as the worker queues them."""
     alert: int = one(
         conn,
         "INSERT INTO alerts (kind, incident_key, mentor_id, organization_id, payload)"
         " VALUES ('sync_failure', %s, %s, %s, %s) RETURNING id",
-        [f"sweep:{uuid.uuid4()}", mentor, team.org, Jsonb(_push(team, mentor)[1])],
+        [f"sweep:{uuid.uuid4()}", mentor, team.org, Jsonb(sweep.push(team, mentor)[1])],
     )
     for device in devices:
         user = one(conn, "SELECT user_id FROM device_tokens WHERE token = %s", [device])
@@ -94,7 +86,7 @@ def _alert_for(conn: Conn, team: Team, mentor: uuid.UUID, devices: list[str]) ->
     return alert
 
 
-def _deliveries(conn: Conn, alert: int) -> list[tuple[str, str | None, datetime, str]]:
+def _deliveries(conn: sweep.Conn, alert: int) -> list[tuple[str, str | None, datetime, str]]:
     """(status, last_error, next_attempt_at, device_token) of an alert's deliveries."""
     return conn.execute(
         "SELECT status, last_error, next_attempt_at, device_token FROM alert_deliveries"
@@ -103,7 +95,7 @@ def _deliveries(conn: Conn, alert: int) -> list[tuple[str, str | None, datetime,
     ).fetchall()
 
 
-def _second_device(conn: Conn, team: Team) -> str:
+def _second_device(conn: sweep.Conn, team: sweep.Team) -> str:
     device = f"fcm-device-{uuid.uuid4().hex}"
     make_user(conn, team.org, coordinates=(team.chapter,), token=device)
     return device
@@ -111,13 +103,13 @@ def _second_device(conn: Conn, team: Team) -> str:
 
 @pytest.mark.parametrize("case", PUSHES)
 async def test_a_malformed_fcm_answer_is_retried_or_failed_with_a_reason(
-    rig: Rig, case: str
+    rig: sweep.Rig, case: str
 ) -> None:
     """One of two queued pushes is answered badly: it is retried (after the provider's wait,
     capped) or failed with a one-line reason; the other is delivered; the dispatcher goes on,
     and device tokens appear in no log."""
     bad, conn, admin = PUSHES[case], rig.conn, rig.admin
-    team = _team(conn, admin, 1)
+    team = sweep.team(conn, admin, 1)
     mentor = team.mentors[0]
     devices = [team.device, _second_device(conn, team)]
     alert = _alert_for(conn, team, mentor, devices)  # queued before the bad answer
@@ -135,7 +127,7 @@ async def test_a_malformed_fcm_answer_is_retried_or_failed_with_a_reason(
     if bad.outcome != "delivered":
         assert error is not None
         assert error.startswith(bad.says or ""), error
-        assert _one_line(error)
+        assert sweep.one_line(error)
     if bad.outcome == "pending":
         assert (next_at - rig.clock.now()).total_seconds() == pytest.approx(bad.wait_s)
     rig.clock.advance(bad.wait_s + 1)
@@ -157,7 +149,7 @@ async def test_a_malformed_fcm_answer_is_retried_or_failed_with_a_reason(
 
 
 GOOGLE_TOKEN = {
-    "an HTML page": (200, HTML_PAGE, "text/html",
+    "an HTML page": (200, sweep.HTML_PAGE, "text/html",
                      "transient: FCM token endpoint answer unreadable"),
     "a JSON list": (200, "[]", None, "transient: FCM token endpoint answer unreadable"),
     "expires_in a word": (200, '{"access_token": "x", "expires_in": "soon"}', None,
@@ -166,7 +158,7 @@ GOOGLE_TOKEN = {
     "access_token a number": (200, '{"access_token": 5, "expires_in": 3600}', None,
                               "auth: FCM token endpoint answered without an access token"),
     # Not a 5xx: google-auth itself retries those with real sleeps, seconds of them.
-    "400 with an HTML page": (400, HTML_PAGE, "text/html", "auth: FCM token request refused"),
+    "400 with an HTML page": (400, sweep.HTML_PAGE, "text/html", "auth: FCM token request refused"),
     "401 with an OAuth error": (401, '{"error": "invalid_grant", "error_description": "bad"}',
                                 None, "auth: FCM token request refused: invalid_grant"),
 }  # fmt: skip
@@ -174,13 +166,13 @@ GOOGLE_TOKEN = {
 
 @pytest.mark.parametrize("case", GOOGLE_TOKEN)
 async def test_a_malformed_fcm_token_answer_holds_the_pushes_and_crashes_nothing(
-    rig: Rig, case: str
+    rig: sweep.Rig, case: str
 ) -> None:
     """FCM's OAuth token endpoint answers junk: no push can go, each waits with a reason, the
     dispatcher does not raise; once the endpoint is sane every push is delivered once."""
     status, body, content_type, says = GOOGLE_TOKEN[case]
     conn, admin = rig.conn, rig.admin
-    team = _team(conn, admin, 1)
+    team = sweep.team(conn, admin, 1)
     devices = [team.device, _second_device(conn, team)]
     alert = _alert_for(conn, team, team.mentors[0], devices)
     rule: dict[str, Any] = {"kind": "token", "path": "/token", "status": status, "body": body}
@@ -191,7 +183,7 @@ async def test_a_malformed_fcm_token_answer_holds_the_pushes_and_crashes_nothing
     assert await worker.dispatcher.run_once() == 2
     got = _deliveries(conn, alert)
     assert [row[0] for row in got] == ["pending", "pending"]
-    assert all(row[1] and row[1].startswith(says) and _one_line(row[1]) for row in got), got
+    assert all(row[1] and row[1].startswith(says) and sweep.one_line(row[1]) for row in got), got
     admin.clear_faults()
     rig.clock.advance(600)
     await worker.dispatcher.run_once()

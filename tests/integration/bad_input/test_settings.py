@@ -15,13 +15,7 @@ import structlog
 
 from hlfsync import cli
 from hlfsync.testing import make_mentor, make_org
-from tests.integration.bad_input.sweep import (
-    CLIENT_SECRET,
-    JWT_SECRET,
-    Conn,
-    _pause,
-    _snapshot,
-)
+from tests.integration.bad_input import sweep
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ SETTINGS = {
     "Dynamics URL not a URL": BadSetting({"HLFSYNC_DYNAMICS_URL": "not a url"},
                                          "invalid setting HLFSYNC_DYNAMICS_URL: "),
     "Dynamics URL with a key, misspelt": BadSetting(
-        {"HLFSYNC_DYNAMICS_URL": f"htps://hooks.example/sync?code={CLIENT_SECRET}"},
+        {"HLFSYNC_DYNAMICS_URL": f"htps://hooks.example/sync?code={sweep.CLIENT_SECRET}"},
         "invalid setting HLFSYNC_DYNAMICS_URL: "),
     "entity set with SQL in it": BadSetting({"HLFSYNC_DYNAMICS_ENTITY_SET": "contacts;drop"},
                                             "invalid setting HLFSYNC_DYNAMICS_ENTITY_SET: "),
@@ -82,19 +76,19 @@ SETTINGS = {
     "page size above Dataverse's": BadSetting({"HLFSYNC_DYNAMICS_PAGE_SIZE": "5001"},
                                               "invalid setting HLFSYNC_DYNAMICS_PAGE_SIZE: "),
     "database URL of another kind": BadSetting(
-        {"HLFSYNC_DATABASE_URL": f"mysql://svc:{CLIENT_SECRET}@db/hlf"},
+        {"HLFSYNC_DATABASE_URL": f"mysql://svc:{sweep.CLIENT_SECRET}@db/hlf"},
         "invalid setting HLFSYNC_DATABASE_URL: "),
     "database URL unparsable": BadSetting(
-        {"HLFSYNC_DATABASE_URL": f"postgresql://svc:{CLIENT_SECRET}@[::1/hlf"},
+        {"HLFSYNC_DATABASE_URL": f"postgresql://svc:{sweep.CLIENT_SECRET}@[::1/hlf"},
         "invalid setting HLFSYNC_DATABASE_URL: "),
     "database URL not UTF-8": BadSetting(
         {"HLFSYNC_DATABASE_URL": "postgresql://svc:pass\udcff@127.0.0.1:1/hlf"},
         "invalid setting HLFSYNC_DATABASE_URL: "),
     "database unreachable, password in the user info": BadSetting(
-        {"HLFSYNC_DATABASE_URL": f"postgresql://svc:{CLIENT_SECRET}@127.0.0.1:1/hlf"},
+        {"HLFSYNC_DATABASE_URL": f"postgresql://svc:{sweep.CLIENT_SECRET}@127.0.0.1:1/hlf"},
         "cannot reach the database at postgresql://svc:***@127.0.0.1:1/hlf: "),
     "database unreachable, password in the query": BadSetting(
-        {"HLFSYNC_DATABASE_URL": f"postgresql://127.0.0.1:1/hlf?password={CLIENT_SECRET}"},
+        {"HLFSYNC_DATABASE_URL": f"postgresql://127.0.0.1:1/hlf?password={sweep.CLIENT_SECRET}"},
         "cannot reach the database at postgresql://127.0.0.1:1/hlf?password=***: "),
     "time zone unknown": BadSetting({"HLFSYNC_TIMEZONE": "Mars/Olympus"},
                                     "invalid setting HLFSYNC_TIMEZONE: "),
@@ -162,21 +156,21 @@ def structlog_config() -> Iterator[None]:
 @pytest.mark.usefixtures("structlog_config")
 @pytest.mark.parametrize("case", SETTINGS)
 def test_a_bad_setting_stops_the_command_with_one_line_naming_it(  # noqa: PLR0917
-    conn: Conn, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    conn: sweep.Conn, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], case: str,
 ) -> None:  # fmt: skip
     """Exit 2 and one line on stderr naming the setting: no traceback, no secret (the client
     secret and JWT secret are set in every case), nothing printed on stdout, queue untouched."""
     bad = SETTINGS[case]
     team_org = make_org(conn, "Sweep")
-    _pause(conn, make_mentor(conn, team_org))  # a queued operation that must stay as it is
-    was = _snapshot(conn)
+    sweep.pause(conn, make_mentor(conn, team_org))  # a queued operation that must stay as it is
+    was = sweep.snapshot(conn)
     (tmp_path / "not-a-ca.pem").write_text("not a certificate\n")
     env = {
         "HLFSYNC_DATABASE_URL": db_url,
         "HLFSYNC_DATA_DIR": str(tmp_path / "data"),  # never the user's embedded server
-        "HLFSYNC_DYNAMICS_CLIENT_SECRET": CLIENT_SECRET,
-        "HLFSYNC_JWT_SECRET": JWT_SECRET,
+        "HLFSYNC_DYNAMICS_CLIENT_SECRET": sweep.CLIENT_SECRET,
+        "HLFSYNC_JWT_SECRET": sweep.JWT_SECRET,
         **{k: v.replace("{tmp}", str(tmp_path)) for k, v in bad.env.items()},
     }
     for key, value in env.items():
@@ -192,8 +186,10 @@ def test_a_bad_setting_stops_the_command_with_one_line_naming_it(  # noqa: PLR09
     assert len(lines) == 1, err
     assert lines[0].startswith(f"hlfsync: {bad.says}"), lines[0]
     assert "Traceback" not in err
-    assert {s for s in (CLIENT_SECRET, JWT_SECRET, "S3CRET-but-short") if s in err} == set()
-    assert _snapshot(conn) == was
+    assert {
+        s for s in (sweep.CLIENT_SECRET, sweep.JWT_SECRET, "S3CRET-but-short") if s in err
+    } == set()
+    assert sweep.snapshot(conn) == was
 
 
 def test_a_real_process_with_an_unreadable_dotenv_says_one_line(

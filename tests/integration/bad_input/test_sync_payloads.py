@@ -13,20 +13,7 @@ from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
 from hlfsync.testing import one
-from tests.integration.bad_input.sweep import (
-    Rig,
-    _cycles,
-    _latest,
-    _letters,
-    _listed,
-    _one_line,
-    _patches,
-    _pause,
-    _push,
-    _snapshot,
-    _still_syncs,
-    _team,
-)
+from tests.integration.bad_input import sweep
 
 
 @dataclass(frozen=True)
@@ -105,14 +92,14 @@ PAYLOADS = {
 
 @pytest.mark.parametrize("case", PAYLOADS)
 async def test_a_malformed_sync_payload_is_dead_lettered_and_nothing_queued_is_lost(
-    rig: Rig, case: str
+    rig: sweep.Rig, case: str
 ) -> None:
     """The worker meets a payload it cannot trust: a dead letter saying why, nothing sent for
     it, one push to the coordinator; what was queued before it completes; the worker goes on."""
     bad, conn, admin = PAYLOADS[case], rig.conn, rig.admin
-    team = _team(conn, admin, 3)
+    team = sweep.team(conn, admin, 3)
     (first, first_contact), (second, second_contact), (mentor, contact) = team.pairs
-    _pause(conn, first, second)  # queued before, through the outbox
+    sweep.pause(conn, first, second)  # queued before, through the outbox
     queued = one(
         conn,
         "INSERT INTO sync_queue (mentor_id, operation, payload_json) VALUES (%s, %s, %s)"
@@ -120,15 +107,15 @@ async def test_a_malformed_sync_payload_is_dead_lettered_and_nothing_queued_is_l
         [mentor, bad.operation, Jsonb(bad.payload(str(contact)))],
     )
     worker = await rig.engine()
-    await _cycles(worker, rig.clock, rounds=3)
+    await sweep.cycles(worker, rig.clock, rounds=3)
 
     sent = bad.reason is not None and "HTTP" in bad.reason
-    assert _latest(conn, team) == {
+    assert sweep.latest(conn, team) == {
         first: ("succeeded", 1),
         second: ("succeeded", 1),
         mentor: ("succeeded", 1) if bad.reason is None else ("dead_lettered", int(sent)),
     }
-    letters = _letters(conn, team)
+    letters = sweep.letters(conn, team)
     if bad.reason is None:
         assert letters == {}
         assert admin.fcm_messages() == []
@@ -136,20 +123,20 @@ async def test_a_malformed_sync_payload_is_dead_lettered_and_nothing_queued_is_l
         assert set(letters) == {mentor}
         reason = letters[mentor][0]
         assert reason.startswith(bad.reason), reason
-        assert _one_line(reason)
+        assert sweep.one_line(reason)
         assert (
             one(conn, "SELECT sync_queue_id FROM dead_letter_queue WHERE mentor_id = %s", [mentor])
             == queued
         )
         assert [(m["token"], m["data"]) for m in admin.fcm_messages()] == [
-            _push(team, mentor, bad.operation)
+            sweep.push(team, mentor, bad.operation)
         ]
-    assert _patches(admin, contact) == bad.patches
-    listed = _listed(admin)
+    assert sweep.patches(admin, contact) == bad.patches
+    listed = sweep.listed(admin)
     assert (listed[str(first_contact)], listed[str(second_contact)]) == (False, False)
     assert listed[str(contact)] is (bad.reason is not None)
     assert rig.watch.named("handler_crashed") == []
-    await _still_syncs(rig, team, worker)
+    await sweep.still_syncs(rig, team, worker)
     assert rig.watch.leaks(conn) == set()
 
 
@@ -166,15 +153,17 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("case", REFUSED)
-async def test_a_payload_the_database_refuses_never_enters_the_queue(rig: Rig, case: str) -> None:
+async def test_a_payload_the_database_refuses_never_enters_the_queue(
+    rig: sweep.Rig, case: str
+) -> None:
     """Non-object JSON, NULL, an unknown operation: the insert itself fails with a named
     constraint, the queue is as it was, and what was queued before still completes."""
     operation, payload, refusal = REFUSED[case]
     conn = rig.conn
-    team = _team(conn, rig.admin, 2)
+    team = sweep.team(conn, rig.admin, 2)
     (before, before_contact), (mentor, _contact) = team.pairs
-    _pause(conn, before)
-    was = _snapshot(conn)
+    sweep.pause(conn, before)
+    was = sweep.snapshot(conn)
     with pytest.raises(refusal) as refused:
         conn.execute(
             "INSERT INTO sync_queue (mentor_id, operation, payload_json)"
@@ -182,34 +171,34 @@ async def test_a_payload_the_database_refuses_never_enters_the_queue(rig: Rig, c
             [mentor, operation, payload],
         )
     assert str(refused.value).strip()
-    assert _snapshot(conn) == was
+    assert sweep.snapshot(conn) == was
     worker = await rig.engine()
-    await _cycles(worker, rig.clock, rounds=2)
-    assert _latest(conn, team) == {before: ("succeeded", 1)}
-    assert _listed(rig.admin)[str(before_contact)] is False
-    assert _letters(conn, team) == {}
+    await sweep.cycles(worker, rig.clock, rounds=2)
+    assert sweep.latest(conn, team) == {before: ("succeeded", 1)}
+    assert sweep.listed(rig.admin)[str(before_contact)] is False
+    assert sweep.letters(conn, team) == {}
     assert rig.watch.leaks(conn) == set()
 
 
 async def test_a_second_waiting_operation_for_a_mentor_is_refused_and_the_first_kept(
-    rig: Rig,
+    rig: sweep.Rig,
 ) -> None:
     """Two waiting operations for one mentor would break ordering: the database refuses the
     second; the first, payload and all, is untouched and completes."""
     conn = rig.conn
-    team = _team(conn, rig.admin, 1)
+    team = sweep.team(conn, rig.admin, 1)
     ((mentor, contact),) = team.pairs
-    _pause(conn, mentor)
-    was = _snapshot(conn)
+    sweep.pause(conn, mentor)
+    was = sweep.snapshot(conn)
     with pytest.raises(pg_errors.UniqueViolation):
         conn.execute(
             "INSERT INTO sync_queue (mentor_id, operation, payload_json)"
             " VALUES (%s, 'restore', %s)",
             [mentor, Jsonb({"contact_id": str(contact), "listed": True})],
         )
-    assert _snapshot(conn) == was
+    assert sweep.snapshot(conn) == was
     worker = await rig.engine()
-    await _cycles(worker, rig.clock, rounds=2)
-    assert _latest(conn, team) == {mentor: ("succeeded", 1)}
-    assert _listed(rig.admin)[str(contact)] is False
+    await sweep.cycles(worker, rig.clock, rounds=2)
+    assert sweep.latest(conn, team) == {mentor: ("succeeded", 1)}
+    assert sweep.listed(rig.admin)[str(contact)] is False
     assert rig.watch.leaks(conn) == set()
