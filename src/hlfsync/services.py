@@ -28,8 +28,12 @@ def database_url(settings: Settings, *, upgrade: bool = True) -> str:
 
 
 def today(settings: Settings) -> date:
-    """What "today" is in HLF's time zone."""
-    return datetime.now(settings.zone).date()
+    """What "today" is in HLF's time zone (the scheduler's rule: `core.expiry.local_date`)."""
+    from datetime import UTC
+
+    from hlfsync.core import expiry
+
+    return expiry.local_date(datetime.now(UTC), settings.zone)
 
 
 def seed(

@@ -1,13 +1,17 @@
 """Test helpers shipped with hlfsync, for its own tests and for anyone embedding it.
 
-Nothing here is used in production code paths; nothing here does I/O.
+Nothing here is used in production code paths. The fakes do no I/O; the row factories at the end
+write through the connection a test passes them, with consistent defaults, one call per fact.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import psycopg
 
 # A fixed, unremarkable instant, so that tests print the same timestamps on every run.
 EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -112,3 +116,94 @@ class ScriptedDynamics:
 
     async def aclose(self) -> None:
         return None
+
+
+# --- row factories ----------------------------------------------------------------------------
+
+Conn = psycopg.Connection[Any]
+
+
+def one(conn: Conn, query: str, params: Any = None) -> Any:
+    """The first column of the one row `query` returns."""
+    row = conn.execute(query.encode(), params).fetchone()
+    if row is None:
+        raise LookupError(f"no row from {query!r}")
+    return row[0]
+
+
+def make_org(conn: Conn, name: str = "HLF") -> uuid.UUID:
+    """An organisation with its default settings row."""
+    org: uuid.UUID = one(conn, "INSERT INTO organizations (name) VALUES (%s) RETURNING id", [name])
+    conn.execute("INSERT INTO org_settings (organization_id) VALUES (%s)", [org])
+    return org
+
+
+def make_chapter(conn: Conn, org: uuid.UUID, name: str = "Oslo") -> uuid.UUID:
+    """A chapter of `org`."""
+    chapter: uuid.UUID = one(
+        conn,
+        "INSERT INTO chapters (organization_id, name) VALUES (%s, %s) RETURNING id",
+        [org, name],
+    )
+    return chapter
+
+
+def make_mentor(
+    conn: Conn,
+    org: uuid.UUID,
+    *,
+    status: str = "active",
+    chapters: tuple[uuid.UUID, ...] = (),
+    contact: uuid.UUID | bool | None = True,
+    expires_on: date | None = None,
+) -> uuid.UUID:
+    """A mentor of `org` in `chapters`, with a Dynamics contact id unless `contact=False`, and a
+    two-year certification ending on `expires_on` if given."""
+    contact_id = uuid.uuid4() if contact is True else (None if contact is False else contact)
+    mentor: uuid.UUID = one(
+        conn,
+        "INSERT INTO peer_mentors (organization_id, full_name, status, dynamics_contact_id)"
+        " VALUES (%s, 'Kari Nordmann', %s, %s) RETURNING id",
+        [org, status, contact_id],
+    )
+    for chapter in chapters:
+        conn.execute(
+            "INSERT INTO chapter_memberships (mentor_id, chapter_id) VALUES (%s, %s)",
+            [mentor, chapter],
+        )
+    if expires_on is not None:
+        conn.execute(
+            "INSERT INTO certifications (mentor_id, issued_on, expires_on) VALUES (%s, %s, %s)",
+            [mentor, expires_on - timedelta(days=730), expires_on],
+        )
+    return mentor
+
+
+def make_user(
+    conn: Conn,
+    org: uuid.UUID,
+    *,
+    coordinates: tuple[uuid.UUID, ...] = (),
+    admin: bool = False,
+    token: str | None = None,
+) -> uuid.UUID:
+    """An app user of `org`: coordinator of `coordinates`, an admin if asked, with a device."""
+    user: uuid.UUID = one(
+        conn,
+        "INSERT INTO app_users (organization_id, full_name)"
+        " VALUES (%s, 'Ola Nordmann') RETURNING id",
+        [org],
+    )
+    for chapter in coordinates:
+        conn.execute(
+            "INSERT INTO coordinator_chapters (user_id, chapter_id) VALUES (%s, %s)",
+            [user, chapter],
+        )
+    if admin:
+        conn.execute(
+            "INSERT INTO organization_admins (user_id, organization_id) VALUES (%s, %s)",
+            [user, org],
+        )
+    if token is not None:
+        conn.execute("INSERT INTO device_tokens (user_id, token) VALUES (%s, %s)", [user, token])
+    return user

@@ -13,7 +13,7 @@ import psycopg
 
 from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.server import SandboxServer
-from tests.integration.db.factories import make_mentor, make_org
+from hlfsync.testing import make_mentor, make_org
 
 Conn = psycopg.Connection[Any]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import psycopg
 
+from hlfsync.testing import make_mentor, make_org
 from tests.acceptance.conftest import Run
-from tests.integration.db.factories import make_mentor, make_org
 
 Conn = psycopg.Connection[Any]
 

@@ -1,4 +1,4 @@
-"""Pure decisions: retry, classification, breaker, states, expiry, reconciliation.
+"""Pure decisions: failures, retry, breaker, pacing, schedules, health, renewals, expiry dates.
 
 Nothing here does I/O, reads the clock or the environment; a unit test keeps it so.
 """

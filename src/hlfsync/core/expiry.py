@@ -1,50 +1,17 @@
-"""Certification expiry rules: days left, which reminder threshold applies, what "today" is.
+"""The Python side of the expiry check: what "today" is for a run, and what a run reports.
 
-The SQL in `0006_expiry.sql` applies the same rules set-based; tests check one against the other.
+The rules themselves (days left, which reminder is due, who is paused, what a renewal restores)
+live in one place, the set-based SQL of `0006_expiry.sql`, and are tested there
+(`tests/integration/expiry/`). `local_date` is held to the SQL's `expiry_today` by a test.
 Pure: the instant and the time zone come in as arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
-
-# What org_settings.reminder_threshold_days defaults to.
-DEFAULT_THRESHOLDS: tuple[int, ...] = (30, 14, 7)
-# The status reasons that tie a pause to its certification, so renewal restores only those.
-PAUSED_FOR_EXPIRY = "certification_expired"
-RESTORED_BY_RENEWAL = "certification_renewed"
-
-
-def days_left(expires_on: date, today: date) -> int:
-    """Whole days until expiry: 0 on the expiry date itself, negative once expired."""
-    return (expires_on - today).days
-
-
-def is_expired(expires_on: date, today: date) -> bool:
-    """A certification is valid through its expiry date and expired from the day after."""
-    return expires_on < today
-
-
-def threshold_for(days: int, thresholds: Iterable[int]) -> int | None:
-    """The reminder due with `days` left: the smallest threshold not below it, if any.
-
-    A missed night is caught up (20 days left still sends the 30-day reminder if it was never
-    sent), but a later threshold replaces earlier ones (3 days left sends only the 7-day one).
-    Expired certifications (negative days) get no reminder: they are paused instead.
-    """
-    if days < 0:
-        return None
-    fitting = [t for t in thresholds if t >= days]
-    return min(fitting) if fitting else None
-
-
-def valid_thresholds(thresholds: Iterable[int]) -> bool:
-    """Mirrors the database CHECK: a non-empty set of distinct positive days."""
-    values = list(thresholds)
-    return bool(values) and all(t > 0 for t in values) and len(set(values)) == len(values)
 
 
 def local_date(instant: datetime, zone: tzinfo) -> date:
@@ -55,14 +22,6 @@ def local_date(instant: datetime, zone: tzinfo) -> date:
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"need an aware datetime, got naive {instant.isoformat()}")
     return instant.astimezone(zone).date()
-
-
-def restores(new_expires_on: date, today: date) -> bool:
-    """A renewal restores an expiry-paused mentor when the new date is not in the past.
-
-    A certificate expiring today is still valid today, so today counts as not in the past.
-    """
-    return not is_expired(new_expires_on, today)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,18 @@
-"""The life of a sync operation (`sync_queue.status`): its states and the only moves between them.
+"""The states of a sync operation (`sync_queue.status`), named for Python code.
 
-`TRANSITIONS` is the truth: the store guards each write with it, `docs/state-machine.md` draws
-it, and a unit test walks every (state, event) pair. Pure: no I/O, no clock.
+The truth is the SQL: the CHECKs on `sync_queue` name the states and which of them are final,
+and the guarded UPDATEs in `db/sql/queue.sql` and the queueing functions are the only moves.
+`tests/integration/db/test_state_machine.py` holds this module, those statements and the
+drawing in `docs/state-machine.md` together. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from types import MappingProxyType
 
 
 class JobState(StrEnum):
-    """Where an operation is; the values are stored in `sync_queue.status`."""
+    """Where an operation is; the values are the ones `sync_queue.status` may hold."""
 
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
@@ -21,51 +21,10 @@ class JobState(StrEnum):
     SUPERSEDED = "superseded"
 
 
-class JobEvent(StrEnum):
-    """What can happen to an operation."""
-
-    CLAIM = "claim"  # a worker takes it, under a lease
-    SUCCEED = "succeed"  # Dynamics now shows what the operation asked for
-    RETRY = "retry"  # a transient failure with retries left: due again after a backoff
-    THROTTLE = "throttle"  # Dynamics asked us to slow down: due again, no attempt spent
-    HOLD = "hold"  # credentials fail: back to pending untouched, until they work
-    DEAD_LETTER = "dead_letter"  # permanent, retries exhausted, or poison
-    SUPERSEDE = "supersede"  # a newer operation for the same mentor replaces it
-    LEASE_EXPIRED = "lease_expired"  # its worker died or stalled: someone else may claim it
-
-
-TRANSITIONS: Mapping[tuple[JobState, JobEvent], JobState] = MappingProxyType(
-    {
-        (JobState.PENDING, JobEvent.CLAIM): JobState.IN_PROGRESS,
-        (JobState.PENDING, JobEvent.SUPERSEDE): JobState.SUPERSEDED,
-        (JobState.IN_PROGRESS, JobEvent.SUCCEED): JobState.SUCCEEDED,
-        (JobState.IN_PROGRESS, JobEvent.RETRY): JobState.PENDING,
-        (JobState.IN_PROGRESS, JobEvent.THROTTLE): JobState.PENDING,
-        (JobState.IN_PROGRESS, JobEvent.HOLD): JobState.PENDING,
-        (JobState.IN_PROGRESS, JobEvent.DEAD_LETTER): JobState.DEAD_LETTERED,
-        (JobState.IN_PROGRESS, JobEvent.LEASE_EXPIRED): JobState.PENDING,
-    }
+# The states `sync_queue_finished_iff_terminal` gives a finished_at: nothing leaves them.
+TERMINAL: frozenset[JobState] = frozenset(
+    {JobState.SUCCEEDED, JobState.DEAD_LETTERED, JobState.SUPERSEDED}
 )
-
-# Derived, so it cannot disagree with the table: a state nothing leaves is terminal.
-TERMINAL: frozenset[JobState] = frozenset(JobState) - {state for state, _ in TRANSITIONS}
-
-
-class InvalidTransition(ValueError):  # noqa: N818 - reads as the rule it reports
-    """The event cannot happen to an operation in that state."""
-
-    def __init__(self, state: JobState, event: JobEvent) -> None:
-        self.state = state
-        self.event = event
-        super().__init__(f"no transition from {state} on {event}")
-
-
-def transition(state: JobState, event: JobEvent) -> JobState:
-    """The state after `event`; raises InvalidTransition when the table has no such move."""
-    try:
-        return TRANSITIONS[state, event]
-    except KeyError:
-        raise InvalidTransition(state, event) from None
 
 
 def is_terminal(state: JobState) -> bool:

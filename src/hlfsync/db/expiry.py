@@ -1,6 +1,6 @@
 """The expiry check, renewals and the compensation check against PostgreSQL.
 
-The decisions are the set-based SQL of `0006_expiry.sql` (the same rules as `core.expiry`); this
+The decisions are the set-based SQL of `0006_expiry.sql` (their one home); this
 module runs them, turns rows into stats, validates renewal entries and applies the size guard.
 Sync functions serve the CLI, `arun_*` ones the scheduler's pool; both share the row handling.
 """

@@ -10,8 +10,8 @@ import httpx
 import psycopg
 import pytest
 
+from hlfsync import testing as f
 from tests.integration.api.world import World
-from tests.integration.db import factories as f
 
 Auth = Callable[[str], dict[str, str]]
 

@@ -12,11 +12,11 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
+from hlfsync import testing as f
 from hlfsync.core.errors import ConfigError
 from hlfsync.db import migrate, operations, status
 from hlfsync.db.jobs import CallFacts, JobStore
 from hlfsync.db.pool import open_pool
-from tests.integration.db import factories as f
 
 OWNER = f"hlfsync_owner_{os.getpid()}"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from tests.integration.db import factories as f
+from hlfsync import testing as f
 
 Conn = f.Conn
 USERS = ("coord_a1", "coord_a23", "admin_a", "coord_b1", "admin_b", "idle_a", "stranger")

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.db.factories import make_mentor, make_org, one
+from hlfsync.testing import make_mentor, make_org, one
 
 Conn = psycopg.Connection[Any]
 

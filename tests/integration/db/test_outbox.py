@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.db.factories import make_mentor, make_org
+from hlfsync.testing import make_mentor, make_org
 
 Conn = psycopg.Connection[Any]
 STATUSES = ("active", "paused", "inactive")

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from hlfsync.db import expiry
-from tests.integration.db.factories import make_chapter, make_mentor, make_org, make_user
+from hlfsync.testing import make_chapter, make_mentor, make_org, make_user
 
 Conn = psycopg.Connection[Any]
 TODAY = date(2026, 4, 1)

@@ -15,7 +15,7 @@ from hlfsync.db.pool import Pool, open_pool
 from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
-from tests.integration.db.factories import make_mentor, make_org
+from hlfsync.testing import make_mentor, make_org
 
 Conn = psycopg.Connection[Any]
 

@@ -10,8 +10,15 @@ import psycopg
 
 from hlfsync.core.errors import AuthFailure, Permanent, Throttled, Transient
 from hlfsync.db.jobs import CallFacts
-from hlfsync.testing import FakeClock, RecordingNotifier, ScriptedDynamics
-from tests.integration.db.factories import make_chapter, make_mentor, make_org, make_user
+from hlfsync.testing import (
+    FakeClock,
+    RecordingNotifier,
+    ScriptedDynamics,
+    make_chapter,
+    make_mentor,
+    make_org,
+    make_user,
+)
 from tests.integration.worker.conftest import Build
 
 Conn = psycopg.Connection[Any]

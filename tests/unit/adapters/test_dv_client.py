@@ -126,8 +126,10 @@ async def test_missing_contact_is_permanent_thanks_to_if_match() -> None:
     ],
 )
 async def test_write_answers_that_count_as_applied(response: httpx.Response) -> None:
-    """A 2xx with no body or a JSON body means the PATCH applied."""
-    await client_for(Recorder(response)).apply(change())
+    """A 2xx with no body or a JSON body means the PATCH applied: no error, no second request."""
+    recorder = Recorder(response)
+    assert await client_for(recorder).apply(change()) is None
+    assert [r.method for r in recorder.requests] == ["PATCH"]
 
 
 @pytest.mark.parametrize(

@@ -140,7 +140,9 @@ async def test_answers_are_classified_by_the_shared_table(
 )
 async def test_any_2xx_is_accepted_whatever_the_body(response: httpx.Response) -> None:
     """Receivers may answer 2xx with any body; the idempotency key makes resends harmless."""
-    await client_for(Recorder(response)).apply(change())
+    recorder = Recorder(response)
+    assert await client_for(recorder).apply(change()) is None
+    assert [r.method for r in recorder.requests] == ["POST"]
 
 
 async def test_timeout_is_transient() -> None:

@@ -1,0 +1,2521 @@
+-- The schema every migration in db/migrations/ builds, as `pg_dump --schema-only` prints it
+-- (normalised: no versions, no session settings, no owners). Generated, never edited: after
+-- adding a migration run
+--     uv run python -m hlfsync.db.schema
+-- The migrations are the truth; a test fails when this file and they differ.
+
+--
+-- Name: auth; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA auth;
+
+--
+-- Name: jwt(); Type: FUNCTION; Schema: auth; Owner: -
+--
+
+CREATE FUNCTION auth.jwt() RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+            SELECT coalesce(
+                nullif(current_setting('request.jwt.claim', true), ''),
+                nullif(current_setting('request.jwt.claims', true), '')
+            )::jsonb
+        $$;
+
+--
+-- Name: role(); Type: FUNCTION; Schema: auth; Owner: -
+--
+
+CREATE FUNCTION auth.role() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+            SELECT coalesce(
+                nullif(current_setting('request.jwt.claim.role', true), ''),
+                (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+            )::text
+        $$;
+
+--
+-- Name: uid(); Type: FUNCTION; Schema: auth; Owner: -
+--
+
+CREATE FUNCTION auth.uid() RETURNS uuid
+    LANGUAGE sql STABLE
+    AS $$
+            SELECT coalesce(
+                nullif(current_setting('request.jwt.claim.sub', true), ''),
+                (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+            )::uuid
+        $$;
+
+--
+-- Name: api_force_sync(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.api_force_sync(mentor uuid) RETURNS TABLE(mentor_id uuid, sync_queue_id bigint, operation text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM api_require_mentor(mentor);
+    RETURN QUERY
+        SELECT e.mentor_id, e.sync_queue_id, e.operation
+          FROM enqueue_sync(ARRAY[mentor], 'force', 10, auth.uid()::text) e;
+END
+$$;
+
+--
+-- Name: api_queue_overview(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.api_queue_overview() RETURNS TABLE(queue jsonb, oldest_pending_at timestamp with time zone, open_dead_letters integer)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT auth_is_staff() THEN
+        RAISE EXCEPTION 'only coordinators and administrators see the queue'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN QUERY SELECT
+        (SELECT coalesce(jsonb_object_agg(s.status, s.n), '{}'::jsonb)
+           FROM (SELECT q.status, count(*)::int AS n FROM sync_queue q GROUP BY q.status) s),
+        (SELECT min(q.created_at) FROM sync_queue q WHERE q.status IN ('pending', 'in_progress')),
+        (SELECT count(*)::int FROM dead_letter_queue l WHERE l.status = 'open');
+END
+$$;
+
+--
+-- Name: api_requeue_dead_letter(bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.api_requeue_dead_letter(letter bigint) RETURNS TABLE(dead_letter_id bigint, sync_queue_id bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM api_require_mentor((SELECT l.mentor_id FROM dead_letter_queue l WHERE l.id = letter));
+    RETURN QUERY
+        SELECT r.dead_letter_id, r.sync_queue_id
+          FROM requeue_dead_letters(ARRAY[letter], auth.uid()::text) r;
+END
+$$;
+
+--
+-- Name: api_require_mentor(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.api_require_mentor(mentor uuid) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF auth.uid() IS NULL OR mentor IS NULL OR NOT can_see_mentor(mentor) THEN
+        RAISE EXCEPTION 'mentor % is not in your scope', mentor
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
+--
+-- Name: api_resolve_dead_letter(bigint, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.api_resolve_dead_letter(letter bigint, note text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM api_require_mentor((SELECT l.mentor_id FROM dead_letter_queue l WHERE l.id = letter));
+    RETURN resolve_dead_letter(letter, note, auth.uid()::text);
+END
+$$;
+
+--
+-- Name: auth_admin_orgs(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_admin_orgs() RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT organization_id FROM organization_admins WHERE user_id = auth.uid()
+$$;
+
+--
+-- Name: auth_coordinated_chapters(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_coordinated_chapters() RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT cc.chapter_id
+      FROM coordinator_chapters cc
+      JOIN app_users u ON u.id = cc.user_id
+      JOIN chapters c ON c.id = cc.chapter_id AND c.organization_id = u.organization_id
+     WHERE cc.user_id = auth.uid()
+$$;
+
+--
+-- Name: auth_is_staff(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_is_staff() RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT EXISTS (SELECT auth_coordinated_chapters()) OR EXISTS (SELECT auth_admin_orgs())
+$$;
+
+--
+-- Name: auth_user_org(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_user_org() RETURNS uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT organization_id FROM app_users WHERE id = auth.uid()
+$$;
+
+--
+-- Name: auth_visible_chapters(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_visible_chapters() RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT auth_coordinated_chapters()
+    UNION
+    SELECT c.id FROM chapters c WHERE c.organization_id IN (SELECT auth_admin_orgs())
+$$;
+
+--
+-- Name: can_see_mentor(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.can_see_mentor(mentor uuid) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM peer_mentors p
+         WHERE p.id = mentor
+           AND (p.organization_id IN (SELECT auth_admin_orgs())
+                OR (p.organization_id = auth_user_org()
+                    AND EXISTS (SELECT 1 FROM chapter_memberships cm
+                                 WHERE cm.mentor_id = p.id
+                                   AND cm.chapter_id IN (SELECT auth_coordinated_chapters())))))
+$$;
+
+--
+-- Name: certification_renewal_history(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.certification_renewal_history() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.renewal_history := NEW.renewal_history || jsonb_build_array(jsonb_build_object(
+        'schema_version', 1,
+        'renewed_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'previous_expires_on', OLD.expires_on,
+        'new_expires_on', NEW.expires_on,
+        'renewed_by', expiry_actor()));
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+--
+-- Name: certification_renewal_restore(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.certification_renewal_restore() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    who       text := expiry_actor();
+    restored  uuid;
+BEGIN
+    INSERT INTO audit_log (mentor_id, event_type, actor, details)
+    VALUES (NEW.mentor_id, 'certification_renewed', who,
+            jsonb_build_object('previous_expires_on', OLD.expires_on,
+                               'new_expires_on', NEW.expires_on,
+                               'history_length', jsonb_array_length(NEW.renewal_history)));
+    IF NEW.expires_on < expiry_today() THEN
+        RETURN NULL;
+    END IF;
+    UPDATE peer_mentors
+       SET status = 'active', status_reason = 'certification_renewed'
+     WHERE id = NEW.mentor_id AND status = 'paused' AND status_reason = 'certification_expired'
+    RETURNING id INTO restored;
+    IF restored IS NOT NULL THEN
+        PERFORM raise_mentor_alerts(
+            'cert_restored', NULL, ARRAY[restored],
+            ARRAY[restored || ':' || to_char(OLD.expires_on, 'YYYY-MM-DD') || ':'
+                  || to_char(NEW.expires_on, 'YYYY-MM-DD')],
+            ARRAY[jsonb_build_object('type', 'hlf_cert_restored', 'mentor_id', restored::text,
+                                     'operation', 'restore')],
+            ARRAY[jsonb_build_object('reason', 'certification_renewed',
+                                     'previous_expires_on', OLD.expires_on,
+                                     'new_expires_on', NEW.expires_on)]);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: enqueue_sync(uuid[], text, integer, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.enqueue_sync(mentors uuid[], src text, prio integer, who text) RETURNS TABLE(mentor_id uuid, sync_queue_id bigint, operation text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    m_ids  uuid[];
+    q_ids  bigint[];
+BEGIN
+    PERFORM 1 FROM peer_mentors p
+     WHERE (mentors IS NULL OR p.id = ANY (mentors)) AND p.dynamics_contact_id IS NOT NULL
+     ORDER BY p.id FOR UPDATE;
+    SELECT array_agg(p.id ORDER BY p.id),
+           array_agg(nextval(pg_get_serial_sequence('sync_queue', 'id')) ORDER BY p.id)
+      INTO m_ids, q_ids
+      FROM peer_mentors p
+     WHERE (mentors IS NULL OR p.id = ANY (mentors)) AND p.dynamics_contact_id IS NOT NULL;
+    IF m_ids IS NULL THEN
+        RETURN;
+    END IF;
+
+    UPDATE sync_queue q
+       SET status = 'superseded', superseded_by = t.qid, finished_at = now(), updated_at = now()
+      FROM unnest(m_ids, q_ids) AS t (mid, qid)
+     WHERE q.mentor_id = t.mid AND q.status = 'pending';
+
+    INSERT INTO sync_queue (id, mentor_id, operation, payload_json, source, priority)
+    OVERRIDING SYSTEM VALUE
+    SELECT t.qid, p.id,
+           CASE WHEN p.status = 'active' THEN 'restore' ELSE 'remove' END,
+           jsonb_build_object('contact_id', p.dynamics_contact_id,
+                              'listed', p.status = 'active',
+                              'status', p.status,
+                              'reason', p.status_reason,
+                              'changed_at', now()),
+           src, prio
+      FROM unnest(m_ids, q_ids) AS t (mid, qid)
+      JOIN peer_mentors p ON p.id = t.mid;
+
+    INSERT INTO audit_log (mentor_id, sync_queue_id, event_type, actor, details)
+    SELECT q.mentor_id, q.id, 'sync_requested', who,
+           jsonb_build_object('source', src, 'operation', q.operation, 'priority', prio)
+      FROM sync_queue q WHERE q.id = ANY (q_ids);
+
+    PERFORM pg_notify('hlfsync_sync_queue', src);
+    RETURN QUERY
+        SELECT q.mentor_id, q.id, q.operation FROM sync_queue q WHERE q.id = ANY (q_ids)
+         ORDER BY q.id;
+END
+$$;
+
+--
+-- Name: expiry_actor(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_actor() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(nullif(current_setting('hlfsync.actor', true), ''),
+                    auth.uid()::text, session_user::text)
+$$;
+
+--
+-- Name: expiry_duplicates(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_duplicates() RETURNS TABLE(finding text, mentor_id uuid, certification_expiry_date date, threshold_day integer, copies integer)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT 'duplicate_reminder', r.mentor_id, r.certification_expiry_date, r.threshold_day,
+           count(*)::int
+      FROM cert_expiry_reminders r
+     GROUP BY r.mentor_id, r.threshold_day, r.certification_expiry_date
+    HAVING count(*) > 1
+    UNION ALL
+    SELECT 'duplicate_pause', l.mentor_id, (l.details ->> 'certification_expiry_date')::date,
+           NULL, count(*)::int
+      FROM audit_log l
+     WHERE l.event_type = 'certification_expired'
+     GROUP BY l.mentor_id, l.details ->> 'certification_expiry_date'
+    HAVING count(*) > 1
+$$;
+
+--
+-- Name: expiry_pause_expired(date, text, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_pause_expired(today date, who text, at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(mentors_paused integer, alerts_raised integer, deliveries_created integer)
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+DECLARE
+    prev_actor   text := current_setting('hlfsync.actor', true);
+    prev_reason  text := current_setting('hlfsync.reason', true);
+BEGIN
+    PERFORM set_config('hlfsync.actor', who, true);
+    PERFORM set_config('hlfsync.reason', 'certification_expired', true);
+    RETURN QUERY
+    WITH expired AS (
+        -- Locks in id order, as enqueue_sync does, so the two cannot deadlock. The certificate
+        -- is locked too: a renewal committed meanwhile is seen, and one waiting on us sees the
+        -- pause and restores.
+        SELECT m.id, c.expires_on
+          FROM peer_mentors m JOIN certifications c ON c.mentor_id = m.id
+         WHERE m.status = 'active' AND c.expires_on < today
+         ORDER BY m.id
+           FOR UPDATE OF m, c
+    ), moved AS (
+        UPDATE peer_mentors m
+           SET status = 'paused', status_reason = 'certification_expired'
+          FROM expired e
+         WHERE m.id = e.id AND m.status = 'active'
+        RETURNING m.id, e.expires_on
+    ), audited AS (
+        INSERT INTO audit_log (occurred_at, mentor_id, event_type, actor, details)
+        SELECT coalesce(at, now()), mv.id, 'certification_expired', who,
+               jsonb_build_object('certification_expiry_date', mv.expires_on, 'today', today)
+          FROM moved mv
+    ), raised AS (
+        SELECT ra.deliveries
+          FROM raise_mentor_alerts(
+              'cert_paused', at,
+              (SELECT array_agg(mv.id ORDER BY mv.id) FROM moved mv),
+              (SELECT array_agg(mv.id || ':' || to_char(mv.expires_on, 'YYYY-MM-DD')
+                                ORDER BY mv.id) FROM moved mv),
+              (SELECT array_agg(jsonb_build_object('type', 'hlf_cert_paused',
+                                                   'mentor_id', mv.id::text,
+                                                   'operation', 'remove') ORDER BY mv.id)
+                 FROM moved mv),
+              (SELECT array_agg(jsonb_build_object('reason', 'certification_expired',
+                                                   'certification_expiry_date', mv.expires_on)
+                                ORDER BY mv.id)
+                 FROM moved mv)) AS ra
+    )
+    SELECT (SELECT count(*) FROM moved)::int,
+           (SELECT count(*) FROM raised)::int,
+           (SELECT coalesce(sum(r.deliveries), 0) FROM raised r)::int;
+    -- Transaction-local settings outlive this call; put the caller's back.
+    PERFORM set_config('hlfsync.actor', coalesce(prev_actor, ''), true);
+    PERFORM set_config('hlfsync.reason', coalesce(prev_reason, ''), true);
+END
+$$;
+
+--
+-- Name: expiry_send_reminders(date, text, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_send_reminders(today date, who text, at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(threshold_day integer, reminders integer, alerts integer, deliveries integer)
+    LANGUAGE sql
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+WITH horizon AS (
+    -- No threshold looks further ahead than this: certificates beyond it are not even read.
+    SELECT greatest(30, coalesce(max(d), 0)) AS days
+      FROM org_settings s, unnest(s.reminder_threshold_days) AS d
+), due AS (
+    SELECT c.mentor_id, c.id AS certification_id, c.expires_on,
+           c.expires_on - today AS days_left,
+           -- An organisation without a settings row gets the column's default.
+           expiry_threshold(c.expires_on - today,
+                            coalesce(s.reminder_threshold_days, '{30,14,7}')) AS threshold
+      FROM certifications c
+      JOIN peer_mentors m ON m.id = c.mentor_id
+      LEFT JOIN org_settings s ON s.organization_id = m.organization_id
+     WHERE m.status = 'active'
+       AND c.expires_on >= today
+       AND c.expires_on <= today + (SELECT h.days FROM horizon h)
+), sent AS (
+    INSERT INTO cert_expiry_reminders AS r (mentor_id, certification_id, threshold_day,
+                                            certification_expiry_date, days_left, created_at)
+    SELECT d.mentor_id, d.certification_id, d.threshold, d.expires_on, d.days_left,
+           coalesce(at, now())
+      FROM due d
+     WHERE d.threshold IS NOT NULL
+     ORDER BY d.mentor_id  -- one order for every run, so concurrent runs cannot deadlock
+    ON CONFLICT (mentor_id, threshold_day, certification_expiry_date) DO NOTHING
+    RETURNING r.id, r.mentor_id, r.threshold_day, r.certification_expiry_date, r.days_left
+), audited AS (
+    INSERT INTO audit_log (occurred_at, mentor_id, event_type, actor, details)
+    SELECT coalesce(at, now()), s.mentor_id, 'cert_expiry_reminder', who,
+           jsonb_build_object('reminder_id', s.id, 'threshold_day', s.threshold_day,
+                              'days_left', s.days_left,
+                              'certification_expiry_date', s.certification_expiry_date,
+                              'today', today)
+      FROM sent s
+), raised AS (
+    SELECT (ra.payload ->> 'threshold_days')::int AS threshold_day, ra.deliveries
+      FROM raise_mentor_alerts(
+          'cert_reminder', at,
+          (SELECT array_agg(s.mentor_id ORDER BY s.id) FROM sent s),
+          (SELECT array_agg(s.mentor_id || ':' || s.threshold_day || ':'
+                            || to_char(s.certification_expiry_date, 'YYYY-MM-DD') ORDER BY s.id)
+             FROM sent s),
+          -- The push data: as notify.payloads.build_reminder_data builds it, strings only.
+          (SELECT array_agg(jsonb_build_object('type', 'hlf_cert_expiry_reminder',
+                                               'mentor_id', s.mentor_id::text,
+                                               'threshold_days', s.threshold_day::text)
+                            ORDER BY s.id) FROM sent s),
+          (SELECT array_agg(jsonb_build_object('reminder_id', s.id,
+                                               'threshold_day', s.threshold_day,
+                                               'days_left', s.days_left,
+                                               'certification_expiry_date',
+                                               s.certification_expiry_date)
+                            ORDER BY s.id) FROM sent s)) AS ra
+)
+-- Counted apart and joined per threshold (a handful of rows): a join of the two CTEs row by row
+-- would be planned on guesses and can turn quadratic.
+SELECT t.threshold_day, t.n, coalesce(a.n, 0), coalesce(a.deliveries, 0)
+  FROM (SELECT s.threshold_day, count(*)::int AS n FROM sent s GROUP BY s.threshold_day) AS t
+  LEFT JOIN (SELECT ra.threshold_day, count(*)::int AS n, sum(ra.deliveries)::int AS deliveries
+               FROM raised ra GROUP BY ra.threshold_day) AS a
+         ON a.threshold_day = t.threshold_day
+ ORDER BY t.threshold_day DESC
+$$;
+
+--
+-- Name: expiry_threshold(integer, integer[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_threshold(days_left integer, thresholds integer[]) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+DECLARE
+    best int;
+    t int;
+BEGIN
+    IF days_left IS NULL OR days_left < 0 OR thresholds IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOREACH t IN ARRAY thresholds LOOP
+        IF t >= days_left AND (best IS NULL OR t < best) THEN
+            best := t;
+        END IF;
+    END LOOP;
+    RETURN best;
+END
+$$;
+
+--
+-- Name: expiry_today(timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_today(at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS date
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT (coalesce(at, now())
+            AT TIME ZONE coalesce(nullif(current_setting('hlfsync.timezone', true), ''),
+                                  'Europe/Oslo'))::date
+$$;
+
+--
+-- Name: peer_mentor_status_outbox(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.peer_mentor_status_outbox() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+DECLARE
+    who         text := coalesce(nullif(current_setting('hlfsync.actor', true), ''),
+                                 auth.uid()::text, session_user::text);
+    moved_ids   uuid[];
+    queue_ids   bigint[];
+BEGIN
+    -- Ids drawn first, in mentor order, so the superseded rows can point at their successors.
+    SELECT array_agg(s.id), array_agg(nextval(pg_get_serial_sequence('sync_queue', 'id')))
+      INTO moved_ids, queue_ids
+      FROM (SELECT n.id
+              FROM changed_new n JOIN changed_old o ON o.id = n.id
+             WHERE (o.status = 'active') IS DISTINCT FROM (n.status = 'active')
+             ORDER BY n.id) AS s;
+
+    IF moved_ids IS NOT NULL THEN
+        -- Desired state, not commands: the waiting operation, if any, is now moot. Before the
+        -- insert, since a mentor has at most one pending operation (a unique index).
+        UPDATE sync_queue q
+           SET status = 'superseded', superseded_by = m.queued_id,
+               finished_at = now(), updated_at = now()
+          FROM unnest(moved_ids, queue_ids) AS m (mentor_id, queued_id)
+         WHERE q.mentor_id = m.mentor_id AND q.status = 'pending';
+
+        INSERT INTO sync_queue (id, mentor_id, operation, payload_json, source)
+        OVERRIDING SYSTEM VALUE
+        SELECT m.queued_id, n.id,
+               CASE WHEN n.status = 'active' THEN 'restore' ELSE 'remove' END,
+               jsonb_build_object('contact_id', n.dynamics_contact_id,
+                                  'listed', n.status = 'active',
+                                  'status', n.status,
+                                  'reason', n.status_reason,
+                                  'changed_at', now()),
+               'status_change'
+          FROM unnest(moved_ids, queue_ids) AS m (mentor_id, queued_id)
+          JOIN changed_new n ON n.id = m.mentor_id
+         ORDER BY m.queued_id;
+
+        PERFORM pg_notify('hlfsync_sync_queue', queue_ids[array_upper(queue_ids, 1)]::text);
+    END IF;
+
+    INSERT INTO audit_log (mentor_id, sync_queue_id, event_type, actor, details)
+    SELECT n.id, m.queued_id, 'status_changed', who,
+           jsonb_build_object('old_status', o.status, 'new_status', n.status,
+                              'reason', n.status_reason,
+                              'operation', CASE WHEN m.queued_id IS NULL THEN NULL
+                                                WHEN n.status = 'active' THEN 'restore'
+                                                ELSE 'remove' END)
+      FROM changed_new n
+      JOIN changed_old o ON o.id = n.id
+      LEFT JOIN unnest(moved_ids, queue_ids) AS m (mentor_id, queued_id) ON m.mentor_id = n.id
+     WHERE o.status IS DISTINCT FROM n.status
+     ORDER BY n.id;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: peer_mentor_status_stamp(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.peer_mentor_status_stamp() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    NEW.status_changed_at := now();
+    -- A status change that does not say why must not inherit the previous change's reason.
+    IF NEW.status_reason IS NOT DISTINCT FROM OLD.status_reason THEN
+        NEW.status_reason := nullif(current_setting('hlfsync.reason', true), '');
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+--
+-- Name: raise_compensation_alert(timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.raise_compensation_alert(at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(findings integer, alert_id bigint, deliveries integer)
+    LANGUAGE sql
+    AS $$
+WITH found AS (
+    SELECT f.*, f.finding || ':' || f.mentor_id || ':'
+                || to_char(f.certification_expiry_date, 'YYYY-MM-DD') || ':'
+                || coalesce(f.threshold_day::text, '-') AS fkey
+      FROM expiry_duplicates() f
+), summary AS (
+    SELECT count(*)::int AS n, md5(coalesce(string_agg(fkey, ',' ORDER BY fkey), '')) AS digest,
+           (SELECT coalesce(jsonb_agg(to_jsonb(x) - 'fkey'), '[]'::jsonb)
+              FROM (SELECT * FROM found ORDER BY fkey LIMIT 50) x) AS sample
+      FROM found
+), raised AS (
+    INSERT INTO alerts AS a (kind, incident_key, payload, details, created_at)
+    SELECT 'compensation', 'expiry:' || s.digest,
+           jsonb_build_object('type', 'hlf_compensation', 'findings', s.n::text),
+           jsonb_build_object('check', 'expiry_duplicates', 'findings', s.n, 'sample', s.sample),
+           coalesce(at, now())
+      FROM summary s WHERE s.n > 0
+    ON CONFLICT (kind, incident_key) DO NOTHING
+    RETURNING a.id
+), delivered AS (
+    INSERT INTO alert_deliveries AS d (alert_id, user_id, device_token, next_attempt_at,
+                                       created_at)
+    SELECT r.id, t.user_id, t.token, coalesce(at, now()), coalesce(at, now())
+      FROM raised r
+      JOIN device_tokens t ON t.user_id IN (SELECT user_id FROM organization_admins)
+    ON CONFLICT (alert_id, device_token) DO NOTHING
+    RETURNING d.id
+), notified AS (
+    SELECT pg_notify('hlfsync_alerts', 'compensation') AS woke
+     WHERE EXISTS (SELECT 1 FROM raised)
+)
+SELECT s.n, (SELECT r.id FROM raised r), (SELECT count(*) FROM delivered)::int
+  FROM summary s CROSS JOIN (SELECT count(*) FROM notified) AS woke
+$$;
+
+--
+-- Name: raise_mentor_alerts(text, timestamp with time zone, uuid[], text[], jsonb[], jsonb[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.raise_mentor_alerts(alert_kind text, alert_at timestamp with time zone, alert_mentors uuid[], alert_keys text[], alert_payloads jsonb[], alert_details jsonb[]) RETURNS TABLE(alert_id bigint, mentor_id uuid, incident_key text, payload jsonb, deliveries integer)
+    LANGUAGE sql
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+WITH wanted AS (
+    SELECT w.m, w.k, w.p, w.d
+      FROM unnest(alert_mentors, alert_keys, alert_payloads, alert_details) AS w (m, k, p, d)
+), raised AS (
+    INSERT INTO alerts AS a (kind, incident_key, mentor_id, organization_id, payload, details,
+                             created_at)
+    SELECT alert_kind, w.k, pm.id, pm.organization_id, w.p, w.d, coalesce(alert_at, now())
+      FROM wanted w JOIN peer_mentors pm ON pm.id = w.m
+     ORDER BY w.k  -- one order for every writer, so concurrent raises cannot deadlock
+    ON CONFLICT (kind, incident_key) DO NOTHING
+    RETURNING a.id, a.mentor_id, a.organization_id, a.incident_key, a.payload
+), coordinators AS (
+    SELECT DISTINCT r.id AS alert_id, cc.user_id
+      FROM raised r
+      JOIN chapter_memberships cm ON cm.mentor_id = r.mentor_id
+      JOIN coordinator_chapters cc ON cc.chapter_id = cm.chapter_id
+), recipients AS (
+    SELECT c.alert_id, c.user_id FROM coordinators c
+    UNION
+    SELECT r.id, oa.user_id
+      FROM raised r JOIN organization_admins oa ON oa.organization_id = r.organization_id
+     WHERE NOT EXISTS (SELECT 1 FROM chapter_memberships cm
+                         JOIN coordinator_chapters cc ON cc.chapter_id = cm.chapter_id
+                        WHERE cm.mentor_id = r.mentor_id)
+), delivered AS (
+    INSERT INTO alert_deliveries AS d (alert_id, user_id, device_token, next_attempt_at,
+                                       created_at)
+    SELECT rc.alert_id, t.user_id, t.token, coalesce(alert_at, now()), coalesce(alert_at, now())
+      FROM recipients rc JOIN device_tokens t ON t.user_id = rc.user_id
+     ORDER BY rc.alert_id, t.token
+    ON CONFLICT (alert_id, device_token) DO NOTHING
+    RETURNING d.alert_id
+), per_alert AS (
+    SELECT dl.alert_id, count(*)::int AS n FROM delivered dl GROUP BY dl.alert_id
+), notified AS (
+    -- The dispatcher only needs waking; one NOTIFY per batch, not one per alert.
+    SELECT pg_notify('hlfsync_alerts', alert_kind) AS woke WHERE EXISTS (SELECT 1 FROM raised)
+)
+SELECT r.id, r.mentor_id, r.incident_key, r.payload, coalesce(pa.n, 0)
+  FROM raised r
+  LEFT JOIN per_alert pa ON pa.alert_id = r.id
+  CROSS JOIN (SELECT count(*) FROM notified) AS woke
+$$;
+
+--
+-- Name: refuse_delete(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.refuse_delete() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+--
+-- Name: requeue_dead_letters(bigint[], text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.requeue_dead_letters(letters bigint[], who text) RETURNS TABLE(dead_letter_id bigint, sync_queue_id bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    d record;
+    queued bigint;
+BEGIN
+    FOR d IN
+        SELECT l.id, l.mentor_id FROM dead_letter_queue l
+         WHERE (letters IS NULL OR l.id = ANY (letters)) AND l.status = 'open'
+         ORDER BY l.mentor_id, l.id FOR UPDATE
+    LOOP
+        SELECT e.sync_queue_id INTO queued
+          FROM enqueue_sync(ARRAY[d.mentor_id], 'requeue', 10, who) e;
+        IF queued IS NULL THEN
+            CONTINUE;  -- the mentor lost its contact id; the letter stays open
+        END IF;
+        UPDATE dead_letter_queue
+           SET status = 'requeued', requeued_as = queued, handled_by = who, handled_at = now(),
+               updated_at = now()
+         WHERE id = d.id;
+        INSERT INTO audit_log (mentor_id, sync_queue_id, event_type, actor, details)
+        VALUES (d.mentor_id, queued, 'dead_letter_requeued', who,
+                jsonb_build_object('dead_letter_id', d.id));
+        dead_letter_id := d.id;
+        sync_queue_id := queued;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+--
+-- Name: resolve_dead_letter(bigint, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.resolve_dead_letter(letter bigint, note text, who text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    m uuid;
+BEGIN
+    IF note IS NULL OR length(btrim(note)) = 0 THEN
+        RAISE EXCEPTION 'a resolution note is required' USING ERRCODE = 'check_violation';
+    END IF;
+    UPDATE dead_letter_queue
+       SET status = 'resolved', resolution_note = note, handled_by = who, handled_at = now(),
+           updated_at = now()
+     WHERE id = letter AND status = 'open'
+    RETURNING mentor_id INTO m;
+    IF m IS NULL THEN
+        RETURN false;
+    END IF;
+    INSERT INTO audit_log (mentor_id, event_type, actor, details)
+    VALUES (m, 'dead_letter_resolved', who, jsonb_build_object('dead_letter_id', letter,
+                                                               'note', note));
+    RETURN true;
+END
+$$;
+
+--
+-- Name: valid_threshold_days(integer[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.valid_threshold_days(days integer[]) RETURNS boolean
+    LANGUAGE sql IMMUTABLE STRICT
+    AS $$
+    SELECT cardinality(days) > 0
+       AND array_position(days, NULL) IS NULL
+       AND (SELECT bool_and(d > 0) AND count(DISTINCT d) = count(*) FROM unnest(days) AS d)
+$$;
+
+--
+-- Name: alert_deliveries; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.alert_deliveries (
+    id bigint NOT NULL,
+    alert_id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    device_token text NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempt_count integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    locked_until timestamp with time zone,
+    last_error text,
+    message_name text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT alert_deliveries_attempt_count_check CHECK ((attempt_count >= 0)),
+    CONSTRAINT alert_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'delivered'::text, 'failed'::text, 'unregistered'::text, 'not_configured'::text]))),
+    CONSTRAINT delivery_leased_iff_in_progress CHECK (((status = 'in_progress'::text) = (locked_until IS NOT NULL)))
+);
+
+ALTER TABLE ONLY public.alert_deliveries FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: alert_deliveries_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.alert_deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.alert_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: alerts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.alerts (
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    incident_key text NOT NULL,
+    mentor_id uuid,
+    organization_id uuid,
+    payload jsonb NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    status text DEFAULT 'open'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alerts_kind_check CHECK ((kind = ANY (ARRAY['sync_failure'::text, 'breaker_open'::text, 'auth_failure'::text, 'cert_reminder'::text, 'cert_paused'::text, 'cert_restored'::text, 'compensation'::text]))),
+    CONSTRAINT alerts_payload_check CHECK ((jsonb_typeof(payload) = 'object'::text)),
+    CONSTRAINT alerts_status_check CHECK ((status = ANY (ARRAY['open'::text, 'acknowledged'::text])))
+);
+
+ALTER TABLE ONLY public.alerts FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: alerts_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.alerts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.alerts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: app_users; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.app_users (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id uuid NOT NULL,
+    full_name text NOT NULL,
+    email text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.app_users FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: audit_log; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.audit_log (
+    id bigint NOT NULL,
+    occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+    mentor_id uuid,
+    sync_queue_id bigint,
+    event_type text NOT NULL,
+    actor text DEFAULT 'system'::text NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT audit_log_details_check CHECK ((jsonb_typeof(details) = 'object'::text)),
+    CONSTRAINT audit_log_event_type_check CHECK (((length(event_type) >= 1) AND (length(event_type) <= 64)))
+);
+
+ALTER TABLE ONLY public.audit_log FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: audit_log_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.audit_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: cert_expiry_reminders; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.cert_expiry_reminders (
+    id bigint NOT NULL,
+    mentor_id uuid NOT NULL,
+    certification_id uuid,
+    threshold_day integer NOT NULL,
+    certification_expiry_date date NOT NULL,
+    days_left integer,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT cert_expiry_reminders_threshold_day_check CHECK ((threshold_day > 0))
+);
+
+ALTER TABLE ONLY public.cert_expiry_reminders FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: cert_expiry_reminders_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.cert_expiry_reminders ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.cert_expiry_reminders_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: certifications; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.certifications (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    mentor_id uuid NOT NULL,
+    issued_on date NOT NULL,
+    expires_on date NOT NULL,
+    renewal_history jsonb DEFAULT '[]'::jsonb NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT certifications_check CHECK ((expires_on >= issued_on)),
+    CONSTRAINT certifications_renewal_history_check CHECK ((jsonb_typeof(renewal_history) = 'array'::text))
+);
+
+ALTER TABLE ONLY public.certifications FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: chapter_memberships; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.chapter_memberships (
+    mentor_id uuid NOT NULL,
+    chapter_id uuid NOT NULL
+);
+
+ALTER TABLE ONLY public.chapter_memberships FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: chapters; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.chapters (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id uuid NOT NULL,
+    name text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT chapters_name_check CHECK ((length(btrim(name)) > 0))
+);
+
+ALTER TABLE ONLY public.chapters FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: circuit_breakers; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.circuit_breakers (
+    name text NOT NULL,
+    state text DEFAULT 'closed'::text NOT NULL,
+    consecutive_failures integer DEFAULT 0 NOT NULL,
+    opened_at timestamp with time zone,
+    probe_started_at timestamp with time zone,
+    paused_until timestamp with time zone,
+    auth_failed boolean DEFAULT false NOT NULL,
+    incident integer DEFAULT 0 NOT NULL,
+    last_error text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT breaker_open_has_time CHECK (((state = 'closed'::text) OR (opened_at IS NOT NULL))),
+    CONSTRAINT breaker_probe_only_half_open CHECK (((state = 'half_open'::text) OR (probe_started_at IS NULL))),
+    CONSTRAINT circuit_breakers_consecutive_failures_check CHECK ((consecutive_failures >= 0)),
+    CONSTRAINT circuit_breakers_incident_check CHECK ((incident >= 0)),
+    CONSTRAINT circuit_breakers_state_check CHECK ((state = ANY (ARRAY['closed'::text, 'open'::text, 'half_open'::text])))
+);
+
+ALTER TABLE ONLY public.circuit_breakers FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: coordinator_chapters; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.coordinator_chapters (
+    user_id uuid NOT NULL,
+    chapter_id uuid NOT NULL
+);
+
+ALTER TABLE ONLY public.coordinator_chapters FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: credential_health; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.credential_health (
+    name text NOT NULL,
+    ok boolean NOT NULL,
+    checked_at timestamp with time zone DEFAULT now() NOT NULL,
+    failing_since timestamp with time zone,
+    incident integer DEFAULT 0 NOT NULL,
+    detail text,
+    CONSTRAINT credential_health_incident_check CHECK ((incident >= 0))
+);
+
+ALTER TABLE ONLY public.credential_health FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: dead_letter_queue; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dead_letter_queue (
+    id bigint NOT NULL,
+    sync_queue_id bigint NOT NULL,
+    mentor_id uuid NOT NULL,
+    operation_type text NOT NULL,
+    payload_json jsonb NOT NULL,
+    failure_reason text NOT NULL,
+    attempt_count integer NOT NULL,
+    status text DEFAULT 'open'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    requeued_as bigint,
+    handled_by text,
+    handled_at timestamp with time zone,
+    resolution_note text,
+    CONSTRAINT dead_letter_queue_attempt_count_check CHECK ((attempt_count >= 0)),
+    CONSTRAINT dead_letter_queue_failure_reason_check CHECK (((failure_reason ~~ 'retries\_exhausted%'::text) OR (failure_reason ~~ 'requires\_investigation%'::text))),
+    CONSTRAINT dead_letter_queue_operation_type_check CHECK ((operation_type = ANY (ARRAY['remove'::text, 'restore'::text]))),
+    CONSTRAINT dead_letter_queue_status_check CHECK ((status = ANY (ARRAY['open'::text, 'requeued'::text, 'resolved'::text]))),
+    CONSTRAINT dead_letter_requeued_has_target CHECK (((status = 'requeued'::text) = (requeued_as IS NOT NULL))),
+    CONSTRAINT dead_letter_resolved_has_note CHECK (((status <> 'resolved'::text) OR (length(btrim(COALESCE(resolution_note, ''::text))) > 0)))
+);
+
+ALTER TABLE ONLY public.dead_letter_queue FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: dead_letter_queue_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.dead_letter_queue ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.dead_letter_queue_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: device_tokens; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.device_tokens (
+    id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    token text NOT NULL,
+    platform text DEFAULT 'android'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT device_tokens_platform_check CHECK ((platform = ANY (ARRAY['android'::text, 'ios'::text, 'web'::text]))),
+    CONSTRAINT device_tokens_token_check CHECK (((length(token) >= 1) AND (length(token) <= 4096)))
+);
+
+ALTER TABLE ONLY public.device_tokens FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: device_tokens_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.device_tokens ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.device_tokens_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: org_settings; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.org_settings (
+    organization_id uuid NOT NULL,
+    reminder_threshold_days integer[] DEFAULT '{30,14,7}'::integer[] NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT org_settings_reminder_threshold_days_check CHECK (public.valid_threshold_days(reminder_threshold_days))
+);
+
+ALTER TABLE ONLY public.org_settings FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: organization_admins; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.organization_admins (
+    user_id uuid NOT NULL,
+    organization_id uuid NOT NULL
+);
+
+ALTER TABLE ONLY public.organization_admins FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: organizations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.organizations (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT organizations_name_check CHECK ((length(btrim(name)) > 0))
+);
+
+ALTER TABLE ONLY public.organizations FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: peer_mentors; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.peer_mentors (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id uuid NOT NULL,
+    full_name text NOT NULL,
+    status text DEFAULT 'active'::text NOT NULL,
+    status_reason text,
+    status_changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    dynamics_contact_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT peer_mentors_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'inactive'::text]))),
+    CONSTRAINT peer_mentors_status_reason_check CHECK (((status_reason IS NULL) OR (length(status_reason) <= 200)))
+);
+
+ALTER TABLE ONLY public.peer_mentors FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: scheduled_runs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.scheduled_runs (
+    id bigint NOT NULL,
+    job text NOT NULL,
+    slot timestamp with time zone NOT NULL,
+    status text DEFAULT 'running'::text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    worker text,
+    stats jsonb DEFAULT '{}'::jsonb NOT NULL,
+    error text,
+    heartbeat_at timestamp with time zone DEFAULT now() NOT NULL,
+    attempts integer DEFAULT 1 NOT NULL,
+    CONSTRAINT scheduled_run_finished_iff_done CHECK (((status = 'running'::text) = (finished_at IS NULL))),
+    CONSTRAINT scheduled_runs_attempts_check CHECK ((attempts >= 1)),
+    CONSTRAINT scheduled_runs_job_check CHECK ((job = ANY (ARRAY['expiry_check'::text, 'reconcile'::text, 'health_check'::text, 'compensation'::text]))),
+    CONSTRAINT scheduled_runs_status_check CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text, 'abandoned'::text])))
+);
+
+ALTER TABLE ONLY public.scheduled_runs FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: scheduled_runs_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.scheduled_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.scheduled_runs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.schema_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.schema_migrations FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: sync_queue; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.sync_queue (
+    id bigint NOT NULL,
+    mentor_id uuid NOT NULL,
+    operation text NOT NULL,
+    payload_json jsonb NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    source text DEFAULT 'status_change'::text NOT NULL,
+    priority smallint DEFAULT 0 NOT NULL,
+    attempt_count integer DEFAULT 0 NOT NULL,
+    throttle_count integer DEFAULT 0 NOT NULL,
+    claim_count integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    locked_by text,
+    locked_until timestamp with time zone,
+    last_error text,
+    superseded_by bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT sync_queue_attempt_count_check CHECK ((attempt_count >= 0)),
+    CONSTRAINT sync_queue_claim_count_check CHECK ((claim_count >= 0)),
+    CONSTRAINT sync_queue_finished_iff_terminal CHECK (((status = ANY (ARRAY['succeeded'::text, 'dead_lettered'::text, 'superseded'::text])) = (finished_at IS NOT NULL))),
+    CONSTRAINT sync_queue_leased_iff_in_progress CHECK (((status = 'in_progress'::text) = (locked_until IS NOT NULL))),
+    CONSTRAINT sync_queue_operation_check CHECK ((operation = ANY (ARRAY['remove'::text, 'restore'::text]))),
+    CONSTRAINT sync_queue_payload_json_check CHECK ((jsonb_typeof(payload_json) = 'object'::text)),
+    CONSTRAINT sync_queue_source_check CHECK ((source = ANY (ARRAY['status_change'::text, 'reconcile'::text, 'force'::text, 'requeue'::text, 'break_glass'::text]))),
+    CONSTRAINT sync_queue_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'succeeded'::text, 'dead_lettered'::text, 'superseded'::text]))),
+    CONSTRAINT sync_queue_throttle_count_check CHECK ((throttle_count >= 0))
+);
+
+ALTER TABLE ONLY public.sync_queue FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: sync_queue_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.sync_queue ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.sync_queue_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: alert_deliveries alert_deliveries_alert_id_device_token_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alert_deliveries
+    ADD CONSTRAINT alert_deliveries_alert_id_device_token_key UNIQUE (alert_id, device_token);
+
+--
+-- Name: alert_deliveries alert_deliveries_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alert_deliveries
+    ADD CONSTRAINT alert_deliveries_pkey PRIMARY KEY (id);
+
+--
+-- Name: alerts alerts_kind_incident_key_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_kind_incident_key_key UNIQUE (kind, incident_key);
+
+--
+-- Name: alerts alerts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_pkey PRIMARY KEY (id);
+
+--
+-- Name: app_users app_users_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.app_users
+    ADD CONSTRAINT app_users_pkey PRIMARY KEY (id);
+
+--
+-- Name: audit_log audit_log_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+--
+-- Name: cert_expiry_reminders cert_expiry_reminders_mentor_id_threshold_day_certification_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.cert_expiry_reminders
+    ADD CONSTRAINT cert_expiry_reminders_mentor_id_threshold_day_certification_key UNIQUE (mentor_id, threshold_day, certification_expiry_date);
+
+--
+-- Name: cert_expiry_reminders cert_expiry_reminders_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.cert_expiry_reminders
+    ADD CONSTRAINT cert_expiry_reminders_pkey PRIMARY KEY (id);
+
+--
+-- Name: certifications certifications_mentor_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.certifications
+    ADD CONSTRAINT certifications_mentor_id_key UNIQUE (mentor_id);
+
+--
+-- Name: certifications certifications_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.certifications
+    ADD CONSTRAINT certifications_pkey PRIMARY KEY (id);
+
+--
+-- Name: chapter_memberships chapter_memberships_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chapter_memberships
+    ADD CONSTRAINT chapter_memberships_pkey PRIMARY KEY (mentor_id, chapter_id);
+
+--
+-- Name: chapters chapters_organization_id_name_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chapters
+    ADD CONSTRAINT chapters_organization_id_name_key UNIQUE (organization_id, name);
+
+--
+-- Name: chapters chapters_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chapters
+    ADD CONSTRAINT chapters_pkey PRIMARY KEY (id);
+
+--
+-- Name: circuit_breakers circuit_breakers_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.circuit_breakers
+    ADD CONSTRAINT circuit_breakers_pkey PRIMARY KEY (name);
+
+--
+-- Name: coordinator_chapters coordinator_chapters_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.coordinator_chapters
+    ADD CONSTRAINT coordinator_chapters_pkey PRIMARY KEY (user_id, chapter_id);
+
+--
+-- Name: credential_health credential_health_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.credential_health
+    ADD CONSTRAINT credential_health_pkey PRIMARY KEY (name);
+
+--
+-- Name: dead_letter_queue dead_letter_queue_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dead_letter_queue
+    ADD CONSTRAINT dead_letter_queue_pkey PRIMARY KEY (id);
+
+--
+-- Name: dead_letter_queue dead_letter_queue_sync_queue_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dead_letter_queue
+    ADD CONSTRAINT dead_letter_queue_sync_queue_id_key UNIQUE (sync_queue_id);
+
+--
+-- Name: device_tokens device_tokens_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.device_tokens
+    ADD CONSTRAINT device_tokens_pkey PRIMARY KEY (id);
+
+--
+-- Name: device_tokens device_tokens_token_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.device_tokens
+    ADD CONSTRAINT device_tokens_token_key UNIQUE (token);
+
+--
+-- Name: org_settings org_settings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.org_settings
+    ADD CONSTRAINT org_settings_pkey PRIMARY KEY (organization_id);
+
+--
+-- Name: organization_admins organization_admins_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.organization_admins
+    ADD CONSTRAINT organization_admins_pkey PRIMARY KEY (user_id, organization_id);
+
+--
+-- Name: organizations organizations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.organizations
+    ADD CONSTRAINT organizations_pkey PRIMARY KEY (id);
+
+--
+-- Name: peer_mentors peer_mentors_dynamics_contact_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.peer_mentors
+    ADD CONSTRAINT peer_mentors_dynamics_contact_id_key UNIQUE (dynamics_contact_id);
+
+--
+-- Name: peer_mentors peer_mentors_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.peer_mentors
+    ADD CONSTRAINT peer_mentors_pkey PRIMARY KEY (id);
+
+--
+-- Name: scheduled_runs scheduled_runs_job_slot_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.scheduled_runs
+    ADD CONSTRAINT scheduled_runs_job_slot_key UNIQUE (job, slot);
+
+--
+-- Name: scheduled_runs scheduled_runs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.scheduled_runs
+    ADD CONSTRAINT scheduled_runs_pkey PRIMARY KEY (id);
+
+--
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+--
+-- Name: sync_queue sync_queue_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.sync_queue
+    ADD CONSTRAINT sync_queue_pkey PRIMARY KEY (id);
+
+--
+-- Name: alert_deliveries_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alert_deliveries_due_idx ON public.alert_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+
+--
+-- Name: alert_deliveries_lease_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alert_deliveries_lease_idx ON public.alert_deliveries USING btree (locked_until) WHERE (status = 'in_progress'::text);
+
+--
+-- Name: alerts_mentor_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alerts_mentor_idx ON public.alerts USING btree (mentor_id, id) WHERE (mentor_id IS NOT NULL);
+
+--
+-- Name: audit_log_event_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX audit_log_event_idx ON public.audit_log USING btree (event_type, occurred_at);
+
+--
+-- Name: audit_log_mentor_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX audit_log_mentor_idx ON public.audit_log USING btree (mentor_id, id) WHERE (mentor_id IS NOT NULL);
+
+--
+-- Name: certifications_expires_on_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX certifications_expires_on_idx ON public.certifications USING btree (expires_on);
+
+--
+-- Name: chapter_memberships_chapter_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX chapter_memberships_chapter_idx ON public.chapter_memberships USING btree (chapter_id, mentor_id);
+
+--
+-- Name: chapters_organization_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX chapters_organization_idx ON public.chapters USING btree (organization_id);
+
+--
+-- Name: coordinator_chapters_chapter_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX coordinator_chapters_chapter_idx ON public.coordinator_chapters USING btree (chapter_id);
+
+--
+-- Name: dead_letter_mentor_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dead_letter_mentor_idx ON public.dead_letter_queue USING btree (mentor_id);
+
+--
+-- Name: dead_letter_open_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dead_letter_open_idx ON public.dead_letter_queue USING btree (created_at) WHERE (status = 'open'::text);
+
+--
+-- Name: device_tokens_user_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX device_tokens_user_idx ON public.device_tokens USING btree (user_id);
+
+--
+-- Name: organization_admins_org_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX organization_admins_org_idx ON public.organization_admins USING btree (organization_id);
+
+--
+-- Name: peer_mentors_organization_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX peer_mentors_organization_id_idx ON public.peer_mentors USING btree (organization_id, id);
+
+--
+-- Name: peer_mentors_organization_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX peer_mentors_organization_idx ON public.peer_mentors USING btree (organization_id);
+
+--
+-- Name: peer_mentors_status_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX peer_mentors_status_idx ON public.peer_mentors USING btree (status);
+
+--
+-- Name: scheduled_runs_job_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX scheduled_runs_job_idx ON public.scheduled_runs USING btree (job, slot DESC);
+
+--
+-- Name: scheduled_runs_running_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX scheduled_runs_running_idx ON public.scheduled_runs USING btree (heartbeat_at) WHERE (status = 'running'::text);
+
+--
+-- Name: sync_queue_claim_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX sync_queue_claim_idx ON public.sync_queue USING btree (priority DESC, next_attempt_at, id) WHERE (status = 'pending'::text);
+
+--
+-- Name: sync_queue_lease_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX sync_queue_lease_idx ON public.sync_queue USING btree (locked_until) WHERE (status = 'in_progress'::text);
+
+--
+-- Name: sync_queue_mentor_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX sync_queue_mentor_idx ON public.sync_queue USING btree (mentor_id, id DESC);
+
+--
+-- Name: sync_queue_one_pending_per_mentor; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX sync_queue_one_pending_per_mentor ON public.sync_queue USING btree (mentor_id) WHERE (status = 'pending'::text);
+
+--
+-- Name: sync_queue_one_running_per_mentor; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX sync_queue_one_running_per_mentor ON public.sync_queue USING btree (mentor_id) WHERE (status = 'in_progress'::text);
+
+--
+-- Name: sync_queue_status_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX sync_queue_status_idx ON public.sync_queue USING btree (status);
+
+--
+-- Name: audit_log audit_log_append_only; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.refuse_delete();
+
+--
+-- Name: audit_log audit_log_no_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_delete();
+
+--
+-- Name: certifications certifications_renewal_history; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER certifications_renewal_history BEFORE UPDATE OF expires_on ON public.certifications FOR EACH ROW WHEN ((new.expires_on > old.expires_on)) EXECUTE FUNCTION public.certification_renewal_history();
+
+--
+-- Name: certifications certifications_renewal_restore; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER certifications_renewal_restore AFTER UPDATE OF expires_on ON public.certifications FOR EACH ROW WHEN ((new.expires_on > old.expires_on)) EXECUTE FUNCTION public.certification_renewal_restore();
+
+--
+-- Name: dead_letter_queue dead_letter_queue_no_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dead_letter_queue_no_delete BEFORE DELETE ON public.dead_letter_queue FOR EACH ROW EXECUTE FUNCTION public.refuse_delete();
+
+--
+-- Name: dead_letter_queue dead_letter_queue_no_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dead_letter_queue_no_truncate BEFORE TRUNCATE ON public.dead_letter_queue FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_delete();
+
+--
+-- Name: peer_mentors peer_mentors_status_outbox; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_status_outbox AFTER UPDATE ON public.peer_mentors REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION public.peer_mentor_status_outbox();
+
+--
+-- Name: peer_mentors peer_mentors_status_stamp; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_status_stamp BEFORE UPDATE OF status ON public.peer_mentors FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION public.peer_mentor_status_stamp();
+
+--
+-- Name: alert_deliveries alert_deliveries_alert_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alert_deliveries
+    ADD CONSTRAINT alert_deliveries_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES public.alerts(id);
+
+--
+-- Name: app_users app_users_organization_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.app_users
+    ADD CONSTRAINT app_users_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+--
+-- Name: cert_expiry_reminders cert_expiry_reminders_certification_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.cert_expiry_reminders
+    ADD CONSTRAINT cert_expiry_reminders_certification_id_fkey FOREIGN KEY (certification_id) REFERENCES public.certifications(id) ON DELETE SET NULL;
+
+--
+-- Name: cert_expiry_reminders cert_expiry_reminders_mentor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.cert_expiry_reminders
+    ADD CONSTRAINT cert_expiry_reminders_mentor_id_fkey FOREIGN KEY (mentor_id) REFERENCES public.peer_mentors(id) ON DELETE CASCADE;
+
+--
+-- Name: certifications certifications_mentor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.certifications
+    ADD CONSTRAINT certifications_mentor_id_fkey FOREIGN KEY (mentor_id) REFERENCES public.peer_mentors(id) ON DELETE CASCADE;
+
+--
+-- Name: chapter_memberships chapter_memberships_chapter_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chapter_memberships
+    ADD CONSTRAINT chapter_memberships_chapter_id_fkey FOREIGN KEY (chapter_id) REFERENCES public.chapters(id) ON DELETE CASCADE;
+
+--
+-- Name: chapter_memberships chapter_memberships_mentor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chapter_memberships
+    ADD CONSTRAINT chapter_memberships_mentor_id_fkey FOREIGN KEY (mentor_id) REFERENCES public.peer_mentors(id) ON DELETE CASCADE;
+
+--
+-- Name: chapters chapters_organization_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chapters
+    ADD CONSTRAINT chapters_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+--
+-- Name: coordinator_chapters coordinator_chapters_chapter_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.coordinator_chapters
+    ADD CONSTRAINT coordinator_chapters_chapter_id_fkey FOREIGN KEY (chapter_id) REFERENCES public.chapters(id) ON DELETE CASCADE;
+
+--
+-- Name: coordinator_chapters coordinator_chapters_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.coordinator_chapters
+    ADD CONSTRAINT coordinator_chapters_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.app_users(id) ON DELETE CASCADE;
+
+--
+-- Name: dead_letter_queue dead_letter_queue_requeued_as_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dead_letter_queue
+    ADD CONSTRAINT dead_letter_queue_requeued_as_fkey FOREIGN KEY (requeued_as) REFERENCES public.sync_queue(id);
+
+--
+-- Name: dead_letter_queue dead_letter_queue_sync_queue_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dead_letter_queue
+    ADD CONSTRAINT dead_letter_queue_sync_queue_id_fkey FOREIGN KEY (sync_queue_id) REFERENCES public.sync_queue(id);
+
+--
+-- Name: device_tokens device_tokens_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.device_tokens
+    ADD CONSTRAINT device_tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.app_users(id) ON DELETE CASCADE;
+
+--
+-- Name: org_settings org_settings_organization_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.org_settings
+    ADD CONSTRAINT org_settings_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+--
+-- Name: organization_admins organization_admins_organization_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.organization_admins
+    ADD CONSTRAINT organization_admins_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+--
+-- Name: organization_admins organization_admins_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.organization_admins
+    ADD CONSTRAINT organization_admins_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.app_users(id) ON DELETE CASCADE;
+
+--
+-- Name: peer_mentors peer_mentors_organization_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.peer_mentors
+    ADD CONSTRAINT peer_mentors_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE RESTRICT;
+
+--
+-- Name: sync_queue sync_queue_mentor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.sync_queue
+    ADD CONSTRAINT sync_queue_mentor_id_fkey FOREIGN KEY (mentor_id) REFERENCES public.peer_mentors(id) ON DELETE RESTRICT;
+
+--
+-- Name: sync_queue sync_queue_superseded_by_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.sync_queue
+    ADD CONSTRAINT sync_queue_superseded_by_fkey FOREIGN KEY (superseded_by) REFERENCES public.sync_queue(id) DEFERRABLE INITIALLY DEFERRED;
+
+--
+-- Name: alert_deliveries; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.alert_deliveries ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: alerts; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.alerts ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: app_users; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.app_users ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: audit_log; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: cert_expiry_reminders; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.cert_expiry_reminders ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: certifications; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.certifications ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: chapter_memberships; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.chapter_memberships ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: chapters; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.chapters ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: circuit_breakers; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.circuit_breakers ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: coordinator_chapters; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.coordinator_chapters ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: credential_health; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.credential_health ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: dead_letter_queue; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.dead_letter_queue ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: device_tokens; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.device_tokens ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: chapter_memberships in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY in_scope ON public.chapter_memberships FOR SELECT TO authenticated USING ((chapter_id IN ( SELECT public.auth_visible_chapters() AS auth_visible_chapters)));
+
+--
+-- Name: chapters in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY in_scope ON public.chapters FOR SELECT TO authenticated USING ((id IN ( SELECT public.auth_visible_chapters() AS auth_visible_chapters)));
+
+--
+-- Name: coordinator_chapters in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY in_scope ON public.coordinator_chapters FOR SELECT TO authenticated USING ((chapter_id IN ( SELECT public.auth_visible_chapters() AS auth_visible_chapters)));
+
+--
+-- Name: peer_mentors in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY in_scope ON public.peer_mentors FOR SELECT TO authenticated USING (((organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs)) OR ((organization_id = ( SELECT public.auth_user_org() AS auth_user_org)) AND (EXISTS ( SELECT 1
+   FROM public.chapter_memberships cm
+  WHERE ((cm.mentor_id = peer_mentors.id) AND (cm.chapter_id IN ( SELECT public.auth_coordinated_chapters() AS auth_coordinated_chapters))))))));
+
+--
+-- Name: peer_mentors in_scope_status; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY in_scope_status ON public.peer_mentors FOR UPDATE TO authenticated USING (public.can_see_mentor(id)) WITH CHECK (public.can_see_mentor(id));
+
+--
+-- Name: org_settings member_reads; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY member_reads ON public.org_settings FOR SELECT TO authenticated USING (((organization_id = ( SELECT public.auth_user_org() AS auth_user_org)) OR (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
+
+--
+-- Name: organizations member_reads; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY member_reads ON public.organizations FOR SELECT TO authenticated USING (((id = ( SELECT public.auth_user_org() AS auth_user_org)) OR (id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
+
+--
+-- Name: alerts mentor_in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY mentor_in_scope ON public.alerts FOR SELECT TO authenticated USING (((EXISTS ( SELECT 1
+   FROM public.peer_mentors p
+  WHERE (p.id = alerts.mentor_id))) OR ((mentor_id IS NULL) AND (EXISTS ( SELECT public.auth_admin_orgs() AS auth_admin_orgs)) AND ((organization_id IS NULL) OR (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))))));
+
+--
+-- Name: audit_log mentor_in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY mentor_in_scope ON public.audit_log FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
+   FROM public.peer_mentors p
+  WHERE (p.id = audit_log.mentor_id))));
+
+--
+-- Name: cert_expiry_reminders mentor_in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY mentor_in_scope ON public.cert_expiry_reminders FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
+   FROM public.peer_mentors p
+  WHERE (p.id = cert_expiry_reminders.mentor_id))));
+
+--
+-- Name: certifications mentor_in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY mentor_in_scope ON public.certifications FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
+   FROM public.peer_mentors p
+  WHERE (p.id = certifications.mentor_id))));
+
+--
+-- Name: dead_letter_queue mentor_in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY mentor_in_scope ON public.dead_letter_queue FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
+   FROM public.peer_mentors p
+  WHERE (p.id = dead_letter_queue.mentor_id))));
+
+--
+-- Name: sync_queue mentor_in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY mentor_in_scope ON public.sync_queue FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
+   FROM public.peer_mentors p
+  WHERE (p.id = sync_queue.mentor_id))));
+
+--
+-- Name: org_settings; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.org_settings ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: organization_admins; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.organization_admins ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: organizations; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.organizations ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: alert_deliveries own; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY own ON public.alert_deliveries FOR SELECT TO authenticated USING ((user_id = auth.uid()));
+
+--
+-- Name: device_tokens own; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY own ON public.device_tokens FOR SELECT TO authenticated USING ((user_id = auth.uid()));
+
+--
+-- Name: peer_mentors; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.peer_mentors ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: scheduled_runs; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.scheduled_runs ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: schema_migrations; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.schema_migrations ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: app_users self_or_admin; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY self_or_admin ON public.app_users FOR SELECT TO authenticated USING (((id = auth.uid()) OR (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
+
+--
+-- Name: organization_admins self_or_admin; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY self_or_admin ON public.organization_admins FOR SELECT TO authenticated USING (((user_id = auth.uid()) OR (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
+
+--
+-- Name: alert_deliveries service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.alert_deliveries TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: alerts service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.alerts TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: app_users service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.app_users TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: audit_log service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.audit_log TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: cert_expiry_reminders service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.cert_expiry_reminders TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: certifications service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.certifications TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: chapter_memberships service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.chapter_memberships TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: chapters service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.chapters TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: circuit_breakers service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.circuit_breakers TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: coordinator_chapters service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.coordinator_chapters TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: credential_health service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.credential_health TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: dead_letter_queue service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.dead_letter_queue TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: device_tokens service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.device_tokens TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: org_settings service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.org_settings TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: organization_admins service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.organization_admins TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: organizations service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.organizations TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: peer_mentors service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.peer_mentors TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: scheduled_runs service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.scheduled_runs TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: schema_migrations service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.schema_migrations TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: sync_queue service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.sync_queue TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: circuit_breakers staff_reads; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY staff_reads ON public.circuit_breakers FOR SELECT TO authenticated USING (( SELECT public.auth_is_staff() AS auth_is_staff));
+
+--
+-- Name: credential_health staff_reads; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY staff_reads ON public.credential_health FOR SELECT TO authenticated USING (( SELECT public.auth_is_staff() AS auth_is_staff));
+
+--
+-- Name: scheduled_runs staff_reads; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY staff_reads ON public.scheduled_runs FOR SELECT TO authenticated USING (( SELECT public.auth_is_staff() AS auth_is_staff));
+
+--
+-- Name: sync_queue; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.sync_queue ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: SCHEMA auth; Type: ACL; Schema: -; Owner: -
+--
+
+GRANT USAGE ON SCHEMA auth TO anon;
+GRANT USAGE ON SCHEMA auth TO authenticated;
+GRANT USAGE ON SCHEMA auth TO service_role;
+
+--
+-- Name: FUNCTION api_force_sync(mentor uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.api_force_sync(mentor uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.api_force_sync(mentor uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.api_force_sync(mentor uuid) TO service_role;
+
+--
+-- Name: FUNCTION api_queue_overview(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.api_queue_overview() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.api_queue_overview() TO authenticated;
+GRANT ALL ON FUNCTION public.api_queue_overview() TO service_role;
+
+--
+-- Name: FUNCTION api_requeue_dead_letter(letter bigint); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.api_requeue_dead_letter(letter bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.api_requeue_dead_letter(letter bigint) TO authenticated;
+GRANT ALL ON FUNCTION public.api_requeue_dead_letter(letter bigint) TO service_role;
+
+--
+-- Name: FUNCTION api_require_mentor(mentor uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.api_require_mentor(mentor uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.api_require_mentor(mentor uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.api_require_mentor(mentor uuid) TO service_role;
+
+--
+-- Name: FUNCTION api_resolve_dead_letter(letter bigint, note text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.api_resolve_dead_letter(letter bigint, note text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.api_resolve_dead_letter(letter bigint, note text) TO authenticated;
+GRANT ALL ON FUNCTION public.api_resolve_dead_letter(letter bigint, note text) TO service_role;
+
+--
+-- Name: FUNCTION auth_admin_orgs(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_admin_orgs() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_admin_orgs() TO authenticated;
+GRANT ALL ON FUNCTION public.auth_admin_orgs() TO service_role;
+
+--
+-- Name: FUNCTION auth_coordinated_chapters(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_coordinated_chapters() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_coordinated_chapters() TO authenticated;
+GRANT ALL ON FUNCTION public.auth_coordinated_chapters() TO service_role;
+
+--
+-- Name: FUNCTION auth_is_staff(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_is_staff() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_is_staff() TO authenticated;
+GRANT ALL ON FUNCTION public.auth_is_staff() TO service_role;
+
+--
+-- Name: FUNCTION auth_user_org(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_user_org() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_user_org() TO authenticated;
+GRANT ALL ON FUNCTION public.auth_user_org() TO service_role;
+
+--
+-- Name: FUNCTION auth_visible_chapters(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_visible_chapters() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_visible_chapters() TO authenticated;
+GRANT ALL ON FUNCTION public.auth_visible_chapters() TO service_role;
+
+--
+-- Name: FUNCTION can_see_mentor(mentor uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.can_see_mentor(mentor uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.can_see_mentor(mentor uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.can_see_mentor(mentor uuid) TO service_role;
+
+--
+-- Name: FUNCTION enqueue_sync(mentors uuid[], src text, prio integer, who text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.enqueue_sync(mentors uuid[], src text, prio integer, who text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.enqueue_sync(mentors uuid[], src text, prio integer, who text) TO service_role;
+
+--
+-- Name: FUNCTION expiry_duplicates(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.expiry_duplicates() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.expiry_duplicates() TO service_role;
+
+--
+-- Name: FUNCTION expiry_pause_expired(today date, who text, at timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.expiry_pause_expired(today date, who text, at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.expiry_pause_expired(today date, who text, at timestamp with time zone) TO service_role;
+
+--
+-- Name: FUNCTION expiry_send_reminders(today date, who text, at timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.expiry_send_reminders(today date, who text, at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.expiry_send_reminders(today date, who text, at timestamp with time zone) TO service_role;
+
+--
+-- Name: FUNCTION peer_mentor_status_outbox(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.peer_mentor_status_outbox() FROM PUBLIC;
+
+--
+-- Name: FUNCTION peer_mentor_status_stamp(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.peer_mentor_status_stamp() FROM PUBLIC;
+
+--
+-- Name: FUNCTION raise_compensation_alert(at timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.raise_compensation_alert(at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.raise_compensation_alert(at timestamp with time zone) TO service_role;
+
+--
+-- Name: FUNCTION raise_mentor_alerts(alert_kind text, alert_at timestamp with time zone, alert_mentors uuid[], alert_keys text[], alert_payloads jsonb[], alert_details jsonb[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.raise_mentor_alerts(alert_kind text, alert_at timestamp with time zone, alert_mentors uuid[], alert_keys text[], alert_payloads jsonb[], alert_details jsonb[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.raise_mentor_alerts(alert_kind text, alert_at timestamp with time zone, alert_mentors uuid[], alert_keys text[], alert_payloads jsonb[], alert_details jsonb[]) TO service_role;
+
+--
+-- Name: FUNCTION requeue_dead_letters(letters bigint[], who text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.requeue_dead_letters(letters bigint[], who text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.requeue_dead_letters(letters bigint[], who text) TO service_role;
+
+--
+-- Name: FUNCTION resolve_dead_letter(letter bigint, note text, who text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.resolve_dead_letter(letter bigint, note text, who text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.resolve_dead_letter(letter bigint, note text, who text) TO service_role;
+
+--
+-- Name: TABLE alert_deliveries; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.alert_deliveries TO service_role;
+GRANT SELECT ON TABLE public.alert_deliveries TO authenticated;
+
+--
+-- Name: SEQUENCE alert_deliveries_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.alert_deliveries_id_seq TO service_role;
+
+--
+-- Name: TABLE alerts; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.alerts TO service_role;
+GRANT SELECT ON TABLE public.alerts TO authenticated;
+
+--
+-- Name: SEQUENCE alerts_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.alerts_id_seq TO service_role;
+
+--
+-- Name: TABLE app_users; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.app_users TO service_role;
+GRANT SELECT ON TABLE public.app_users TO authenticated;
+
+--
+-- Name: TABLE audit_log; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.audit_log TO service_role;
+GRANT SELECT ON TABLE public.audit_log TO authenticated;
+
+--
+-- Name: SEQUENCE audit_log_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.audit_log_id_seq TO service_role;
+
+--
+-- Name: TABLE cert_expiry_reminders; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.cert_expiry_reminders TO service_role;
+GRANT SELECT ON TABLE public.cert_expiry_reminders TO authenticated;
+
+--
+-- Name: SEQUENCE cert_expiry_reminders_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.cert_expiry_reminders_id_seq TO service_role;
+
+--
+-- Name: TABLE certifications; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.certifications TO service_role;
+GRANT SELECT ON TABLE public.certifications TO authenticated;
+
+--
+-- Name: TABLE chapter_memberships; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.chapter_memberships TO service_role;
+GRANT SELECT ON TABLE public.chapter_memberships TO authenticated;
+
+--
+-- Name: TABLE chapters; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.chapters TO service_role;
+GRANT SELECT ON TABLE public.chapters TO authenticated;
+
+--
+-- Name: TABLE circuit_breakers; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.circuit_breakers TO service_role;
+GRANT SELECT ON TABLE public.circuit_breakers TO authenticated;
+
+--
+-- Name: TABLE coordinator_chapters; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.coordinator_chapters TO service_role;
+GRANT SELECT ON TABLE public.coordinator_chapters TO authenticated;
+
+--
+-- Name: TABLE credential_health; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.credential_health TO service_role;
+GRANT SELECT ON TABLE public.credential_health TO authenticated;
+
+--
+-- Name: TABLE dead_letter_queue; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.dead_letter_queue TO service_role;
+GRANT SELECT ON TABLE public.dead_letter_queue TO authenticated;
+
+--
+-- Name: SEQUENCE dead_letter_queue_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.dead_letter_queue_id_seq TO service_role;
+
+--
+-- Name: TABLE device_tokens; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.device_tokens TO service_role;
+GRANT SELECT ON TABLE public.device_tokens TO authenticated;
+
+--
+-- Name: SEQUENCE device_tokens_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.device_tokens_id_seq TO service_role;
+
+--
+-- Name: TABLE org_settings; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.org_settings TO service_role;
+GRANT SELECT ON TABLE public.org_settings TO authenticated;
+
+--
+-- Name: TABLE organization_admins; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.organization_admins TO service_role;
+GRANT SELECT ON TABLE public.organization_admins TO authenticated;
+
+--
+-- Name: TABLE organizations; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.organizations TO service_role;
+GRANT SELECT ON TABLE public.organizations TO authenticated;
+
+--
+-- Name: TABLE peer_mentors; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.peer_mentors TO service_role;
+GRANT SELECT ON TABLE public.peer_mentors TO authenticated;
+
+--
+-- Name: COLUMN peer_mentors.status; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(status) ON TABLE public.peer_mentors TO authenticated;
+
+--
+-- Name: COLUMN peer_mentors.status_reason; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(status_reason) ON TABLE public.peer_mentors TO authenticated;
+
+--
+-- Name: TABLE scheduled_runs; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.scheduled_runs TO service_role;
+GRANT SELECT ON TABLE public.scheduled_runs TO authenticated;
+
+--
+-- Name: SEQUENCE scheduled_runs_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.scheduled_runs_id_seq TO service_role;
+
+--
+-- Name: TABLE schema_migrations; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.schema_migrations TO service_role;
+
+--
+-- Name: TABLE sync_queue; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sync_queue TO service_role;
+GRANT SELECT ON TABLE public.sync_queue TO authenticated;
+
+--
+-- Name: SEQUENCE sync_queue_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.sync_queue_id_seq TO service_role;
