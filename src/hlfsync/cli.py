@@ -147,6 +147,9 @@ def status(as_json: JsonOpt = False) -> None:
     snap = services.status_snapshot(settings)
     now = datetime.now(UTC)
     problems = verdict.problems(snap, now)
+    from hlfsync.notify import operators  # issue 17: say when operators would not be told
+
+    warnings = [w for w in (operators.channel_problem(settings),) if w]
     if as_json:
         print_json(
             {
@@ -159,10 +162,13 @@ def status(as_json: JsonOpt = False) -> None:
                 "scheduled_runs": snap.scheduled,
                 "credentials": snap.credentials,
                 "pending_migrations": snap.pending_migrations,
+                "warnings": warnings,
             }
         )
     else:
         _print_status(snap, problems, now)
+        for warning in warnings:
+            out.print(f"warning: {warning}")
     if problems:
         raise typer.Exit(1)
 
@@ -491,7 +497,11 @@ def health(as_json: JsonOpt = False) -> None:
     else:
         kind = "credentials rejected" if result.get("auth") else "Dynamics unreachable"
         out.print(f"{kind}: {result['detail']}")
-    if not result["ok"]:
+    if not as_json:  # the push side (issue 17): FCM credentials and the operators' channel
+        for name in ("push", "operators"):
+            if name in result:
+                out.print(f"{name}: {result[name]['status']}: {result[name]['detail']}")
+    if not result["ok"] or result.get("push", {}).get("status") == "failing":
         raise typer.Exit(1)
 
 
