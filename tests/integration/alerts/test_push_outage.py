@@ -121,15 +121,17 @@ async def test_refused_push_credentials_hold_deliveries_and_tell_operators_once(
     assert hook.texts[1].startswith("hlfsync RECOVERED: push (FCM) credentials refused")
 
 
-async def test_a_502_page_from_the_token_endpoint_is_one_request_and_no_markup(
-    sandbox: SandboxServer, admin: AdminClient, db_url: str
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_a_5xx_from_the_token_endpoint_is_one_request_and_no_markup(
+    sandbox: SandboxServer, admin: AdminClient, db_url: str, status: int
 ) -> None:
-    """Twenty sends meeting a 502 page share one token request, return at once, quote no HTML."""
-    admin.set_faults([{"kind": "token", "path": "/token", "status": 502}])
+    """Fifty sends meeting a 5xx (JSON or a page) share one token request, return at once
+    (google-auth's own sleeps between retries are cut), hold, and quote no HTML."""
+    admin.set_faults([{"kind": "token", "path": "/token", "status": status}])
     notifier = build_notifier(_settings(sandbox, db_url))
     started = time.perf_counter()
     try:
-        results = await asyncio.gather(*(notifier.send(DEVICE, {"k": "v"}) for _ in range(20)))
+        results = await asyncio.gather(*(notifier.send(DEVICE, {"k": "v"}) for _ in range(50)))
     finally:
         await notifier.aclose()  # type: ignore[attr-defined]
     assert time.perf_counter() - started < 3.0  # google-auth's own retry sleeps would be >1 s

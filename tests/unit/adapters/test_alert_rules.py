@@ -189,3 +189,11 @@ def test_no_quiet_retry_stops_at_the_first_failed_answer() -> None:
         _NoQuietRetry(inner)(url="u", method="POST")
     assert caught.value.status == 503
     assert len(calls) == 1
+
+
+def test_the_push_credentials_alert_has_its_own_type() -> None:
+    """The app can tell refused push credentials from refused Dynamics credentials."""
+    from hlfsync.notify import payloads
+
+    assert payloads.build_auth_alert_data("fcm") == {"type": "hlf_push_auth_failure"}
+    assert payloads.build_auth_alert_data("webhook-v1")["type"] == "hlf_sync_auth_failure"
