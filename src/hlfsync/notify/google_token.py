@@ -55,5 +55,5 @@ def classify(status: int, body: bytes) -> SyncFailure:
     label = one_line(error, 40)
     reason = one_line(f"{label}: {description}" if description else label)
     if status >= 500 or status in (408, 429) or error in RETRYABLE_ERRORS:
-        return Transient(f"FCM token endpoint unavailable ({reason})", status=status)
-    return AuthFailure(f"FCM token request refused ({reason})", status=status)
+        return Transient(f"FCM token endpoint unavailable (HTTP {status}): {reason}")
+    return AuthFailure(f"FCM token request refused: {reason} (HTTP {status})")

@@ -132,7 +132,8 @@ class AlertDispatcher:
             await self._hold([row for row, _ in held], held[0][1], at)
         elif any(r.outcome is DeliveryOutcome.DELIVERED for _, r in done):
             await self._channel_ok(at)
-        return len(done)
+        # Held ones count as attempted: the loop comes straight back, finds the hold, and waits.
+        return len(rows)
 
     async def _send(self, row: Any) -> DeliveryResult:
         _id, _alert, _user, token, _attempts, payload, kind, incident_key = row
