@@ -197,3 +197,63 @@ def test_the_push_credentials_alert_has_its_own_type() -> None:
 
     assert payloads.build_auth_alert_data("fcm") == {"type": "hlf_push_auth_failure"}
     assert payloads.build_auth_alert_data("webhook-v1")["type"] == "hlf_sync_auth_failure"
+
+
+async def test_the_webhook_channel_reports_failures_without_its_url() -> None:
+    """A 500 or a refused connection is a one-line reason naming neither the URL nor its key."""
+    url = "https://hooks.example/services/T0/B0/SECRETKEY"
+    answers = iter([httpx.Response(500), httpx.Response(200, text="ok")])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert json.loads(request.content) == {"text": "hello"}
+        return next(answers)
+
+    channel = operators.WebhookChannel(
+        url, httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    )
+    assert await channel.send("hello") == "webhook answered HTTP 500"
+    assert await channel.send("hello") is None
+    await channel.aclose()
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach {url}", request=request)
+
+    broken = operators.WebhookChannel(url, httpx.AsyncClient(transport=httpx.MockTransport(refuse)))
+    reason = await broken.send("hello")
+    assert reason == "webhook unreachable (ConnectError)"
+    assert "SECRETKEY" not in repr(broken)
+    await broken.aclose()
+
+
+async def test_the_smtp_channel_reports_an_unreachable_server_in_one_line() -> None:
+    """Nothing listening: a one-line reason, no exception."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    channel = operators.SmtpChannel(
+        "127.0.0.1", port, sender="a@example.org", recipients=["b@example.org"],
+        security="none", timeout_s=2.0,
+    )  # fmt: skip
+    assert await channel.send("hello") == "SMTP failed (ConnectionRefusedError)"
+
+
+def test_operator_settings_fail_with_one_line_naming_the_variable() -> None:
+    """A webhook that is not a URL, or SMTP without recipients, is refused naming the setting
+    and never echoing the value."""
+    from pydantic import ValidationError
+
+    from hlfsync.settings import Settings, describe_error
+
+    with pytest.raises(ValidationError) as bad_url:
+        Settings(operator_webhook_url="ftp://hooks.example/KEY")
+    line = describe_error(bad_url.value)
+    assert line.startswith("invalid setting HLFSYNC_OPERATOR_WEBHOOK_URL: not an http(s) URL")
+    assert "KEY" not in line
+    with pytest.raises(ValidationError) as no_to:
+        Settings(operator_smtp_host="smtp.example.org")
+    assert "HLFSYNC_OPERATOR_SMTP_TO" in describe_error(no_to.value)
+    with pytest.raises(ValidationError) as bad_to:
+        Settings(operator_smtp_host="h", operator_smtp_from="a@x", operator_smtp_to="nobody")
+    assert "HLFSYNC_OPERATOR_SMTP_TO" in describe_error(bad_to.value)
