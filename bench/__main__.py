@@ -165,6 +165,7 @@ def alerts(quick: bool) -> list[Figure]:
         "push outage drill", "push key revoked 30 min (15 quick) while syncs fail, fake clock",
         f"{r.alerts_during_outage} alerts raised, {r.pushes_delivered_after}/{r.pushes_expected}"
         f" pushes delivered after, {r.alerts_lost} lost, {r.duplicate_pushes} duplicates,"
+        f" {r.out_of_order_pushes} out of order,"
         f" {r.operator_alert_notices} operator notice, {r.token_requests_during_outage} token"
         " requests during the outage",
         "0 lost, 0 duplicates, 1 notice", r.alerts_lost == 0 and r.duplicate_pushes == 0

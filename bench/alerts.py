@@ -45,6 +45,7 @@ class DrillReport:
     pushes_delivered_after: int
     alerts_lost: int
     duplicate_pushes: int
+    out_of_order_pushes: int
     operator_alert_notices: int
     operator_recovered_notices: int
     token_requests_during_outage: int
@@ -111,6 +112,19 @@ def _waiting(conn: psycopg.Connection[Any]) -> int:
         " + (SELECT count(*) FROM operator_notices WHERE status <> 'delivered')"
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def _out_of_order(messages: list[Any], tokens: list[str], alert_order: dict[str, int]) -> int:
+    """Pushes a device got before an alert raised earlier (alert ids ascend as raised)."""
+    last: dict[str, int] = {}
+    late = 0
+    for message in messages:
+        order = alert_order.get(message["data"].get("mentor_id", ""))
+        if message["token"] not in tokens or order is None:
+            continue
+        late += order < last.get(message["token"], -1)
+        last[message["token"]] = order
+    return late
 
 
 def _google_token_requests(admin: AdminClient) -> int:
@@ -186,6 +200,12 @@ async def drill(
             mentor_alerts = conn.execute(
                 "SELECT count(*) FROM alerts WHERE mentor_id IS NOT NULL"
             ).fetchone()[0]  # type: ignore[index]
+            alert_order = {
+                str(mentor): int(alert_id)
+                for alert_id, mentor in conn.execute(
+                    "SELECT id, mentor_id FROM alerts WHERE mentor_id IS NOT NULL"
+                )
+            }
     finally:
         await built.aclose()
     messages = admin.fcm_messages()
@@ -198,6 +218,7 @@ async def drill(
         pushes_delivered_after=sum(pushes.values()),
         alerts_lost=int(lost),
         duplicate_pushes=sum(n - 1 for n in pushes.values()),
+        out_of_order_pushes=_out_of_order(messages, tokens, alert_order),
         operator_alert_notices=sum(1 for t in hook.texts if t.startswith("hlfsync ALERT")),
         operator_recovered_notices=sum(1 for t in hook.texts if t.startswith("hlfsync RECOVERED")),
         token_requests_during_outage=token_requests,

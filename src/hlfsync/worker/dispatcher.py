@@ -117,14 +117,19 @@ class AlertDispatcher:
             cur = await conn.execute(
                 q("claim_deliveries"), {"now": now, "limit": self.batch, "lease": LEASE_S}
             )
-            rows = await cur.fetchall()
+            # UPDATE … RETURNING does not keep the CTE's order: back to the alerts' raise order.
+            rows = sorted(await cur.fetchall(), key=lambda row: (row[1], row[0]))
         if not rows:
             return 0
-        results = await asyncio.gather(*(self._send(row) for row in rows))
-        held = [(row, result) for row, result in zip(rows, results, strict=True)
-                if result.holds_channel]  # fmt: skip
-        done = [(row, result) for row, result in zip(rows, results, strict=True)
-                if not result.holds_channel]  # fmt: skip
+        # Devices in parallel, each device's pushes one after another in claim order, so a phone
+        # gets its alerts in the order they were raised.
+        by_device: dict[str, list[Any]] = {}
+        for row in rows:
+            by_device.setdefault(row[3], []).append(row)
+        sent = await asyncio.gather(*(self._send_in_order(group) for group in by_device.values()))
+        pairs = [pair for group in sent for pair in group]
+        held = [(row, result) for row, result in pairs if result.holds_channel]
+        done = [(row, result) for row, result in pairs if not result.holds_channel]
         at = self.clock.now()
         for row, result in done:
             await self._record(row, result, at)
@@ -134,6 +139,17 @@ class AlertDispatcher:
             await self._channel_ok(at)
         # Held ones count as attempted: the loop comes straight back, finds the hold, and waits.
         return len(rows)
+
+    async def _send_in_order(self, rows: list[Any]) -> list[tuple[Any, DeliveryResult]]:
+        """One device's pushes in order; once the channel is held, the rest wait unsent."""
+        results: list[tuple[Any, DeliveryResult]] = []
+        for row in rows:
+            result = await self._send(row)
+            results.append((row, result))
+            if result.holds_channel:
+                results += [(rest, result) for rest in rows[len(results) :]]
+                break
+        return results
 
     async def _send(self, row: Any) -> DeliveryResult:
         _id, _alert, _user, token, _attempts, payload, kind, incident_key = row

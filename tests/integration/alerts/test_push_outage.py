@@ -278,6 +278,7 @@ async def test_drill_a_push_key_revoked_longer_than_every_retry_schedule(
     assert report.alerts_during_outage == 9 + 1  # nine sync failures, the credentials alert
     assert report.pushes_delivered_after == report.pushes_expected == 18
     assert report.duplicate_pushes == 0
+    assert report.out_of_order_pushes == 0
     assert report.operator_alert_notices == 1
     assert report.operator_recovered_notices == 1
     assert report.attempts_spent_during_outage == 0

@@ -55,12 +55,13 @@ SELECT a.id, (SELECT count(*) FROM deliveries)::int AS deliveries,
   FROM alert a;
 
 -- name: claim_deliveries
--- Due push deliveries, leased so a crashed dispatcher's work is taken over after the lease.
+-- Due push deliveries, leased so a crashed dispatcher's work is taken over after the lease; in
+-- the order their alerts were raised (held ones keep their due time, so they come first).
 WITH picked AS (
     SELECT d.id FROM alert_deliveries d
      WHERE (d.status = 'pending' AND d.next_attempt_at <= %(now)s)
         OR (d.status = 'in_progress' AND d.locked_until < %(now)s)
-     ORDER BY d.next_attempt_at, d.id
+     ORDER BY d.next_attempt_at, d.alert_id, d.id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
 )
