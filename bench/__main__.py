@@ -157,9 +157,25 @@ def api(quick: bool) -> list[Figure]:
     return figures
 
 
+def alerts(quick: bool) -> list[Figure]:
+    from bench import alerts as mod
+
+    r = mod.run(quick)
+    return [Figure(
+        "push outage drill", "push key revoked 30 min (15 quick) while syncs fail, fake clock",
+        f"{r.alerts_during_outage} alerts raised, {r.pushes_delivered_after}/{r.pushes_expected}"
+        f" pushes delivered after, {r.alerts_lost} lost, {r.duplicate_pushes} duplicates,"
+        f" {r.out_of_order_pushes} out of order,"
+        f" {r.operator_alert_notices} operator notice, {r.token_requests_during_outage} token"
+        " requests during the outage",
+        "0 lost, 0 duplicates, 1 notice", r.alerts_lost == 0 and r.duplicate_pushes == 0
+        and r.operator_alert_notices == 1,
+    )]  # fmt: skip
+
+
 AREAS: dict[str, Callable[[bool], list[Figure]]] = {
     "latency": latency, "drain": drain, "sync": sync, "reconcile": reconcile,
-    "expiry": expiry, "api": api,
+    "expiry": expiry, "api": api, "alerts": alerts,
 }  # fmt: skip
 
 

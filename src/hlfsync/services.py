@@ -73,7 +73,7 @@ class WorkerServices:
     scheduler: Any = None
 
     async def aclose(self) -> None:
-        for closable in (self.client, self.notifier):
+        for closable in (self.client, self.notifier, self.dispatcher):
             close = getattr(closable, "aclose", None)
             if close is not None:
                 await close()
@@ -157,20 +157,30 @@ async def build_worker(
         poll_interval_s=settings.worker_poll_interval,
         enabled=settings.sync_enabled,
     )
-    dispatcher = AlertDispatcher(pool, notifier, clock)
-    scheduler = build_scheduler(settings, pool, clock, client, ctx.breaker)
+    from hlfsync.notify import operators
+
+    channels = operators.build_channels(settings)
+    dispatcher = AlertDispatcher(pool, notifier, clock, channels=channels)
+    scheduler = build_scheduler(settings, pool, clock, client, ctx.breaker, notifier=notifier)
     return WorkerServices(url, pool, worker, dispatcher, client, notifier, scheduler)
 
 
-def build_scheduler(settings: Settings, pool: Any, clock: Any, client: Any, breaker: Any) -> Any:
+def build_scheduler(
+    settings: Settings, pool: Any, clock: Any, client: Any, breaker: Any, *, notifier: Any = None
+) -> Any:
     """The worker's scheduler: expiry check, compensation, reconciliation, credential health."""
     from hlfsync import scheduled
     from hlfsync.db import reconcile as reconcile_mod
+    from hlfsync.worker import push_health
     from hlfsync.worker.health import check_credentials
     from hlfsync.worker.scheduler import ScheduledJob, Scheduler
 
     async def health_job(at: datetime) -> dict[str, Any]:
-        return await check_credentials(pool, client, breaker, clock)
+        result = await check_credentials(pool, client, breaker, clock)
+        if notifier is not None:  # the push credentials, checked and recorded the same way
+            push = await push_health.check_push_credentials(pool, notifier, clock)
+            result["push"] = {"status": push.status, "detail": push.detail}
+        return result
 
     async def reconcile_job(at: datetime) -> dict[str, Any]:
         report = await reconcile_mod.reconcile(
@@ -225,7 +235,9 @@ async def health_check(settings: Settings) -> dict[str, Any]:
     pool = await open_pool(database_url(settings), max_size=2)
     try:
         breaker = DynamicsCircuitBreaker(pool, breaker_config(settings))
-        return await check_credentials(pool, client, breaker, SystemClock())
+        result = await check_credentials(pool, client, breaker, SystemClock())
+        result.update(await push_health_check(settings, pool))
+        return result
     finally:
         await client.aclose()
         await pool.close()
@@ -239,6 +251,26 @@ def mentor_contacts(url: str) -> list[tuple[Any, bool]]:
             " WHERE dynamics_contact_id IS NOT NULL"
         ).fetchall()
     return [(contact, bool(listed)) for contact, listed in rows]
+
+
+async def push_health_check(settings: Settings, pool: Any) -> dict[str, Any]:
+    """`hlfsync health`'s push part: FCM credentials and the operators' channel, one line each."""
+    from hlfsync.core.clock import SystemClock
+    from hlfsync.notify.factory import build_notifier
+    from hlfsync.worker import push_health
+
+    notifier = build_notifier(settings)
+    try:
+        push = await push_health.check_push_credentials(pool, notifier, SystemClock())
+    finally:
+        close = getattr(notifier, "aclose", None)
+        if close is not None:
+            await close()
+    channel = push_health.check_operator_channel(settings)
+    return {
+        "push": {"status": push.status, "detail": push.detail},
+        "operators": {"status": channel.status, "detail": channel.detail},
+    }
 
 
 def push_contacts_to_sandbox(settings: Settings, contacts: list[tuple[Any, bool]]) -> bool:

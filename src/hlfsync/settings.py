@@ -89,6 +89,18 @@ class Settings(BaseSettings):
     fcm_endpoint: str = "https://fcm.googleapis.com"
     fcm_token_uri: str | None = None
 
+    # --- Operators' channel (issue 17, alerts): webhook and/or e-mail, independent of FCM ---
+    operator_webhook_url: SecretStr | None = None  # a Teams/Slack incoming webhook: holds a key
+    operator_smtp_host: str | None = None
+    operator_smtp_port: int = Field(default=587, ge=1, le=65535)
+    operator_smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    operator_smtp_username: str | None = None
+    operator_smtp_password: SecretStr | None = None
+    operator_smtp_from: str | None = None
+    operator_smtp_to: str | None = None  # comma-separated addresses
+    operator_timeout: PositiveSeconds = 10.0
+    # --- end of the operators' channel block ---
+
     # API
     jwt_secret: SecretStr | None = None
     jwt_audience: str = "authenticated"
@@ -140,6 +152,37 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme not in {"postgres", "postgresql"}:
             raise ValueError("must start with postgresql://")
         return value
+
+    @field_validator("operator_webhook_url")
+    @classmethod
+    def _check_operator_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        return SecretStr(_http_url(value.get_secret_value(), name="operator_webhook_url") or "")
+
+    @field_validator("operator_smtp_to")
+    @classmethod
+    def _check_operator_recipients(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        addresses = [part.strip() for part in value.split(",") if part.strip()]
+        bad = [part for part in addresses if "@" not in part or any(c.isspace() for c in part)]
+        if bad:
+            raise ValueError(f"not an e-mail address: {bad[0]!r}")
+        return ",".join(addresses)
+
+    @model_validator(mode="after")
+    def _check_operator_smtp(self) -> Settings:
+        if self.operator_smtp_host and not (self.operator_smtp_from and self.operator_smtp_to):
+            raise ValueError(
+                "HLFSYNC_OPERATOR_SMTP_FROM and HLFSYNC_OPERATOR_SMTP_TO are required when "
+                "HLFSYNC_OPERATOR_SMTP_HOST is set"
+            )
+        if self.operator_smtp_password is not None and not self.operator_smtp_username:
+            raise ValueError(
+                "HLFSYNC_OPERATOR_SMTP_USERNAME is required with HLFSYNC_OPERATOR_SMTP_PASSWORD"
+            )
+        return self
 
     @field_validator("timezone")
     @classmethod

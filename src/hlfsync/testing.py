@@ -55,11 +55,15 @@ class RecordingNotifier:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, str]]] = []
+        self.collapse_keys: list[str | None] = []
 
-    async def send(self, token: str, data: dict[str, str]) -> Any:
+    async def send(
+        self, token: str, data: dict[str, str], *, collapse_key: str | None = None
+    ) -> Any:
         from hlfsync.notify.base import DeliveryResult
 
         self.sent.append((token, dict(data)))
+        self.collapse_keys.append(collapse_key)
         return DeliveryResult.delivered(f"recorded/{len(self.sent)}")
 
 

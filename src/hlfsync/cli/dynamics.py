@@ -98,5 +98,9 @@ def health(as_json: JsonOpt = False) -> None:
     else:
         kind = "credentials rejected" if result.get("auth") else "Dynamics unreachable"
         out.print(f"{kind}: {result['detail']}")
-    if not result["ok"]:
+    if not as_json:  # the push side: FCM credentials and the operators' channel
+        for name in ("push", "operators"):
+            if name in result:
+                out.print(f"{name}: {result[name]['status']}: {result[name]['detail']}")
+    if not result["ok"] or result.get("push", {}).get("status") == "failing":
         raise typer.Exit(1)

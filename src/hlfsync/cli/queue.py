@@ -37,6 +37,9 @@ def status(as_json: JsonOpt = False) -> None:
     snap = services.status_snapshot(settings)
     now = datetime.now(UTC)
     problems = verdict.problems(snap, now)
+    from hlfsync.notify import operators  # say when operators would not be told
+
+    warnings = [w for w in (operators.channel_problem(settings),) if w]
     if as_json:
         print_json(
             {
@@ -49,10 +52,13 @@ def status(as_json: JsonOpt = False) -> None:
                 "scheduled_runs": snap.scheduled,
                 "credentials": snap.credentials,
                 "pending_migrations": snap.pending_migrations,
+                "warnings": warnings,
             }
         )
     else:
         _print_status(snap, problems, now)
+        for warning in warnings:
+            out.print(f"warning: {warning}")
     if problems:
         raise typer.Exit(1)
 

@@ -18,7 +18,8 @@ class DeliveryOutcome(StrEnum):
     UNREGISTERED = "unregistered"  # the device token is dead: remove it, do not retry
     RETRY = "retry"  # may pass: try again, not before `retry_after_s` when given
     REJECTED = "rejected"  # this message can never be delivered as it is: investigate
-    AUTH = "auth"  # our push credentials are broken: hold deliveries, alert an administrator
+    AUTH = "auth"  # our push credentials are refused: hold deliveries, alert the operators
+    PAUSED = "paused"  # the push channel is unusable (token endpoint down): hold, spend nothing
     STORED = "stored"  # no push channel configured: the alert is stored and logged only
 
 
@@ -35,9 +36,16 @@ class DeliveryResult:
     @property
     def final(self) -> bool:
         """True when nothing more will ever happen to this delivery without a person."""
-        return (
-            self.outcome is not DeliveryOutcome.RETRY and self.outcome is not DeliveryOutcome.AUTH
+        return self.outcome not in (
+            DeliveryOutcome.RETRY,
+            DeliveryOutcome.AUTH,
+            DeliveryOutcome.PAUSED,
         )
+
+    @property
+    def holds_channel(self) -> bool:
+        """True when the outcome is about the push channel, not this message: hold them all."""
+        return self.outcome in (DeliveryOutcome.AUTH, DeliveryOutcome.PAUSED)
 
     @classmethod
     def delivered(cls, message_name: str | None) -> DeliveryResult:
@@ -62,6 +70,10 @@ class DeliveryResult:
         return cls(DeliveryOutcome.AUTH, reason=reason, status=status)
 
     @classmethod
+    def paused(cls, reason: str, *, retry_after_s: float | None = None) -> DeliveryResult:
+        return cls(DeliveryOutcome.PAUSED, retry_after_s=retry_after_s, reason=reason)
+
+    @classmethod
     def stored(cls) -> DeliveryResult:
         return cls(DeliveryOutcome.STORED, reason="push delivery is not configured")
 
@@ -69,6 +81,11 @@ class DeliveryResult:
 class Notifier(Protocol):
     """Sends one data-only push to one device token."""
 
-    async def send(self, token: str, data: dict[str, str]) -> DeliveryResult:
-        """Deliver `data` (string values only) to the device `token`; never raises for delivery."""
+    async def send(
+        self, token: str, data: dict[str, str], *, collapse_key: str | None = None
+    ) -> DeliveryResult:
+        """Deliver `data` (string values only) to the device `token`; never raises for delivery.
+
+        Pushes with the same `collapse_key` replace each other on a device that was offline.
+        """
         ...

@@ -4,8 +4,10 @@ Owns the OAuth token (google-auth, refreshed in a worker thread and cached until
 the send call. Never logs or raises with an access token, a device token or the key file's
 contents; retries nothing itself except one resend after a token refresh on a 401.
 
-google-auth retries its own token request a few times on 5xx/429 (in
-`_client._token_endpoint_request`); that happens in the worker thread, never on the event loop.
+The token request runs in a worker thread, never on the event loop, and google-auth's own retry
+loop (real `time.sleep`s of seconds on 5xx/429) is cut short by `_NoQuietRetry`: the dispatcher
+holds deliveries and retries durably instead. A token failure is `auth` (credentials refused) or
+`paused` (token endpoint unavailable); neither is about the message, so neither spends an attempt.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import structlog
 from hlfsync.core.errors import AuthFailure, Permanent, SyncFailure, Transient
 from hlfsync.dataverse import errors
 from hlfsync.dataverse.auth import requests_session
-from hlfsync.notify import fcm_wire
+from hlfsync.notify import fcm_wire, google_token
 from hlfsync.notify.base import DeliveryResult
 from hlfsync.notify.log import fingerprint
 
@@ -36,8 +38,39 @@ EXPIRY_MARGIN_S = 240.0
 TOKEN_TIMEOUT_S = 10.0
 
 
+class TokenAnswer(Exception):  # noqa: N818 - carries an answer out of google-auth, not a bug
+    """A non-200 answer from the token endpoint, raised before google-auth can retry it."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+class _NoQuietRetry:
+    """Wraps google-auth's transport so a failed token request comes straight back to us.
+
+    google-auth retries 5xx/429 token answers itself with `time.sleep` between tries; our retries
+    are durable and classified by `google_token`, so the first non-200 answer ends the refresh.
+    """
+
+    def __init__(self, inner: Callable[..., Any]) -> None:
+        self._inner = inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        response = self._inner(*args, **kwargs)
+        if response.status != 200:
+            data = response.data
+            raise TokenAnswer(int(response.status), data if isinstance(data, bytes) else b"")
+        return response
+
+
 class GoogleAccessTokens:
-    """OAuth access tokens for a service account, shared by concurrent callers."""
+    """OAuth access tokens for a service account, shared by concurrent callers.
+
+    One fetch at a time: callers that arrive while a fetch is running wait for it and share its
+    token or its failure, so fifty deliveries make one token request, not fifty (or 150).
+    """
 
     def __init__(
         self,
@@ -57,7 +90,7 @@ class GoogleAccessTokens:
         self._session: Any = None
         self._token = ""
         self._refresh_at = 0.0
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[tuple[str, float]] | None = None
         self.fetches = 0
 
     def __repr__(self) -> str:
@@ -67,13 +100,20 @@ class GoogleAccessTokens:
         """A valid access token; one refresh at a time. Raises AuthFailure or Transient."""
         if self._token and time.monotonic() < self._refresh_at:
             return self._token
-        async with self._lock:
-            if self._token and time.monotonic() < self._refresh_at:
-                return self._token
-            token, lifetime_s = await asyncio.to_thread(self._refresh)
-            self._token, self._refresh_at = token, time.monotonic() + lifetime_s
-            log.info("fcm.token", expires_in_s=round(lifetime_s))
-            return token
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(asyncio.to_thread(self._refresh))
+            self._inflight.add_done_callback(self._settle)
+        # shield: one caller being cancelled must not cancel the fetch the others wait for.
+        token, _lifetime_s = await asyncio.shield(self._inflight)
+        return token
+
+    def _settle(self, fetch: asyncio.Future[tuple[str, float]]) -> None:
+        self._inflight = None
+        if fetch.cancelled() or fetch.exception() is not None:
+            return
+        token, lifetime_s = fetch.result()
+        self._token, self._refresh_at = token, time.monotonic() + lifetime_s
+        log.info("fcm.token", expires_in_s=round(lifetime_s))
 
     def invalidate(self, stale: str | None = None) -> None:
         if stale is None or stale == self._token:
@@ -106,18 +146,19 @@ class GoogleAccessTokens:
         self.fetches += 1
         try:
             # google-auth's own default timeout is 120 s; a worker thread should not wait that long.
-            request = functools.partial(Request(self._session), timeout=TOKEN_TIMEOUT_S)
+            request = functools.partial(
+                _NoQuietRetry(Request(self._session)), timeout=TOKEN_TIMEOUT_S
+            )
             self._credentials.refresh(request)
+        except TokenAnswer as answer:
+            raise google_token.classify(answer.status, answer.body) from None
         except exceptions.RefreshError as exc:
-            code = str(exc.args[0]).split(":", 1)[0][:60] if exc.args else "refresh refused"
-            if getattr(exc, "retryable", False):
-                raise Transient(f"FCM token request failed: {code}") from None
-            raise AuthFailure(f"FCM token request refused: {code}") from None
+            raise _from_refresh_error(exc) from None
         except exceptions.TransportError as exc:
             raise Transient(f"FCM token endpoint unreachable ({type(exc).__name__})") from None
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            # google-auth indexes the token endpoint's answer without checking its shape (an HTML
-            # page, a JSON list): like any odd answer from a hop it may pass, so retry it.
+            # google-auth indexes the token endpoint's answer without checking its shape (a JSON
+            # list, a 200 without a token): like any odd answer from a hop it may pass, so retry.
             raise Transient(
                 f"FCM token endpoint answer unreadable ({type(exc).__name__})"
             ) from None
@@ -129,6 +170,17 @@ class GoogleAccessTokens:
             now = datetime.now(UTC).replace(tzinfo=None)  # google-auth keeps naive UTC
             lifetime_s = (expiry.replace(tzinfo=None) - now).total_seconds()
         return token, max(lifetime_s - EXPIRY_MARGIN_S, lifetime_s / 2, 0.0)
+
+
+def _from_refresh_error(exc: Exception) -> SyncFailure:
+    """A RefreshError google-auth raised itself (not an answer we saw): its first words only."""
+    text = str(exc.args[0]) if exc.args else "refresh refused"
+    code = google_token.one_line(text.split(":", 1)[0], 60)
+    if text.lstrip().startswith("<"):
+        return Transient("FCM token endpoint answered a page, not an OAuth answer")
+    if getattr(exc, "retryable", False):
+        return Transient(f"FCM token request failed: {code}")
+    return AuthFailure(f"FCM token request refused: {code}")
 
 
 class FcmNotifier:
@@ -154,12 +206,18 @@ class FcmNotifier:
     def __repr__(self) -> str:
         return f"FcmNotifier(url={self._url!r})"
 
-    async def send(self, token: str, data: dict[str, str]) -> DeliveryResult:
-        """One data-only push; a 401 gets one token refresh and one resend."""
+    async def send(
+        self, token: str, data: dict[str, str], *, collapse_key: str | None = None
+    ) -> DeliveryResult:
+        """One data-only push; a 401 gets one token refresh and one resend.
+
+        `collapse_key` names the incident: a device that was offline gets the last push of each
+        key, not a pile of them.
+        """
         problem = fcm_wire.data_problem(data) or (None if token else "empty device token")
         if problem is not None:
             return DeliveryResult.rejected(f"refused before sending: {problem}")
-        body = fcm_wire.message_body(token, data)
+        body = fcm_wire.message_body(token, data, collapse_key=collapse_key)
         result = await self._attempt(body, refresh=True)
         log.info(
             "fcm.send",
@@ -171,6 +229,18 @@ class FcmNotifier:
         )
         return result
 
+    async def check(self) -> DeliveryResult:
+        """Fetch a fresh access token, send nothing: `delivered` when Google grants one.
+
+        For the health check; a cached token would hide a key revoked since it was issued.
+        """
+        self._tokens.invalidate()
+        try:
+            await self._tokens.token()
+        except SyncFailure as failure:
+            return _from_token_failure(failure)
+        return DeliveryResult.delivered(None)
+
     async def aclose(self) -> None:
         await self._http.aclose()
         self._tokens.close()
@@ -179,7 +249,7 @@ class FcmNotifier:
         try:
             access = await self._tokens.token()
         except SyncFailure as failure:
-            return _from_failure(failure)
+            return _from_token_failure(failure)
         try:
             response = await self._http.post(
                 self._url,
@@ -192,6 +262,15 @@ class FcmNotifier:
             self._tokens.invalidate(access)
             return await self._attempt(body, refresh=False)
         return fcm_wire.classify(response.status_code, response.headers, response.content)
+
+
+def _from_token_failure(failure: SyncFailure) -> DeliveryResult:
+    """No token: nothing about this message is known yet, so the delivery is held either way."""
+    if isinstance(failure, AuthFailure):
+        return DeliveryResult.auth(failure.summary(), failure.status)
+    return DeliveryResult.paused(
+        failure.summary(), retry_after_s=getattr(failure, "retry_after_s", None)
+    )
 
 
 def _from_failure(failure: SyncFailure) -> DeliveryResult:

@@ -8,9 +8,13 @@ truncated message, never a token.
 | 2xx with a message `name`                            | delivered    |
 | 2xx without one (a proxy page?)                      | retry        |
 | errorCode UNREGISTERED (404)                         | unregistered |
+| INVALID_ARGUMENT about the registration token (a     | unregistered |
+| `message.token` field violation, or FCM's "not a     | (retired)    |
+| valid FCM registration token")                       |              |
 | INVALID_ARGUMENT (400), SENDER_ID_MISMATCH (403)     | rejected     |
-| THIRD_PARTY_AUTH_ERROR (401): APNs/web-push keys of  | rejected     |
-| the Firebase project; our token is fine, resending   |              |
+| THIRD_PARTY_AUTH_ERROR, or its older name            | rejected     |
+| APNS_AUTH_ERROR (401): APNs/web-push keys of the     |              |
+| Firebase project; our token is fine, resending       |              |
 | cannot help                                          |              |
 | QUOTA_EXCEEDED / 429 (Retry-After, else 60 s as FCM  | retry        |
 | advises), UNAVAILABLE / INTERNAL / 408 / 5xx         |              |
@@ -33,7 +37,12 @@ from hlfsync.notify.base import DeliveryResult
 
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 QUOTA_DEFAULT_RETRY_AFTER_S = 60.0
-RESERVED_KEYS = frozenset({"from", "message_type", "collapse_key", "notification"})
+# FCM's ErrorCode docs: `collapse_key` is used by FCM but allowed in data (FCM overrides it).
+RESERVED_KEYS = frozenset({"from", "message_type", "notification"})
+THIRD_PARTY_AUTH = frozenset({"THIRD_PARTY_AUTH_ERROR", "APNS_AUTH_ERROR"})
+BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
+# android.collapse_key has no documented limit; apns-collapse-id must not exceed 64 bytes.
+COLLAPSE_KEY_LIMIT = 64
 RESERVED_PREFIXES = ("google", "gcm")
 
 
@@ -51,9 +60,42 @@ def data_problem(data: Mapping[Any, Any]) -> str | None:
     return None
 
 
-def message_body(device_token: str, data: Mapping[str, str]) -> bytes:
-    """`{"message": {"token": ..., "data": {...}}}`: data-only, so the app decides what to show."""
-    return json.dumps({"message": {"token": device_token, "data": dict(data)}}).encode()
+def message_body(
+    device_token: str, data: Mapping[str, str], *, collapse_key: str | None = None
+) -> bytes:
+    """`{"message": {"token": ..., "data": {...}}}`: data-only, so the app decides what to show.
+
+    With `collapse_key`, Android (`android.collapse_key`) and APNs (`apns-collapse-id`) keep only
+    the newest push of that key for a device that was offline: one alert per incident, not a pile.
+    """
+    message: dict[str, Any] = {"token": device_token, "data": dict(data)}
+    if collapse_key:
+        key = collapse_key[:COLLAPSE_KEY_LIMIT]
+        message["android"] = {"collapse_key": key}
+        message["apns"] = {"headers": {"apns-collapse-id": key}}
+    return json.dumps({"message": message}).encode()
+
+
+def about_device_token(body: bytes) -> bool:
+    """True when an INVALID_ARGUMENT answer says the registration token itself is bad."""
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        return False
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(error, dict):
+        return False
+    if "registration token" in str(error.get("message", "")).lower():
+        return True
+    details = error.get("details")
+    for detail in details if isinstance(details, list) else []:
+        if not isinstance(detail, dict) or detail.get("@type") != BAD_REQUEST_TYPE:
+            continue
+        violations = detail.get("fieldViolations")
+        for violation in violations if isinstance(violations, list) else []:
+            if isinstance(violation, dict) and violation.get("field") == "message.token":
+                return True
+    return False
 
 
 def parse_error(body: bytes) -> tuple[str | None, str | None, str | None]:
@@ -79,7 +121,7 @@ def parse_error(body: bytes) -> tuple[str | None, str | None, str | None]:
 
 def wants_token_refresh(status: int, body: bytes) -> bool:
     """A 401 about our OAuth token (not the project's APNs keys): refresh once and resend."""
-    return status == 401 and parse_error(body)[1] != "THIRD_PARTY_AUTH_ERROR"
+    return status == 401 and parse_error(body)[1] not in THIRD_PARTY_AUTH
 
 
 def classify(status: int, headers: httpx.Headers, body: bytes) -> DeliveryResult:  # noqa: PLR0911 - one return per table row
@@ -95,7 +137,10 @@ def classify(status: int, headers: httpx.Headers, body: bytes) -> DeliveryResult
     hint = errors.retry_after_s(headers) if "retry-after" in headers else None
     if code == "UNREGISTERED":
         return DeliveryResult.unregistered(reason, status)
-    if code in {"INVALID_ARGUMENT", "SENDER_ID_MISMATCH", "THIRD_PARTY_AUTH_ERROR"}:
+    invalid = code == "INVALID_ARGUMENT" or (code is None and error_status == "INVALID_ARGUMENT")
+    if invalid and about_device_token(body):
+        return DeliveryResult.unregistered(reason, status)
+    if code in {"INVALID_ARGUMENT", "SENDER_ID_MISMATCH"} or code in THIRD_PARTY_AUTH:
         return DeliveryResult.rejected(reason, status)
     if status == 429 or code == "QUOTA_EXCEEDED":
         quota_s = QUOTA_DEFAULT_RETRY_AFTER_S if hint is None else hint

@@ -22,7 +22,9 @@ def fingerprint(device_token: str) -> str:
 class LogNotifier:
     """Stores nothing itself (the alert is already a row); logs and answers "stored only"."""
 
-    async def send(self, token: str, data: dict[str, str]) -> DeliveryResult:
+    async def send(
+        self, token: str, data: dict[str, str], *, collapse_key: str | None = None
+    ) -> DeliveryResult:
         log.info(
             "notify.stored_only",
             kind=data.get("type"),

@@ -10,6 +10,8 @@ from uuid import UUID
 SYNC_FAILURE = "hlf_sync_failure"
 CERT_EXPIRY_REMINDER = "hlf_cert_expiry_reminder"
 SYNC_AUTH_FAILURE = "hlf_sync_auth_failure"
+PUSH_AUTH_FAILURE = "hlf_push_auth_failure"
+PUSH_CHECK = "fcm"  # the credential check (and `contract`) name of the push credentials
 OPERATIONS = frozenset({"remove", "restore"})
 
 
@@ -36,5 +38,8 @@ def build_reminder_data(mentor_id: UUID | str, threshold_days: int) -> dict[str,
 
 
 def build_auth_alert_data(contract: str) -> dict[str, str]:
-    """For administrators: the Dynamics credentials stopped working for `contract`."""
+    """For administrators: the Dynamics credentials stopped working for `contract` (or, for
+    `fcm`, the push credentials: pushes are held until they work again)."""
+    if contract == PUSH_CHECK:
+        return {"type": PUSH_AUTH_FAILURE}
     return {"type": SYNC_AUTH_FAILURE, "contract": contract}

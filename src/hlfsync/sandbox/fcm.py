@@ -7,6 +7,7 @@ that pass are recorded in `state.fcm_messages`; nothing is delivered anywhere.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,9 @@ MESSAGE_FIELDS = frozenset(
 )
 TARGETS = ("token", "topic", "condition")
 RESERVED_DATA_KEYS = frozenset({"from", "notification", "message_type"})
+# Registration tokens are URL-safe base64 with a `:` (about 150-180 characters); anything with
+# other characters or absurdly long is refused as FCM does. Short test tokens still pass.
+REGISTRATION_TOKEN = re.compile(r"[A-Za-z0-9_:\-]{1,4096}")
 
 
 def send(state: SandboxState, project: str, headers: Mapping[str, str], body: bytes) -> wire.Reply:
@@ -48,13 +52,14 @@ def send(state: SandboxState, project: str, headers: Mapping[str, str], body: by
 
 def _parse(state: SandboxState, project: str, body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     if project != state.fcm_project_id:
+        # Google answers a project the credentials have no rights on with a plain 403
+        # PERMISSION_DENIED (SENDER_ID_MISMATCH is for a token registered to another project).
         raise wire.Refusal(
             wire.google_error(
                 403,
                 f"Permission 'cloudmessaging.messages.create' denied on resource "
                 f"'//cloudresourcemanager.googleapis.com/projects/{project}' (or it may not "
                 "exist).",
-                fcm_code="SENDER_ID_MISMATCH",
             )
         )
     try:
@@ -73,8 +78,15 @@ def _parse(state: SandboxState, project: str, body: bytes) -> tuple[dict[str, An
     token = message.get("token")
     if token is None:
         raise _invalid("The sandbox only emulates messages sent to a registration token.")
-    if not isinstance(token, str) or not token:
-        raise _invalid("The registration token is not a valid FCM registration token")
+    if not isinstance(token, str) or not REGISTRATION_TOKEN.fullmatch(token):
+        raise wire.Refusal(
+            wire.google_error(
+                400,
+                "The registration token is not a valid FCM registration token",
+                fcm_code="INVALID_ARGUMENT",
+                field="message.token",
+            )
+        )
     return payload, message
 
 

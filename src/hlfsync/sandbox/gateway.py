@@ -23,6 +23,7 @@ from hlfsync.sandbox.state import SandboxState
 ENTRY_KEY = "hlfsync.sandbox.entry"
 CORRELATION_HEADERS = (b"x-ms-client-request-id", b"x-correlation-id", b"client-request-id")
 RESET_PROMISED_BYTES = 4096  # what the dropped response claims it will send
+GOOGLE_TOKEN_PATH = "/token"  # noqa: S105 - a path (sandbox.tokens serves Google's token endpoint)
 
 _CONTACT_IN_PATH = re.compile(r"/api/data/v9\.2/[A-Za-z_][A-Za-z0-9_]*\(\{?([0-9A-Fa-f-]{36})\}?\)")
 _PREFIXES = (
@@ -80,11 +81,15 @@ def classify(path: str) -> str | None:
     return "other"
 
 
-def fault_reply(state: SandboxState, kind: str, fault: faults.Fault) -> wire.Reply:
+def fault_reply(
+    state: SandboxState, kind: str, fault: faults.Fault, *, path: str | None = None
+) -> wire.Reply:
     """The response an injected status fault sends: the service's own error shape by default."""
     status = cast(int, fault.action)
     if fault.body is not None:
         reply = wire.Reply(status, fault.body.encode(), {"content-type": wire.JSON})
+    elif kind == "token" and path == GOOGLE_TOKEN_PATH:  # Google's token endpoint, not Entra's
+        reply = wire.google_token_fault(status)
     elif fault.label == "rate_limit":
         limit = state.faults.config.rate_limit_per_s or 0.0
         reply = wire.odata_error(429, wire.DV_THROTTLED, wire.throttled_message(limit, 1))
@@ -189,7 +194,7 @@ class Gateway:
                 scope, receive, send
             )
         else:
-            reply = fault_reply(self.state, kind, fault)
+            reply = fault_reply(self.state, kind, fault, path=scope["path"])
             await reply.response()(scope, receive, send)
 
 

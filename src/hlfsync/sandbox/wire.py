@@ -41,15 +41,26 @@ GOOGLE_STATUS = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
+# The FcmError code an injected fault carries. 401 and 403 carry none: an expired or revoked
+# OAuth token is Google's plain 401 UNAUTHENTICATED, and a missing permission (a wrong project)
+# its plain 403 PERMISSION_DENIED; THIRD_PARTY_AUTH_ERROR and SENDER_ID_MISMATCH are about APNs
+# keys and tokens of another project (script them with a rule `body`).
 FCM_ERROR_CODE = {
     400: "INVALID_ARGUMENT",
-    401: "THIRD_PARTY_AUTH_ERROR",
-    403: "SENDER_ID_MISMATCH",
     404: "UNREGISTERED",
     429: "QUOTA_EXCEEDED",
     500: "INTERNAL",
     503: "UNAVAILABLE",
 }
+BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
+# What Google's front end sends for a 502: a page, not JSON (clients must not quote it).
+GOOGLE_502_PAGE = (
+    b"<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n"
+    b"  <title>Error 502 (Server Error)!!1</title>\n"
+    b"  <p><b>502.</b> <ins>That\xe2\x80\x99s an error.</ins>\n"
+    b"  <p>The server encountered a temporary error and could not complete your request."
+    b"<p>Please try again in 30 seconds.  <ins>That\xe2\x80\x99s all we know.</ins>\n"
+)
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 
 
@@ -129,17 +140,45 @@ def oauth_error(status: int, error: str, description: str) -> Reply:
 
 
 def google_error(
-    status: int, message: str, *, fcm_code: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    *,
+    fcm_code: str | None = None,
+    headers: dict[str, str] | None = None,
+    field: str | None = None,
 ) -> Reply:
-    """A Google API error; FCM adds a `details` entry naming its own error code."""
+    """A Google API error; FCM adds a `details` entry naming its own error code, and a
+    `google.rpc.BadRequest` naming the invalid `field` when there is one."""
     error: dict[str, Any] = {
         "code": status,
         "message": message,
         "status": GOOGLE_STATUS.get(status, "UNKNOWN"),
     }
+    details: list[dict[str, Any]] = []
     if fcm_code is not None:
-        error["details"] = [{"@type": FCM_ERROR_TYPE, "errorCode": fcm_code}]
+        details.append({"@type": FCM_ERROR_TYPE, "errorCode": fcm_code})
+    if field is not None:
+        violation = {"field": field, "description": message}
+        details.append({"@type": BAD_REQUEST_TYPE, "fieldViolations": [violation]})
+    if details:
+        error["details"] = details
     return json_reply(status, {"error": error}, headers)
+
+
+def google_token_fault(status: int) -> Reply:
+    """An injected fault at Google's OAuth token endpoint, in Google's shape, not Entra's."""
+    if status == 502:
+        return Reply(502, GOOGLE_502_PAGE, {"content-type": "text/html; charset=UTF-8"})
+    if status >= 500:
+        return oauth_error(status, "internal_failure", "Backend Error")
+    known = {
+        400: ("invalid_grant", "Invalid JWT Signature."),
+        401: ("invalid_client", "The OAuth client was not found."),
+        403: ("access_denied", "Requested client not authorized."),
+        429: ("rate_limit_exceeded", "Rate Limit Exceeded"),
+    }
+    error, description = known.get(status, ("invalid_request", reason(status)))
+    return oauth_error(status, error, description)
 
 
 def fault_reply(kind: Kind, status: int, *, tenant_id: str) -> Reply:

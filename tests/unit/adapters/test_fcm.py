@@ -207,10 +207,10 @@ async def test_network_failure_is_retry() -> None:
 
 @pytest.mark.parametrize(
     ("failure", "outcome"),
-    [(AuthFailure("bad key"), DeliveryOutcome.AUTH), (Transient("down"), DeliveryOutcome.RETRY)],
+    [(AuthFailure("bad key"), DeliveryOutcome.AUTH), (Transient("down"), DeliveryOutcome.PAUSED)],
 )
 async def test_token_failures_become_outcomes(failure: Exception, outcome: DeliveryOutcome) -> None:
-    """A refused token request is auth; an unreachable token endpoint is retry; nothing is sent."""
+    """A refused token request is auth; an unreachable token endpoint pauses; nothing is sent."""
     recorder = Recorder(httpx.Response(200, json={"name": "n"}))
     result = await notifier(recorder, FakeGoogleTokens(failure)).send(DEVICE, DATA)
     assert result.outcome is outcome

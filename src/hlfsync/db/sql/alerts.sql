@@ -55,12 +55,13 @@ SELECT a.id, (SELECT count(*) FROM deliveries)::int AS deliveries,
   FROM alert a;
 
 -- name: claim_deliveries
--- Due push deliveries, leased so a crashed dispatcher's work is taken over after the lease.
+-- Due push deliveries, leased so a crashed dispatcher's work is taken over after the lease; in
+-- the order their alerts were raised (held ones keep their due time, so they come first).
 WITH picked AS (
     SELECT d.id FROM alert_deliveries d
      WHERE (d.status = 'pending' AND d.next_attempt_at <= %(now)s)
         OR (d.status = 'in_progress' AND d.locked_until < %(now)s)
-     ORDER BY d.next_attempt_at, d.id
+     ORDER BY d.next_attempt_at, d.alert_id, d.id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
 )
@@ -70,7 +71,8 @@ UPDATE alert_deliveries d
  WHERE d.id = picked.id
 RETURNING d.id, d.alert_id, d.user_id, d.device_token, d.attempt_count,
           (SELECT a.payload FROM alerts a WHERE a.id = d.alert_id) AS payload,
-          (SELECT a.kind FROM alerts a WHERE a.id = d.alert_id) AS kind;
+          (SELECT a.kind FROM alerts a WHERE a.id = d.alert_id) AS kind,
+          (SELECT a.incident_key FROM alerts a WHERE a.id = d.alert_id) AS incident_key;
 
 -- name: delivery_done
 -- Record a delivery's outcome: delivered, failed (for good) or unregistered.
@@ -86,8 +88,15 @@ UPDATE alert_deliveries
        last_error = %(error)s, next_attempt_at = %(at)s
  WHERE id = %(id)s AND status = 'in_progress';
 
+-- name: delivery_hold
+-- The push channel itself was refused or unusable, not this message: back to pending exactly as
+-- claimed (no attempt spent, same due time), so held deliveries later go out in their order.
+UPDATE alert_deliveries
+   SET status = 'pending', locked_until = NULL, last_error = %(error)s
+ WHERE id = ANY(%(ids)s) AND status = 'in_progress';
+
 -- name: forget_device_token
--- FCM says the app was uninstalled or the token rotated: stop sending to it.
+-- FCM says the app was uninstalled, the token rotated or it is not a valid token: stop sending.
 DELETE FROM device_tokens WHERE token = %(token)s;
 
 -- name: deliveries_not_configured
@@ -96,6 +105,41 @@ UPDATE alert_deliveries
    SET status = 'not_configured', finished_at = %(now)s, locked_until = NULL
  WHERE status IN ('pending', 'in_progress')
 RETURNING alert_id;
+
+-- name: operator_notices_claim
+-- Due operator notices, leased like deliveries; a recovery waits until its incident's raised
+-- notice is out, so operators never read "recovered" before the alert.
+WITH picked AS (
+    SELECT n.id FROM operator_notices n
+     WHERE ((n.status = 'pending' AND n.next_attempt_at <= %(now)s)
+            OR (n.status = 'in_progress' AND n.locked_until < %(now)s))
+       AND NOT (n.event = 'recovered' AND EXISTS (
+                SELECT 1 FROM operator_notices r
+                 WHERE r.kind = n.kind AND r.incident_key = n.incident_key
+                   AND r.event = 'raised' AND r.status <> 'delivered'))
+     ORDER BY n.next_attempt_at, n.id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE operator_notices n
+   SET status = 'in_progress', locked_until = %(now)s + %(lease)s * interval '1 second'
+  FROM picked
+ WHERE n.id = picked.id
+RETURNING n.id, n.kind, n.incident_key, n.event, n.details, n.sent_to, n.attempt_count;
+
+-- name: operator_notice_delivered
+-- Every configured channel has the notice.
+UPDATE operator_notices
+   SET status = 'delivered', locked_until = NULL, sent_to = %(sent_to)s,
+       attempt_count = attempt_count + 1, last_error = NULL, delivered_at = %(now)s
+ WHERE id = %(id)s AND status = 'in_progress';
+
+-- name: operator_notice_retry
+-- A channel failed: keep who has it already, try the others again later.
+UPDATE operator_notices
+   SET status = 'pending', locked_until = NULL, sent_to = %(sent_to)s,
+       attempt_count = attempt_count + 1, last_error = %(error)s, next_attempt_at = %(at)s
+ WHERE id = %(id)s AND status = 'in_progress';
 
 -- name: audit
 -- One audit row, for events that are not part of a queue statement.
