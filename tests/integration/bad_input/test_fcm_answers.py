@@ -157,8 +157,9 @@ GOOGLE_TOKEN = {
     "an empty object": (200, "{}", None, "auth: FCM token request refused"),
     "access_token a number": (200, '{"access_token": 5, "expires_in": 3600}', None,
                               "auth: FCM token endpoint answered without an access token"),
-    # Not a 5xx: google-auth itself retries those with real sleeps, seconds of them.
-    "400 with an HTML page": (400, sweep.HTML_PAGE, "text/html", "auth: FCM token request refused"),
+    # A page is no OAuth refusal: the pushes wait as for a 5xx (issue 17), never `auth`.
+    "400 with an HTML page": (400, sweep.HTML_PAGE, "text/html",
+                              "transient: FCM token endpoint answered HTTP 400 without an OAuth"),
     "401 with an OAuth error": (401, '{"error": "invalid_grant", "error_description": "bad"}',
                                 None, "auth: FCM token request refused: invalid_grant"),
 }  # fmt: skip
