@@ -159,6 +159,7 @@ def status(as_json: JsonOpt = False) -> None:
                 "scheduled_runs": snap.scheduled,
                 "credentials": snap.credentials,
                 "pending_migrations": snap.pending_migrations,
+                "unlinked": snap.unlinked,
             }
         )
     else:
@@ -178,7 +179,12 @@ def _print_status(snap: Any, problems: list[str], now: datetime) -> None:
     out.print(f"open dead letters: {snap.open_dead_letters}")
     for breaker in snap.breakers:
         since = breaker["opened_at"] or breaker["updated_at"]
-        out.print(f"circuit {breaker['name']}: {breaker['state']} since {since:%Y-%m-%d %H:%M:%S}")
+        held = f" (held: {breaker['hold_reason']})" if breaker.get("hold_reason") else ""
+        out.print(
+            f"circuit {breaker['name']}: {breaker['state']}{held} since {since:%Y-%m-%d %H:%M:%S}"
+        )
+    if snap.unlinked:
+        out.print(f"unlinked (no contact id, no alternate key): {snap.unlinked} held")
     runs = Table("job", "slot", "outcome", "finished", title="scheduled jobs")
     for run in snap.scheduled:
         finished = run["finished_at"].strftime("%Y-%m-%d %H:%M:%S") if run["finished_at"] else ""
@@ -477,7 +483,8 @@ def break_glass(
 
 @app.command()
 def health(as_json: JsonOpt = False) -> None:
-    """Credential health check against Dynamics: a token and a WhoAmI (exit 1 when failing)."""
+    """Health check against Dynamics, each check with its verdict: token, WhoAmI, entity set,
+    listing field readable and writable (exit 1 when one fails)."""
     import asyncio
 
     from hlfsync import services
@@ -486,11 +493,14 @@ def health(as_json: JsonOpt = False) -> None:
     result = asyncio.run(services.health_check(settings))
     if as_json:
         print_json(result)
-    elif result["ok"]:
-        out.print(f"credentials ok: WhoAmI answered user {result['user_id']}")
     else:
-        kind = "credentials rejected" if result.get("auth") else "Dynamics unreachable"
-        out.print(f"{kind}: {result['detail']}")
+        for check in result.get("checks", []):
+            out.print(
+                f"{check['verdict']:<12} {check['name']:<14} {check['detail']}",
+                highlight=False,
+                markup=False,
+            )
+        out.print("healthy" if result["ok"] else f"unhealthy: {result['detail']}", markup=False)
     if not result["ok"]:
         raise typer.Exit(1)
 
