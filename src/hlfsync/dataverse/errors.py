@@ -65,6 +65,7 @@ DEFAULT_RETRY_AFTER_S = 5.0
 MAX_RETRY_AFTER_S = 3600.0
 MESSAGE_LIMIT = 200  # characters of an OData error message we quote
 HOST_NOT_FOUND = "host name not found"
+INNER = "InnerException"
 
 # Dataverse service protection limits, as the Web API reports them in `error.code` (hex) and the
 # SDK for .NET in ErrorCode (decimal); see "Service protection API limits" on learn.microsoft.com.
@@ -128,6 +129,9 @@ def odata_error(headers: Headers, body: bytes) -> tuple[str | None, str | None]:
         return None, None
     code: object = error.get("code")
     message: object = error.get("message")
+    if isinstance(message, str) and INNER in message:
+        # Dataverse wraps the cause after a help link; the cause (which property) is the news.
+        message = message.split(INNER, 1)[1].strip(" :")
     return (
         str(code).strip() if code not in (None, "") else None,
         one_line(str(message)) if message not in (None, "") else None,
