@@ -304,7 +304,9 @@ class FaultEngine:
 
     def _limits(self, user: str) -> ServiceProtection | None:
         config = self.config.service_protection
-        if config is None:
+        explicit = "service_protection" in self.config.model_fields_set
+        if config is None or (self.config.rate_limit_per_s is not None and not explicit):
+            # `rate_limit_per_s` alone replaces the emulated limits (benchmark figures).
             return None
         protection = self._protection.get(user)
         if protection is None:
