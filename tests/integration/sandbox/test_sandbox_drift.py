@@ -148,3 +148,18 @@ def test_drift_breaks_the_webhook_url(
     assert http.post(f"{sandbox.url}/webhook", content=b"{}").status_code == 410
     admin.set_faults(drift={"webhook": "not_found"})
     assert http.post(f"{sandbox.url}/webhook", content=b"{}").status_code == 404
+
+
+def test_the_window_slides_and_the_penalty_resets_once_the_client_waits() -> None:
+    """Pure window arithmetic: the oldest request leaving the window frees a slot; a client that
+    waits out Retry-After starts again without penalty."""
+    from hlfsync.sandbox.faults import ServiceProtection, ServiceProtectionConfig
+
+    limits = ServiceProtection(ServiceProtectionConfig(requests=2, window_s=10, penalty_s=1))
+    assert limits.admit(0.0) is None
+    assert limits.admit(1.0) is None
+    assert limits.admit(2.0) == (8.0, "requests")  # the first leaves the window at 10
+    assert limits.admit(3.0) == (8.0, "requests")  # sent while throttled: pushed back 1 s
+    assert limits.admit(4.0) == (9.0, "requests")  # and 2 s more
+    assert limits.admit(13.0) is None  # waited it out: both old requests have left
+    assert limits.strikes == 0
