@@ -148,7 +148,12 @@ async def build_worker(
         rng=random.Random(),  # noqa: S311 - jitter, not secrets
         pool=pool,
         slots=CallSlots(concurrency),
+        alternate_key_column=settings.dynamics_alternate_key_column,
     )
+    if settings.dynamics_alternate_key_column is not None:
+        from hlfsync.db import links
+
+        await links.check_column(pool, settings.dynamics_alternate_key_column)
     worker = SyncWorker(
         ctx,
         url=url,

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     dynamics_batch_size: int = Field(default=100, ge=1, le=1000)
     dynamics_webhook_secret: SecretStr | None = None
     dynamics_ca_bundle: Path | None = None
+    # Contract drift and alternate keys (issue 14): a Dataverse alternate key of the contact and
+    # the peer_mentors column feeding it, for mentors without a dynamics_contact_id.
+    dynamics_alternate_key: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    dynamics_alternate_key_column: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]*$")
 
     # Sync engine
     sync_enabled: bool = True
@@ -213,6 +217,18 @@ class Settings(BaseSettings):
             )  # fmt: skip
         except ValueError as exc:
             raise ValueError(f"HLFSYNC_RETRY_*: {exc}") from exc
+        return self
+
+    @model_validator(mode="after")
+    def _check_alternate_key(self) -> Settings:
+        key, column = self.dynamics_alternate_key, self.dynamics_alternate_key_column
+        if (key is None) != (column is None):
+            missing = "ALTERNATE_KEY_COLUMN" if column is None else "ALTERNATE_KEY"
+            raise ValueError(
+                f"HLFSYNC_DYNAMICS_{missing} is required with the other alternate-key setting"
+            )
+        if key is not None and self.dynamics_contract == "webhook-v1":
+            raise ValueError("HLFSYNC_DYNAMICS_ALTERNATE_KEY needs dataverse-v9, not webhook-v1")
         return self
 
     @model_validator(mode="after")

@@ -111,6 +111,10 @@ class ScriptedDynamics:
 
         return Identity(user_id="scripted")
 
+    async def probe(self) -> str:
+        """The contract probe: always passes (script `who_am_i` failures to test holds)."""
+        return "scripted contract"
+
     async def listings(self, page_size: int) -> AsyncIterator[list[Any]]:
         from hlfsync.dataverse.base import ContactListing
 

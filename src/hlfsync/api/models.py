@@ -32,6 +32,9 @@ class SyncState(BaseModel):
     updated_at: datetime | None = None
     last_synced_at: datetime | None = Field(None, description="When a sync last succeeded.")
     dead_letter_id: int | None = Field(None, description="The open dead letter, if any.")
+    unlinked: bool = Field(
+        False, description="Held: no Dynamics contact id and no alternate key to address it by."
+    )
 
 
 class Mentor(BaseModel):

@@ -41,6 +41,7 @@ def _sync(row: dict[str, Any]) -> models.SyncState:
         updated_at=row["queue_updated_at"],
         last_synced_at=row["last_synced_at"],
         dead_letter_id=row["dead_letter_id"],
+        unlinked=queued == "pending" and (row["last_error"] or "").startswith("unlinked:"),
     )
 
 

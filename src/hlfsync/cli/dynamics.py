@@ -84,7 +84,9 @@ def break_glass(
 
 @app.command()
 def health(as_json: JsonOpt = False) -> None:
-    """Credential health check against Dynamics: a token and a WhoAmI (exit 1 when failing)."""
+    """Health checks, each with its verdict: Dynamics (token, WhoAmI, entity set, listing field
+    readable and writable), the push credentials and the operators' channel (exit 1 when one
+    fails)."""
     import asyncio
 
     from hlfsync import services
@@ -93,14 +95,20 @@ def health(as_json: JsonOpt = False) -> None:
     result = asyncio.run(services.health_check(settings))
     if as_json:
         print_json(result)
-    elif result["ok"]:
-        out.print(f"credentials ok: WhoAmI answered user {result['user_id']}")
     else:
-        kind = "credentials rejected" if result.get("auth") else "Dynamics unreachable"
-        out.print(f"{kind}: {result['detail']}")
-    if not as_json:  # the push side: FCM credentials and the operators' channel
+        for check in result.get("checks", []):
+            out.print(
+                f"{check['verdict']:<12} {check['name']:<14} {check['detail']}",
+                highlight=False,
+                markup=False,
+            )
         for name in ("push", "operators"):
             if name in result:
-                out.print(f"{name}: {result[name]['status']}: {result[name]['detail']}")
+                out.print(
+                    f"{result[name]['status']:<12} {name:<14} {result[name]['detail']}",
+                    highlight=False,
+                    markup=False,
+                )
+        out.print("healthy" if result["ok"] else f"unhealthy: {result['detail']}", markup=False)
     if not result["ok"] or result.get("push", {}).get("status") == "failing":
         raise typer.Exit(1)

@@ -52,6 +52,7 @@ def status(as_json: JsonOpt = False) -> None:
                 "scheduled_runs": snap.scheduled,
                 "credentials": snap.credentials,
                 "pending_migrations": snap.pending_migrations,
+                "unlinked": snap.unlinked,
                 "warnings": warnings,
             }
         )
@@ -74,7 +75,12 @@ def _print_status(snap: Any, problems: list[str], now: datetime) -> None:
     out.print(f"open dead letters: {snap.open_dead_letters}")
     for breaker in snap.breakers:
         since = breaker["opened_at"] or breaker["updated_at"]
-        out.print(f"circuit {breaker['name']}: {breaker['state']} since {since:%Y-%m-%d %H:%M:%S}")
+        held = f" (held: {breaker['hold_reason']})" if breaker.get("hold_reason") else ""
+        out.print(
+            f"circuit {breaker['name']}: {breaker['state']}{held} since {since:%Y-%m-%d %H:%M:%S}"
+        )
+    if snap.unlinked:
+        out.print(f"unlinked (no contact id, no alternate key): {snap.unlinked} held")
     runs = table("job", "slot", "outcome", "finished", title="scheduled jobs")
     for run in snap.scheduled:
         finished = run["finished_at"].strftime("%Y-%m-%d %H:%M:%S") if run["finished_at"] else ""

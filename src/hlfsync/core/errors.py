@@ -1,12 +1,18 @@
 """The failure taxonomy: every error from Dynamics or FCM becomes one of these, once, at the edge.
 
     SyncFailure                 a call to a remote system did not do what we asked
-     ├── Transient              network error, timeout, 5xx, 408: retry with backoff,
-     │                          feeds the breaker
+     ├── Transient              network error, timeout, 5xx, 408: retry with backoff (never
+     │   │                      sooner than the answer's Retry-After), feeds the breaker
+     │   └── NotRun             a $batch part Dynamics never ran: resend soon, spends nothing
      ├── Throttled              429 / service protection: pause every call until retry_after,
      │                          spends no retry and does not feed the breaker
      ├── Permanent              other 4xx, contract violations we cannot retry away: dead letter now
-     └── AuthFailure            401/403 or a failed token request: hold everything, alert an admin
+     └── Held                   wrong for everyone, not for this operation: hold everything
+         │                      (no attempt spent, circuit held), one admin alert per incident,
+         │                      replay once a probe passes
+         ├── AuthFailure        401/403 or a failed token request
+         └── ContractFailure    the contract or configuration is wrong: unknown property or
+                                entity set, 405, 415, webhook gone (404/410), TLS or host
     ConfigError                 a setting is missing or wrong; raised at start, never mid-flight
 
 Adapters (`dataverse.errors`, `notify.fcm`) own the table from HTTP status to class; core owns what
@@ -26,6 +32,7 @@ class FailureClass(StrEnum):
     THROTTLED = "throttled"
     PERMANENT = "permanent"
     AUTH = "auth"
+    CONTRACT = "contract"
 
 
 class SyncFailure(Exception):  # noqa: N818 - the taxonomy's root reads better without "Error"
@@ -55,6 +62,22 @@ class Transient(SyncFailure):
 
     kind = FailureClass.TRANSIENT
 
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(detail, status=status, code=code)
+        # The server's own floor for the next attempt (503/502/504 may send Retry-After).
+        self.retry_after_s = None if retry_after_s is None else _clamp_s(retry_after_s)
+
+
+class NotRun(Transient):
+    """Dynamics never ran this change (a $batch stopped before it): resend, spending nothing."""
+
 
 class Throttled(SyncFailure):
     """The remote system asked us to slow down: pause every call until `retry_after_s` passes."""
@@ -70,10 +93,7 @@ class Throttled(SyncFailure):
         code: str | None = None,
     ) -> None:
         super().__init__(detail, status=status, code=code)
-        # NaN and negatives mean "now"; absurd values are capped at a day, like every delay.
-        self.retry_after_s = (
-            0.0 if math.isnan(retry_after_s) else min(max(0.0, retry_after_s), 86_400.0)
-        )
+        self.retry_after_s = _clamp_s(retry_after_s)
 
 
 class Permanent(SyncFailure):
@@ -82,10 +102,28 @@ class Permanent(SyncFailure):
     kind = FailureClass.PERMANENT
 
 
-class AuthFailure(SyncFailure):
+class Held(SyncFailure):
+    """Wrong for every operation, not for this one: hold them all and alert an administrator."""
+
+    kind = FailureClass.AUTH
+
+
+class AuthFailure(Held):
     """The credentials do not work (401/403 or a failed token request): hold and alert."""
 
     kind = FailureClass.AUTH
+
+
+class ContractFailure(Held):
+    """The contract or configuration is wrong for everyone (unknown field or entity set, an
+    endpoint gone, TLS or host): hold and alert, never dead-letter."""
+
+    kind = FailureClass.CONTRACT
+
+
+def _clamp_s(seconds: float) -> float:
+    # NaN and negatives mean "now"; absurd values are capped at a day, like every delay.
+    return 0.0 if math.isnan(seconds) else min(max(0.0, seconds), 86_400.0)
 
 
 class ConfigError(Exception):

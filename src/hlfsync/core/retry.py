@@ -180,11 +180,14 @@ def decide(
     """What `failure`, met by the call after `attempts_before` spent calls, means for the operation.
 
     - Transient (and an unclassified SyncFailure): the call is spent; retry on the policy's
-      schedule, or dead-letter as `retries_exhausted` when it has run out.
+      schedule, never sooner than the answer's `Retry-After`, or dead-letter as
+      `retries_exhausted` when it has run out.
+    - NotRun (a `$batch` part Dynamics never ran): retry at once (or after `Retry-After`),
+      spending nothing: no call was made for it.
     - Throttled: retry at `now + retry_after_s` (at most `MAX_DELAY`), spending nothing: a
       throttled call was refused, not failed.
     - Permanent: dead-letter as `requires_investigation` at once; retrying cannot help.
-    - AuthFailure: hold; the fault is ours, not the operation's.
+    - Held (AuthFailure, ContractFailure): hold; the fault is everyone's, not the operation's.
     """
     if attempts_before < 0:
         raise ValueError(f"attempts_before must be >= 0, got {attempts_before}")
@@ -193,12 +196,17 @@ def decide(
         case errors.Throttled():
             pause = timedelta(seconds=min(failure.retry_after_s, MAX_DELAY.total_seconds()))
             return Retry(at=now + pause, spend_attempt=False, reason=summary)
+        case errors.NotRun():
+            wait = timedelta(seconds=min(failure.retry_after_s or 0.0, MAX_DELAY.total_seconds()))
+            return Retry(at=now + wait, spend_attempt=False, reason=summary)
         case errors.Permanent():
             return DeadLetter(f"{REQUIRES_INVESTIGATION}: {summary}")
-        case errors.AuthFailure():
+        case errors.Held():
             return Hold(summary)
         case _:
-            at = next_attempt(policy, attempts_before + 1, now, rng)
+            floor = getattr(failure, "retry_after_s", None)
+            retry_after = None if floor is None else timedelta(seconds=floor)
+            at = next_attempt(policy, attempts_before + 1, now, rng, retry_after)
             if at is None:
                 return DeadLetter(f"{RETRIES_EXHAUSTED}: {summary}")
             return Retry(at=at, spend_attempt=True, reason=summary)

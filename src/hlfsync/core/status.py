@@ -25,6 +25,7 @@ class Snapshot:
     scheduled: list[dict[str, Any]]
     credentials: list[dict[str, Any]]
     pending_migrations: list[str] = field(default_factory=list)
+    unlinked: int = 0  # operations held: their mentor has no contact id and no alternate key
 
 
 def lag_seconds(snapshot: Snapshot, now: datetime) -> float:
@@ -45,7 +46,9 @@ def problems(snapshot: Snapshot, now: datetime) -> list[str]:
         if paused is not None and paused > now:
             found.append(f"calls to {breaker['name']} paused by throttling until {paused:%H:%M:%S}")
     for check in snapshot.credentials:
-        if not check["ok"]:
+        if not check["ok"] and str(check["name"]).endswith("_contract"):
+            found.append(f"contract with {check['name'].removesuffix('_contract')} broken")
+        elif not check["ok"]:
             found.append(f"credentials for {check['name']} failing")
     if snapshot.open_dead_letters:
         found.append(f"{snapshot.open_dead_letters} open dead letter(s)")

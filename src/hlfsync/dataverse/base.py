@@ -21,11 +21,12 @@ class ListingChange:
     """What the website listing of one mentor's contact must become."""
 
     mentor_id: UUID
-    contact_id: UUID
+    contact_id: UUID | None  # None: address the contact by `key_value` (an alternate key)
     operation: Operation
     idempotency_key: str  # the sync_queue id: the same operation always carries the same key
     occurred_at: datetime  # when the status change was committed
     correlation_id: str  # sent as a header and logged, so one attempt can be traced end to end
+    key_value: str | None = None  # the alternate key's value, for a mentor without a contact id
 
     @property
     def listed(self) -> bool:
@@ -55,8 +56,12 @@ class DynamicsClient(Protocol):
     # Changes one `apply_many` call sends in one request (1 when the contract has no batch).
     max_batch: int
 
-    async def apply(self, change: ListingChange) -> None:
-        """Make the contact's listing what `change` says. Idempotent. Raises SyncFailure."""
+    async def apply(self, change: ListingChange) -> UUID | None:
+        """Make the contact's listing what `change` says. Idempotent. Raises SyncFailure.
+
+        Returns the contact id Dynamics answered with when `change` named the contact by its
+        alternate key (so it can be stored), else None.
+        """
 
     async def apply_many(self, changes: Sequence[ListingChange]) -> list[Exception | None]:
         """Apply several changes (one `$batch` where the contract has one); one result each.
@@ -67,6 +72,11 @@ class DynamicsClient(Protocol):
 
     async def who_am_i(self) -> Identity:
         """Fetch a token and check it against the service: the credential health check."""
+
+    async def probe(self) -> str:
+        """The known-good probe of the contract (entity set and listing field readable);
+        returns what it proved, raises the classified SyncFailure (ContractFailure when the
+        contract is broken)."""
 
     def listings(self, page_size: int) -> AsyncIterator[list[ContactListing]]:
         """Every contact's listing state, one page at a time, so memory stays flat.

@@ -7,6 +7,7 @@ Wire details live in `wire`, classification in `errors`.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -14,7 +15,15 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 import structlog
 
-from hlfsync.core.errors import AuthFailure, SyncFailure, Throttled, Transient
+from hlfsync.core.errors import (
+    ContractFailure,
+    Held,
+    NotRun,
+    Permanent,
+    SyncFailure,
+    Throttled,
+    Transient,
+)
 from hlfsync.dataverse import errors, wire
 from hlfsync.dataverse.auth import Tokens
 from hlfsync.dataverse.base import ContactListing, Identity, ListingChange
@@ -22,6 +31,7 @@ from hlfsync.dataverse.base import ContactListing, Identity, ListingChange
 log = structlog.get_logger(__name__)
 
 CONTRACT = "dataverse-v9"
+PROBE_TTL_S = 30.0  # how long one known-good probe's verdict stands for later 404s
 
 
 class DataverseClient:
@@ -41,6 +51,7 @@ class DataverseClient:
         api_version: str = "v9.2",
         batch_size: int = 100,
         timeout_s: float | None = None,
+        alternate_key: str | None = None,
     ) -> None:
         if not 1 <= batch_size <= wire.MAX_BATCH_SIZE:
             raise ValueError(f"batch_size must be within 1..{wire.MAX_BATCH_SIZE}")
@@ -55,27 +66,100 @@ class DataverseClient:
         self.max_batch = batch_size
         self._timeout: httpx.Timeout | None = httpx.Timeout(timeout_s) if timeout_s else None
         self.skipped_rows = 0  # listing rows without a usable id or value, since construction
+        self._alternate_key = alternate_key
+        # The last known-good probe's verdict and when (monotonic s): a burst of 404s asks once.
+        self._probe_verdict: tuple[float, SyncFailure | None] | None = None
 
     def __repr__(self) -> str:
         return f"DataverseClient(org_url={self._org_url!r})"
 
-    async def apply(self, change: ListingChange) -> None:
-        """PATCH the contact's listing field; `If-Match: *` so a missing contact is a 404."""
-        url = wire.record_url(self._root, self._entity_set, change.contact_id)
+    async def apply(self, change: ListingChange) -> uuid.UUID | None:
+        """PATCH the contact's listing field; `If-Match: *` so a missing contact is a 404.
+
+        A change without a contact id names the contact by the alternate key and asks for the
+        contactid back (`return=representation`), which this returns.
+        """
         headers = {
             **self._write_headers(),
             "If-Match": "*",
             wire.CORRELATION_HEADER: change.correlation_id,
         }
+        if change.contact_id is not None:
+            url = wire.record_url(self._root, self._entity_set, change.contact_id)
+        else:
+            url = f"{self._key_url(change)}?$select={self._id_field}"
+            headers["Prefer"] = "return=representation"
         body = wire.listing_body(self._listing_field, change.listed)
         response = await self._send("PATCH", url, headers, body, change.correlation_id)
         failure = errors.check_write(response.status_code, response.headers, response.content)
         if failure is not None:
+            raise await self._with_evidence(failure)
+        if change.contact_id is not None:
+            return None
+        return self._learned_id(response)
+
+    async def check_token(self) -> str:
+        """A token from the authority (never shown): proves the app registration and secret."""
+        await self._tokens.token()
+        return "token acquired"
+
+    async def check_entity_set(self) -> str:
+        """GET <entity set>?$select=<id>&$top=1: the entity set exists and can be listed."""
+        await self._get_one(f"$select={self._id_field}")
+        return f"{self._entity_set} exists"
+
+    async def check_writable(self) -> str:
+        """Write one contact's listing field with the value it already has, guarded by its
+        etag: proves the write privilege and the field's type, and changes nothing (a
+        concurrent change wins with a 412, which proves the same)."""
+        row = await self._get_one(f"$select={self._id_field},{self._listing_field}")
+        if row is None:
+            return "skipped: no contact to write"
+        raw_id, etag = row.get(self._id_field), row.get("@odata.etag")
+        listed = row.get(self._listing_field)
+        if not isinstance(raw_id, str) or not isinstance(etag, str):
+            return "skipped: the row has no id or etag"
+        url = wire.record_url(self._root, self._entity_set, uuid.UUID(raw_id))
+        correlation_id = str(uuid.uuid4())
+        headers = {**self._write_headers(), "If-Match": etag,
+                   wire.CORRELATION_HEADER: correlation_id}  # fmt: skip
+        body = wire.listing_body(self._listing_field, bool(listed))
+        response = await self._send("PATCH", url, headers, body, correlation_id)
+        if response.status_code == 412:
+            return f"{self._listing_field} writable (row changed meanwhile: 412)"
+        failure = errors.check_write(response.status_code, response.headers, response.content)
+        if failure is not None:
             raise failure
+        return f"{self._listing_field} writable (same value written back)"
+
+    async def _get_one(self, select: str) -> dict[str, object] | None:
+        correlation_id = str(uuid.uuid4())
+        headers = {**wire.ODATA_HEADERS, wire.CORRELATION_HEADER: correlation_id}
+        url = f"{self._root}/{self._entity_set}?{select}&$top=1"
+        response = await self._send("GET", url, headers, None, correlation_id)
+        doc = errors.read_json(response.status_code, response.headers, response.content)
+        rows = doc.get("value") if isinstance(doc, dict) else None
+        if not isinstance(rows, list):
+            raise errors.contract_violation("listing", "no `value` array", response.status_code)
+        first = rows[0] if rows else None
+        return first if isinstance(first, dict) else None
+
+    async def probe(self) -> str:
+        """GET <entity set>?$select=<listing field>&$top=1: the entity set and the field exist
+        and can be read. Raises the classified failure (ContractFailure when they do not)."""
+        correlation_id = str(uuid.uuid4())
+        headers = {**wire.ODATA_HEADERS, wire.CORRELATION_HEADER: correlation_id}
+        url = wire.probe_url(self._root, self._entity_set, self._listing_field)
+        response = await self._send("GET", url, headers, None, correlation_id)
+        doc = errors.read_json(response.status_code, response.headers, response.content)
+        if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
+            raise errors.contract_violation("probe", "no `value` array", response.status_code)
+        self._probe_verdict = (time.monotonic(), None)
+        return f"{self._entity_set}?$select={self._listing_field} readable"
 
     async def apply_many(self, changes: Sequence[ListingChange]) -> list[Exception | None]:
         """One `$batch` per `batch_size` changes, each its own request (no changeset), so one bad
-        contact fails alone. A batch-wide Throttled or AuthFailure is given to the rest unsent."""
+        contact fails alone. A batch-wide Throttled or Held failure is given to the rest unsent."""
         results: list[Exception | None] = []
         stop: SyncFailure | None = None
         for start in range(0, len(changes), self._batch_size):
@@ -87,7 +171,7 @@ class DataverseClient:
                 results += await self._batch(chunk)
             except SyncFailure as failure:
                 results += [failure] * len(chunk)
-                if isinstance(failure, Throttled | AuthFailure):
+                if isinstance(failure, Throttled | Held):
                     stop = failure
         return results
 
@@ -141,11 +225,56 @@ class DataverseClient:
     def _write_headers(self) -> dict[str, str]:
         return {**wire.ODATA_HEADERS, "Content-Type": "application/json"}
 
+    def _key_url(self, change: ListingChange) -> str:
+        if self._alternate_key is None or not change.key_value:
+            raise Permanent("mentor has no Dynamics contact id and no alternate key value")
+        return wire.key_url(self._root, self._entity_set, self._alternate_key, change.key_value)
+
+    def _learned_id(self, response: httpx.Response) -> uuid.UUID:
+        doc: object = None
+        if errors.is_json(response.headers) and response.content.strip():
+            try:
+                doc = json.loads(response.content)
+            except ValueError:
+                doc = None
+        contact_id = wire.contact_id_from(response.headers, doc, self._id_field)
+        if contact_id is None:
+            raise errors.contract_violation(
+                "alternate-key write", "answer names no contactid", response.status_code
+            )
+        return contact_id
+
+    async def _with_evidence(self, failure: SyncFailure) -> SyncFailure:
+        """A 404 about one contact stays Permanent only if the known-good probe passes; when the
+        probe fails too, the contract is broken for everyone and the operation is held."""
+        if not errors.is_missing_record(failure):
+            return failure
+        verdict = self._probe_verdict
+        if verdict is None or time.monotonic() - verdict[0] > PROBE_TTL_S:
+            try:
+                await self.probe()
+                verdict = (time.monotonic(), None)
+            except ContractFailure as contract_broken:
+                verdict = (time.monotonic(), contract_broken)
+            except SyncFailure:
+                return failure  # the probe proved nothing either way
+            self._probe_verdict = verdict
+        broken = verdict[1]
+        if broken is None:
+            return failure
+        return ContractFailure(
+            f"{failure.detail}; and the probe failed: {broken.detail}",
+            status=broken.status,
+            code=broken.code,
+        )
+
     async def _batch(self, chunk: Sequence[ListingChange]) -> list[Exception | None]:
+        if any(change.contact_id is None for change in chunk):
+            raise ValueError("$batch changes need a contact id; send alternate-key changes alone")
         requests = [
             wire.BatchRequest(
                 method="PATCH",
-                url=wire.record_url(self._root, self._entity_set, change.contact_id),
+                url=wire.record_url(self._root, self._entity_set, change.contact_id),  # type: ignore[arg-type]
                 headers={
                     "Content-Type": "application/json",
                     "If-Match": "*",
@@ -167,11 +296,19 @@ class DataverseClient:
         response = await self._send(
             "POST", wire.batch_url(self._root), headers, body, correlation_id
         )
+        content_type = response.headers.get("content-type", "")
         failure = errors.classify_response(response.status_code, response.headers, response.content)
-        if failure is not None:
+        if failure is not None and not content_type.lower().startswith("multipart/"):
+            if isinstance(failure, Permanent):
+                # Refused whole, with no part answered: the batch itself (URL, framing, size)
+                # does not fit the service, which is wrong for every change in it.
+                raise ContractFailure(f"$batch refused whole: {failure.detail}",
+                                      status=failure.status, code=failure.code)  # fmt: skip
             raise failure
+        # A non-2xx multipart answer is Dataverse stopping at its first failed part (no
+        # continue-on-error applied): the parts before it ran, the parts after it never did.
         try:
-            answers = wire.parse_batch(response.headers.get("content-type", ""), response.content)
+            answers = wire.parse_batch(content_type, response.content)
         except wire.WireError as exc:
             log.warning(
                 "dataverse.batch.unparsable", reason=str(exc), correlation_id=correlation_id
@@ -180,13 +317,14 @@ class DataverseClient:
                 f"$batch answer could not be read: {exc}", status=response.status_code
             )
             return [unknown] * len(chunk)
-        return [self._outcome(answer) for answer in wire.match_batch(len(chunk), answers)]
+        matched = wire.match_batch(len(chunk), answers)
+        return [await self._outcome(answer) for answer in matched]
 
-    @staticmethod
-    def _outcome(answer: wire.BatchResponse | None) -> Exception | None:
+    async def _outcome(self, answer: wire.BatchResponse | None) -> Exception | None:
         if answer is None:
-            return Transient("no answer for this change in the $batch response")
-        return errors.check_write(answer.status, answer.headers, answer.body)
+            return NotRun("not run: the $batch stopped before this change")
+        failure = errors.check_write(answer.status, answer.headers, answer.body)
+        return None if failure is None else await self._with_evidence(failure)
 
     async def _send(
         self,

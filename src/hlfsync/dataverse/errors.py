@@ -10,15 +10,22 @@ truncated OData `error.message`.
 | 429; or OData code 0x80072322 / 0x80072321 /    | Throttled   | service protection (requests,  |
 | 0x80072326 (or decimal form) with any status    |             | execution time, concurrency)   |
 | 401, 403                                        | AuthFailure | credentials/privilege: hold    |
-| 408, 5xx, a status outside 100-599              | Transient   | server or a hop failed         |
+| 405, 415; OData 0x8006088a (no such entity set),| Contract-   | the contract or configuration  |
+| 0x80060888 (query syntax, "Could not find a     | Failure     | is wrong for everyone: hold,   |
+| property named"), 0x80048d19 (payload refused:  |             | one alert, replay after a      |
+| unknown property, wrong type)                   |             | probe passes                   |
+| 404 0x80040217 ("Does Not Exist"), or a 404     | Permanent   | this one contact is gone (the  |
+| without an OData code                           |             | client confirms a code-less 404|
+|                                                 |             | with a known-good probe)       |
+| 408, 5xx, a status outside 100-599              | Transient   | server or a hop failed; its    |
+|                                                 |             | Retry-After is kept as a floor |
 | 3xx                                             | Permanent   | a moved URL is configuration;  |
 |                                                 |             | a token never follows redirects|
 | other 4xx (404: no such contact, as If-Match: * | Permanent   | the request itself is wrong    |
 | turns a would-be create into a 404)             |             |                                |
 | timeout; connect, read, write, protocol, proxy  | Transient   | the call may not have arrived  |
-| TLS verification failure                        | Transient   | the breaker holds all calls    |
-|                                                 |             | while a certificate is fixed,  |
-|                                                 |             | instead of dead-lettering each |
+| TLS verification failure, host name not found   | Contract-   | configuration: a certificate or|
+|                                                 | Failure     | a DNS name is fixed by a person|
 | invalid URL, unsupported scheme, redirect loop  | Permanent   | our configuration; never passes|
 | write 2xx with a non-empty, non-JSON body       | Transient   | e.g. a proxy's HTML page: it   |
 |                                                 |             | may not have applied; PATCH is |
@@ -38,17 +45,27 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import ssl
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
 import httpx
 
-from hlfsync.core.errors import AuthFailure, Permanent, SyncFailure, Throttled, Transient
+from hlfsync.core.errors import (
+    AuthFailure,
+    ContractFailure,
+    Permanent,
+    SyncFailure,
+    Throttled,
+    Transient,
+)
 
 DEFAULT_RETRY_AFTER_S = 5.0
 MAX_RETRY_AFTER_S = 3600.0
 MESSAGE_LIMIT = 200  # characters of an OData error message we quote
+HOST_NOT_FOUND = "host name not found"
+INNER = "InnerException"
 
 # Dataverse service protection limits, as the Web API reports them in `error.code` (hex) and the
 # SDK for .NET in ErrorCode (decimal); see "Service protection API limits" on learn.microsoft.com.
@@ -60,6 +77,16 @@ SERVICE_PROTECTION_CODES: Mapping[str, str] = {
     "0x80072326": "concurrent requests",
     "-2147015898": "concurrent requests",
 }
+
+# OData codes that say our request does not fit the service's schema: wrong for every record.
+CONTRACT_CODES: Mapping[str, str] = {
+    "0x8006088a": "unknown entity set or segment",
+    "0x80060888": "request does not fit the schema",
+    "0x80048d19": "payload refused",
+}
+# Statuses that say the endpoint itself, not the record, refuses what we send.
+CONTRACT_STATUSES: Mapping[int, str] = {405: "method not allowed", 415: "media type refused"}
+RECORD_MISSING_CODE = "0x80040217"  # "<entity> With Id = ... Does Not Exist"
 
 Headers = Mapping[str, str] | httpx.Headers
 
@@ -102,6 +129,9 @@ def odata_error(headers: Headers, body: bytes) -> tuple[str | None, str | None]:
         return None, None
     code: object = error.get("code")
     message: object = error.get("message")
+    if isinstance(message, str) and INNER in message:
+        # Dataverse wraps the cause after a help link; the cause (which property) is the news.
+        message = message.split(INNER, 1)[1].strip(" :")
     return (
         str(code).strip() if code not in (None, "") else None,
         one_line(str(message)) if message not in (None, "") else None,
@@ -170,10 +200,19 @@ def classify_response(status: int, headers: Headers, body: bytes) -> SyncFailure
             f"{what}: {detail}", retry_after_s=retry_after_s(headers), status=status, code=code
         )
     kind: type[SyncFailure]
+    contract = CONTRACT_CODES.get((code or "").lower()) or CONTRACT_STATUSES.get(status)
     if status in (401, 403):
         kind, what = AuthFailure, "unauthorized" if status == 401 else "forbidden"
+    elif 400 <= status < 500 and contract is not None:
+        kind, what = ContractFailure, f"contract broken ({contract})"
     elif status == 408 or not 100 <= status < 500:
-        kind, what = Transient, "server did not complete the request"
+        floor = retry_after_s(headers, default_s=-1.0)
+        return Transient(
+            f"server did not complete the request: {detail}",
+            status=status,
+            code=code,
+            retry_after_s=None if floor < 0 else floor,
+        )
     elif 300 <= status < 400:
         kind, what, detail = Permanent, "unexpected redirect", "check the configured URL"
     elif status >= 400:
@@ -181,6 +220,25 @@ def classify_response(status: int, headers: Headers, body: bytes) -> SyncFailure
     else:
         kind, what = Transient, "unexpected status"  # 1xx as a final answer: a broken hop
     return kind(f"{what}: {detail}", status=status, code=code)
+
+
+def is_missing_record(failure: SyncFailure) -> bool:
+    """A 404 about one record: `0x80040217`, or no OData code at all (needs a probe to confirm)."""
+    return (
+        isinstance(failure, Permanent)
+        and failure.status == 404
+        and (failure.code is None or failure.code.lower() == RECORD_MISSING_CODE)
+    )
+
+
+def endpoint_gone(failure: SyncFailure) -> SyncFailure:
+    """For a single-endpoint contract (a webhook): 404 or 410 means the endpoint is gone for
+    everyone, never one record."""
+    if isinstance(failure, Permanent) and failure.status in (404, 410):
+        return ContractFailure(
+            f"endpoint gone: {failure.detail}", status=failure.status, code=failure.code
+        )
+    return failure
 
 
 def check_write(status: int, headers: Headers, body: bytes) -> SyncFailure | None:
@@ -226,13 +284,15 @@ def _root_cause(exc: BaseException) -> str | None:
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
             return "TLS certificate verification failed"
+        if isinstance(current, socket.gaierror):
+            return HOST_NOT_FOUND
         if isinstance(current, OSError) and current.strerror:
             return one_line(current.strerror, 80)
         current = current.__cause__ or current.__context__
     return None
 
 
-def classify_exception(exc: BaseException) -> SyncFailure:
+def classify_exception(exc: BaseException) -> SyncFailure:  # noqa: PLR0911 - one table, flat
     """The class of a transport failure. Details name the error type, never a URL or header."""
     if isinstance(exc, SyncFailure):
         return exc
@@ -245,6 +305,9 @@ def classify_exception(exc: BaseException) -> SyncFailure:
         return Permanent(f"request could not be sent ({name}): check the configured URL")
     if isinstance(exc, httpx.TooManyRedirects):
         return Permanent(f"too many redirects ({name}): check the configured URL")
+    if cause in ("TLS certificate verification failed", HOST_NOT_FOUND):
+        # Configuration a person fixes: hold everything once instead of spending attempts.
+        return ContractFailure(f"connection failed ({name}){suffix}")
     if isinstance(exc, httpx.TransportError | httpx.DecodingError | OSError):
         return Transient(f"connection failed ({name}){suffix}")
     return Transient(f"unexpected transport error ({name})")

@@ -119,4 +119,5 @@ def build_client(settings: Settings) -> DynamicsClient:
         listing_field=settings.dynamics_listing_field,
         batch_size=settings.dynamics_batch_size,
         timeout_s=settings.dynamics_timeout,
+        alternate_key=settings.dynamics_alternate_key,
     )

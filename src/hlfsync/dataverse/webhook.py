@@ -108,6 +108,8 @@ class WebhookClient:
 
     async def apply(self, change: ListingChange) -> None:
         """POST the event; any 2xx means the receiver took it (it dedupes by idempotency key)."""
+        if change.contact_id is None:
+            raise Permanent("webhook-v1 needs the mentor's Dynamics contact id")
         await self._post(event_body(change), change.idempotency_key, change.correlation_id)
 
     async def apply_many(self, changes: Sequence[ListingChange]) -> list[Exception | None]:
@@ -133,6 +135,11 @@ class WebhookClient:
         ).encode()
         await self._post(body, key, str(uuid.uuid4()))
         return Identity(user_id=f"webhook:{self._host}")
+
+    async def probe(self) -> str:
+        """The signed ping proves the endpoint exists and takes our events."""
+        identity = await self.who_am_i()
+        return f"webhook answered ({identity.user_id})"
 
     async def listings(self, page_size: int) -> AsyncIterator[list[ContactListing]]:
         """Unsupported: raises Permanent(code="unsupported") on the first iteration."""
@@ -180,4 +187,5 @@ class WebhookClient:
         )
         answer = errors.classify_response(response.status_code, response.headers, response.content)
         if answer is not None:
-            raise answer
+            # One URL for every mentor: a 404/410 says the endpoint is gone, not one contact.
+            raise errors.endpoint_gone(answer)

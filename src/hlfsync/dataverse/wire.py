@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from uuid import UUID
 
 from hlfsync.dataverse.base import ContactListing, Identity
@@ -24,6 +24,7 @@ CORRELATION_HEADER = "x-ms-client-request-id"
 MAX_PAGE_SIZE = 5000  # Dataverse's ceiling for odata.maxpagesize
 MAX_BATCH_SIZE = 1000  # Dataverse's ceiling for requests in one $batch
 CRLF = b"\r\n"
+KEY_SAFE = "'"  # the quotes of an OData string literal stay; everything else is encoded
 
 
 class WireError(ValueError):
@@ -37,6 +38,35 @@ def api_root(org_url: str, api_version: str) -> str:
 
 def record_url(root: str, entity_set: str, record_id: UUID) -> str:
     return f"{root}/{entity_set}({record_id})"
+
+
+def key_url(root: str, entity_set: str, key_attribute: str, value: str) -> str:
+    """`contacts(hlf_mentorno='A''1')`: an alternate key, quotes doubled as OData literals want,
+    then percent-encoded, so no value can break out of the key segment."""
+    literal = "'" + value.replace("'", "''") + "'"
+    return f"{root}/{entity_set}({key_attribute}={quote(literal, safe=KEY_SAFE)})"
+
+
+def probe_url(root: str, entity_set: str, listing_field: str) -> str:
+    """The known-good probe: one row, only the listing field; proves entity set and field."""
+    return f"{root}/{entity_set}?$select={listing_field}&$top=1"
+
+
+_ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+
+
+def contact_id_from(headers: Mapping[str, str], doc: object, id_field: str) -> UUID | None:
+    """The record id a write answered with: `id_field` of a representation, else the GUID in
+    `OData-EntityId`; None when neither holds one."""
+    raw = doc.get(id_field) if isinstance(doc, dict) else None
+    if not isinstance(raw, str):
+        entity = next((v for k, v in headers.items() if k.lower() == "odata-entityid"), "")
+        match = _ENTITY_ID.search(entity)
+        raw = match.group(1) if match else None
+    try:
+        return UUID(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
 
 
 def who_am_i_url(root: str) -> str:

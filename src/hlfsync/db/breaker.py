@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 
 def _snapshot(row: Any) -> tuple[BreakerSnapshot, int]:
-    state, failures, opened_at, probe_at, paused_until, auth_failed, incident = row
+    state, failures, opened_at, probe_at, paused_until, auth_failed, incident = row[:7]
     snap = BreakerSnapshot(
         state=CircuitState(state),
         consecutive_failures=failures,
@@ -45,12 +45,15 @@ class DynamicsCircuitBreaker:
         self.config = config
         self.name = name
         self.view = BreakerSnapshot()
+        # Why a held view (auth_failed) is held: "auth" or "contract" (migration 0011).
+        self.hold_reason: str | None = None
 
     async def refresh(self) -> BreakerSnapshot:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(q("breaker_read"), {"name": self.name})).fetchone()
         if row is not None:
             self.view, _ = _snapshot(row)
+            self.hold_reason = row[7]
         return self.view
 
     def local_admission(self, now: datetime) -> Admission | None:
@@ -97,15 +100,20 @@ class DynamicsCircuitBreaker:
     async def on_throttled(self, now: datetime, until: datetime) -> None:
         await self._change(lambda snap: core.on_throttled(snap, until), now)
 
-    async def on_auth_failure(self, now: datetime, error: str) -> None:
-        await self._change(lambda snap: core.on_auth_failure(snap, now), now, error)
+    async def on_auth_failure(self, now: datetime, error: str, reason: str = "auth") -> None:
+        """Hold the circuit until a success: failing credentials, or (`reason="contract"`) a
+        contract broken for everyone; both hold the same way and differ only in the alert."""
+        await self._change(lambda snap: core.on_auth_failure(snap, now), now, error, reason)
 
-    async def _change(self, decide: Any, now: datetime, error: str | None = None) -> Admission:
+    async def _change(
+        self, decide: Any, now: datetime, error: str | None = None, reason: str | None = None
+    ) -> Admission:
         async with self.pool.connection() as conn, conn.transaction():
             row = await (await conn.execute(q("breaker_lock"), {"name": self.name})).fetchone()
             if row is None:
                 raise RuntimeError(f"circuit_breakers has no row {self.name!r}; run db upgrade")
             before, incident = _snapshot(row)
+            hold_reason = reason or row[7]
             result = decide(before)
             admission = getattr(result, "admission", Admission.ALLOW)
             after: BreakerSnapshot = result.snapshot
@@ -116,7 +124,7 @@ class DynamicsCircuitBreaker:
                 and (before.state is CircuitState.CLOSED)
             ):
                 incident += 1
-            if after != before:
+            if after != before or hold_reason != row[7]:
                 await conn.execute(
                     q("breaker_store"),
                     {
@@ -128,6 +136,7 @@ class DynamicsCircuitBreaker:
                         "paused_until": after.paused_until,
                         "auth_failed": after.auth_failed,
                         "incident": incident,
+                        "hold_reason": hold_reason,
                         "error": error,
                         "now": now,
                     },
@@ -143,6 +152,7 @@ class DynamicsCircuitBreaker:
                     now=now,
                 )
         self.view = after
+        self.hold_reason = hold_reason if after.auth_failed else None
         return admission if isinstance(admission, Admission) else Admission.ALLOW
 
     async def _announce(

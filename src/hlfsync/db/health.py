@@ -14,12 +14,28 @@ from hlfsync.notify import payloads
 log = structlog.get_logger(__name__)
 
 
+# The checks whose failing spells hold the sync, and the alert each spell raises (once).
+CREDENTIALS = "dynamics"
+CONTRACT = "dynamics_contract"
+HOLD_CHECKS = {"auth": CREDENTIALS, "contract": CONTRACT}
+ALERT_KINDS = {CREDENTIALS: "auth_failure", CONTRACT: "contract_failure"}
+CONTRACT_ALERT_TYPE = "hlf_sync_contract_failure"
+RECOVERED_ALERT_TYPE = "hlf_sync_recovered"
+
+
+def _alert_payload(name: str, contract: str) -> dict[str, str]:
+    if ALERT_KINDS.get(name) == "contract_failure":
+        return {"type": CONTRACT_ALERT_TYPE, "contract": contract}
+    return payloads.build_auth_alert_data(contract)
+
+
 async def record_failure(
     pool: Pool, *, name: str, contract: str, detail: str, now: datetime
 ) -> bool:
     """Store a failing check; raise the administrator alert when this starts an incident.
 
-    Returns True when an alert was raised (the first failure of a spell).
+    Returns True when an alert was raised (the first failure of a spell). The alert carries the
+    exact error (`detail`, already one redacted line).
     """
     async with pool.connection() as conn, conn.transaction():
         row = await (
@@ -32,9 +48,9 @@ async def record_failure(
             await conn.execute(
                 q("raise_admin_alert"),
                 {
-                    "kind": "auth_failure",
+                    "kind": ALERT_KINDS.get(name, "auth_failure"),
                     "key": f"{name}:{incident}",
-                    "payload": Jsonb(payloads.build_auth_alert_data(contract)),
+                    "payload": Jsonb(_alert_payload(name, contract)),
                     "details": Jsonb({"check": name, "detail": detail, "incident": incident}),
                     "now": now,
                 },
@@ -46,12 +62,34 @@ async def record_failure(
 
 
 async def record_ok(pool: Pool, *, name: str, detail: str, now: datetime) -> bool:
-    """Store a working check; True when it ends a failing spell."""
-    async with pool.connection() as conn:
+    """Store a working check; True when it ends a failing spell, which also raises one
+    "recovered" notice for the administrators (once per incident)."""
+    async with pool.connection() as conn, conn.transaction():
         row = await (
             await conn.execute(q("credential_ok"), {"name": name, "now": now, "detail": detail})
         ).fetchone()
-    recovered = bool(row and row[0])
+        recovered = bool(row and row[0])
+        if recovered and row is not None:
+            await conn.execute(
+                q("raise_admin_alert"),
+                {
+                    "kind": "hold_recovered",
+                    "key": f"{name}:{row[1]}",
+                    "payload": Jsonb({"type": RECOVERED_ALERT_TYPE, "check": name}),
+                    "details": Jsonb({"check": name, "detail": detail, "incident": row[1]}),
+                    "now": now,
+                },
+            )
     if recovered:
         log.info("credentials_recovered", check=name)
     return recovered
+
+
+async def record_recovered(pool: Pool, *, detail: str, now: datetime) -> list[str]:
+    """A call or probe succeeded while the sync was held: every failing hold check is over.
+    Returns the checks that recovered (each raised its one notice)."""
+    return [
+        name
+        for name in HOLD_CHECKS.values()
+        if await record_ok(pool, name=name, detail=detail, now=now)
+    ]

@@ -23,6 +23,7 @@ def read(conn: psycopg.Connection[Any]) -> Snapshot:
         breakers = cur.execute(q("breaker_state")).fetchall()
         runs = cur.execute(q("last_scheduled_runs")).fetchall()
         creds = cur.execute(q("credential_health")).fetchall()
+        unlinked = cur.execute(q("unlinked_pending")).fetchone()
     return Snapshot(
         queue=queue,
         oldest_pending_at=oldest["oldest"] if oldest else None,
@@ -31,4 +32,5 @@ def read(conn: psycopg.Connection[Any]) -> Snapshot:
         scheduled=runs,
         credentials=creds,
         pending_migrations=pending,
+        unlinked=unlinked["count"] if unlinked else 0,
     )

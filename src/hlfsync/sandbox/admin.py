@@ -162,6 +162,7 @@ def routes(state: SandboxState) -> list[Route]:
                 "entity_set": current.entity_set,
                 "listing_field": current.listing_field,
                 "token_ttl_s": current.token_ttl_s,
+                "alternate_keys": list(current.alternate_keys),
             }
         )
 

@@ -1,8 +1,11 @@
 """OData v4 `$batch` as Dataverse implements it: multipart/mixed in, multipart/mixed out.
 
 Owns framing and batch semantics: change sets are all-or-nothing; outside them the batch stops at
-the first failure unless `Prefer: odata.continue-on-error`; at most 1000 requests. Each inner
-request is executed by `dataverse.handle`, meets the fault rules on its own, and is logged.
+the first failure unless `Prefer: odata.continue-on-error`, and then the whole answer takes the
+failing request's status, its multipart body holding the answers up to it; Content-ID is echoed
+inside change sets only (outside them a client must match answers by position, as with
+Dataverse); at most 1000 requests. Each inner request is executed by `dataverse.handle`, meets the
+fault rules on its own, and is logged.
 """
 
 from __future__ import annotations
@@ -72,14 +75,17 @@ def execute(
         )
     continue_on_error = "odata.continue-on-error" in headers.get("prefer", "")
     answers: list[Answer] = []
+    stopped_at: int | None = None
     for part in parts:
         if isinstance(part, ChangeSet):
             answer, failed = _run_changeset(state, part, base_url, outer)
         else:
             reply = _run_one(state, state.contacts, part, base_url, outer, log=True)
-            answer, failed = (reply, part.content_id), reply.status >= 400
+            # Dataverse echoes Content-ID only inside a change set.
+            answer, failed = (reply, None), reply.status >= 400
         answers.append(answer)
         if failed and not continue_on_error:
+            stopped_at = _failed_status(answer)
             break
     response_boundary = f"batchresponse_{uuid.uuid4()}"
     reply_headers = {
@@ -88,7 +94,13 @@ def execute(
     }
     if continue_on_error:
         reply_headers["preference-applied"] = "odata.continue-on-error"
-    return wire.Reply(200, frame(answers, response_boundary), reply_headers)
+    status = 200 if stopped_at is None else stopped_at
+    return wire.Reply(status, frame(answers, response_boundary), reply_headers)
+
+
+def _failed_status(answer: Answer) -> int:
+    replies = [answer[0]] if isinstance(answer, tuple) else [reply for reply, _ in answer]
+    return next((r.status for r in replies if r.status >= 400), 400)
 
 
 def _run_changeset(

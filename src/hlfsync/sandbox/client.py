@@ -127,9 +127,17 @@ class AdminClient:
         fcm_auth: Literal["ok", "reject"] = "ok",
         read_lag_ms: float = 0.0,
         seed: int | None = None,
+        service_protection: dict[str, Any] | Literal["default"] | None = "default",
+        drift: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Replace the whole fault set-up (what is not given goes back to its default)."""
-        body = {
+        """Replace the whole fault set-up (what is not given goes back to its default).
+
+        `service_protection`: Dataverse's limits as the sandbox emulates them by default; a dict
+        overrides them (`requests`, `execution_ms`, `window_s`, `penalty_s`), None turns them off.
+        `drift`: contract drift (`listing_field`, `entity_set` renamed; `webhook`: `gone` or
+        `not_found`), undone by the next set-up or `clear_faults()`.
+        """
+        body: dict[str, Any] = {
             "rules": [
                 rule.model_dump(mode="json", exclude_none=True)
                 if isinstance(rule, faults.FaultRule)
@@ -142,7 +150,10 @@ class AdminClient:
             "fcm_auth": fcm_auth,
             "read_lag_ms": read_lag_ms,
             "seed": seed,
+            "drift": drift,
         }
+        if service_protection != "default":
+            body["service_protection"] = service_protection
         return cast(dict[str, Any], self._call("POST", "/faults", json=body))
 
     def faults(self) -> dict[str, Any]:

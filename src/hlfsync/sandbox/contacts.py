@@ -71,6 +71,13 @@ class ContactStore:
     def get(self, contactid: str) -> Contact | None:
         return self._rows.get(contactid)
 
+    def find(self, attribute: str, value: str) -> str | None:
+        """The contactid whose `attribute` equals `value` (an alternate key); a scan, which is
+        fine for the sandbox's sizes where Dataverse uses the key's index."""
+        return next(
+            (cid for cid, row in self._rows.items() if row.extra.get(attribute) == value), None
+        )
+
     def write(self, contactid: str, listed: bool | None, extra: dict[str, Any]) -> Contact:
         """A Web API write (update or upsert-create), journaled so lagged reads can undo it."""
         row = self._rows.get(contactid)

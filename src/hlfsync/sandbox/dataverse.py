@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from hlfsync.sandbox import contacts, reads, wire
 from hlfsync.sandbox.requestlog import LogEntry
@@ -52,7 +53,7 @@ def _dispatch(
         _allow(method, "GET")
         return who_am_i(state, request.base_url)
     match = _TARGET.fullmatch(target)
-    if match is None or match.group(1) != state.settings.entity_set:
+    if match is None or match.group(1) != state.entity_set:
         segment = target.split("(", 1)[0]
         raise wire.Refusal(
             wire.odata_error(
@@ -63,19 +64,51 @@ def _dispatch(
     if key is None:
         _allow(method, "GET")
         return reads.list_contacts(state, view, request)
-    try:
-        contactid = contacts.canonical_id(key)
-    except ValueError:
-        raise wire.Refusal(
-            wire.odata_error(
-                400, wire.DV_BAD_SYNTAX, f"Bad Request - Error in query syntax: key '{key}'."
-            )
-        ) from None
+    contactid = _resolve_key(state, view, key)
     entry.contactid = contactid
     _allow(method, "GET", "PATCH")
     if method == "PATCH":
         return patch_contact(state, view, contactid, request, entry)
     return reads.get_contact(state, view, contactid, request)
+
+
+_ALTERNATE_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)='((?:[^']|'')*)'")
+
+
+def _resolve_key(state: SandboxState, view: contacts.ContactView, key: str) -> str:
+    """The contactid a key segment names: a GUID, or `<alternate key>='<value>'` (quotes
+    doubled inside); an alternate key matching no row is a 404, as with Dataverse."""
+    alternate = _ALTERNATE_KEY.fullmatch(key.strip())
+    if alternate is None:
+        try:
+            return contacts.canonical_id(key)
+        except ValueError:
+            raise wire.Refusal(
+                wire.odata_error(
+                    400, wire.DV_BAD_SYNTAX, f"Bad Request - Error in query syntax: key '{key}'."
+                )
+            ) from None
+    name, value = alternate.group(1), alternate.group(2).replace("''", "'")
+    if name not in state.settings.alternate_keys:
+        raise wire.Refusal(
+            wire.odata_error(
+                400,
+                wire.DV_BAD_SYNTAX,
+                f"Invalid key '{name}': no alternate key of entity "
+                f"'{state.entity_set.removesuffix('s')}' has this attribute.",
+            )
+        )
+    found = state.contacts.find(name, value)
+    if found is None:
+        raise wire.Refusal(
+            wire.odata_error(
+                404,
+                wire.DV_NOT_FOUND,
+                f"A record with the specified key values does not exist in "
+                f"{state.entity_set.removesuffix('s')} entity",
+            )
+        )
+    return found
 
 
 def who_am_i(state: SandboxState, base_url: str) -> wire.Reply:
@@ -100,13 +133,23 @@ def patch_contact(
     entry: LogEntry,
 ) -> wire.Reply:
     """Update, or upsert without `If-Match` (as Dataverse does); `If-Match: *` never creates."""
-    entity_set = state.settings.entity_set
+    entity_set = state.entity_set
     _check_preconditions(entity_set, view.get(contactid), contactid, request.headers)
     listed, extra = _parse_changes(state, contactid, request.body)
-    view.write(contactid, listed, extra)
+    row = view.write(contactid, listed, extra)
     entry.listed = listed
     entity_id = f"{request.base_url}{API_ROOT}{entity_set}({contactid})"
-    return wire.Reply(204, b"", {"odata-version": "4.0", "odata-entityid": entity_id})
+    headers = {"odata-version": "4.0", "odata-entityid": entity_id}
+    if "return=representation" in request.headers.get("prefer", ""):
+        # As Dataverse: 200 with the record as written, limited to `$select`.
+        params = dict(parse_qsl(request.query, keep_blank_values=True))
+        fields = reads.select_fields(state, params.get("$select"))
+        record = reads.as_record(state, contactid, row, row.listed, fields)
+        headers.update(
+            {"content-type": wire.ODATA_JSON, "preference-applied": "return=representation"}
+        )
+        return wire.Reply(200, wire.dumps(record), headers)
+    return wire.Reply(204, b"", headers)
 
 
 def _check_preconditions(
@@ -143,7 +186,7 @@ def _check_preconditions(
 def _parse_changes(
     state: SandboxState, contactid: str, body: bytes
 ) -> tuple[bool | None, dict[str, Any]]:
-    entity_set, listing = state.settings.entity_set, state.settings.listing_field
+    entity_set, listing = state.entity_set, state.listing_field
     try:
         payload = json.loads(body)
     except ValueError as exc:

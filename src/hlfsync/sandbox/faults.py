@@ -1,7 +1,8 @@
 """Fault rules: what `POST /_sandbox/faults` accepts, and which fault (if any) hits a request.
 
-Owns matching, counting (`times`), seeded chance (`probability`) and the Dataverse-style token
-bucket. It never touches a socket: the gateway carries out the `Fault` it is handed.
+Owns matching, counting (`times`), seeded chance (`probability`), Dataverse's service protection
+limits (a sliding window per user, on by default) and the benchmarks' token bucket
+(`rate_limit_per_s`). It never touches a socket: the gateway carries out the `Fault` it is handed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import math
 import random
 import re
 import uuid
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -50,6 +52,33 @@ class FaultRule(BaseModel):
         return value
 
 
+class ServiceProtectionConfig(BaseModel):
+    """Dataverse's service protection limits, per user over a sliding window (defaults: the
+    documented 6000 requests and 20 minutes of combined execution time per 5 minutes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests: Annotated[int, Field(ge=1)] = 6000
+    execution_ms: Annotated[float, Field(gt=0.0)] = 1_200_000.0
+    window_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 300.0
+    # Each request sent while throttled pushes the end of the throttle back by this much more
+    # than the last one did: a client that keeps sending waits longer.
+    penalty_s: Annotated[float, Field(ge=0.0)] = 1.0
+
+
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class DriftConfig(BaseModel):
+    """Contract drift: what HLF's side changed under us. Clearing the faults restores it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listing_field: str | None = Field(default=None, pattern=_NAME)  # the field was renamed
+    entity_set: str | None = Field(default=None, pattern=_NAME)  # the entity set is another
+    webhook: Literal["ok", "gone", "not_found"] = "ok"  # the webhook URL answers 410 / 404
+
+
 class FaultConfig(BaseModel):
     """The whole fault set-up; every POST replaces it, omitted fields take these defaults."""
 
@@ -58,10 +87,15 @@ class FaultConfig(BaseModel):
     rules: list[FaultRule] = Field(default_factory=list)
     latency_ms: Annotated[float, Field(ge=0.0, le=600_000.0)] = 0.0
     rate_limit_per_s: Annotated[float, Field(gt=0.0)] | None = None
+    # None turns service protection off (an isolated figure); the default emulates Dataverse.
+    service_protection: ServiceProtectionConfig | None = Field(
+        default_factory=ServiceProtectionConfig
+    )
     auth: Literal["ok", "reject"] = "ok"
     fcm_auth: Literal["ok", "reject"] = "ok"
     read_lag_ms: Annotated[float, Field(ge=0.0, le=3_600_000.0)] = 0.0
     seed: int | None = None
+    drift: DriftConfig | None = None
 
 
 @dataclass(slots=True)
@@ -119,6 +153,57 @@ class TokenBucket:
         return float(max(1, math.ceil((1.0 - self.tokens) / self.rate)))
 
 
+@dataclass(slots=True)
+class _Call:
+    at: float
+    execution_s: float = 0.0
+
+
+@dataclass(slots=True)
+class ServiceProtection:
+    """The limits of one user: requests and execution time in a sliding window, and a throttle
+    whose end moves further away with every request sent while it runs."""
+
+    config: ServiceProtectionConfig
+    calls: deque[_Call] = field(default_factory=deque)
+    execution_s: float = 0.0
+    blocked_until: float = 0.0
+    strikes: int = 0
+
+    def admit(self, now: float) -> tuple[float, str] | None:
+        """None: go (the call is counted); else (Retry-After in whole seconds, which limit)."""
+        cfg = self.config
+        while self.calls and self.calls[0].at <= now - cfg.window_s:
+            self.execution_s -= self.calls.popleft().execution_s
+        if now < self.blocked_until:
+            self.strikes += 1
+            self.blocked_until += cfg.penalty_s * self.strikes
+            return float(max(1, math.ceil(self.blocked_until - now))), "requests"
+        self.strikes = 0
+        if len(self.calls) >= cfg.requests:
+            self.blocked_until = self.calls[len(self.calls) - cfg.requests].at + cfg.window_s
+            return float(max(1, math.ceil(self.blocked_until - now))), "requests"
+        if self.execution_s * 1000.0 >= cfg.execution_ms:
+            self.blocked_until = self._execution_frees(now)
+            return float(max(1, math.ceil(self.blocked_until - now))), "execution"
+        self.calls.append(_Call(now))
+        return None
+
+    def charge(self, execution_s: float) -> None:
+        """Add a finished call's execution time to the newest call in the window."""
+        if self.calls:
+            self.calls[-1].execution_s += execution_s
+            self.execution_s += execution_s
+
+    def _execution_frees(self, now: float) -> float:
+        over = self.execution_s - self.config.execution_ms / 1000.0
+        for call in self.calls:
+            over -= call.execution_s
+            if over < 0:
+                return call.at + self.config.window_s
+        return now + 1.0
+
+
 class FaultEngine:
     """The live fault set-up with its counters, RNG and bucket."""
 
@@ -128,6 +213,7 @@ class FaultEngine:
         self._rng = random.Random()  # noqa: S311 - chaos, not cryptography
         self._bucket: TokenBucket | None = None
         self._has_targeted = False
+        self._protection: dict[str, ServiceProtection] = {}
 
     def configure(self, config: FaultConfig, now: float) -> None:
         self.config = config
@@ -145,6 +231,7 @@ class FaultEngine:
         self._rng = random.Random(config.seed)  # noqa: S311 - reproducible chaos
         rate = config.rate_limit_per_s
         self._bucket = None if rate is None else TokenBucket(rate, now)
+        self._protection = {}
 
     def clear(self) -> None:
         self.configure(FaultConfig(), 0.0)
@@ -193,14 +280,38 @@ class FaultEngine:
             )
         return None
 
-    def throttle(self, now: float) -> Fault | None:
-        """A 429 when the request exceeds `rate_limit_per_s` (Dataverse Web API only)."""
+    def throttle(self, now: float, user: str = "") -> Fault | None:
+        """A 429 when the request exceeds `user`'s service protection limits or
+        `rate_limit_per_s` (Dataverse Web API only). Retry-After is in whole seconds."""
+        protection = self._limits(user)
+        if protection is not None:
+            verdict = protection.admit(now)
+            if verdict is not None:
+                return Fault(action=429, label=f"service_protection:{verdict[1]}",
+                             retry_after=verdict[0])  # fmt: skip
         if self._bucket is None:
             return None
         wait_s = self._bucket.take(now)
         if wait_s is None:
             return None
         return Fault(action=429, label="rate_limit", retry_after=wait_s)
+
+    def charge(self, user: str, execution_s: float) -> None:
+        """Count a finished call's execution time against `user`'s window."""
+        protection = self._limits(user)
+        if protection is not None:
+            protection.charge(execution_s)
+
+    def _limits(self, user: str) -> ServiceProtection | None:
+        config = self.config.service_protection
+        explicit = "service_protection" in self.config.model_fields_set
+        if config is None or (self.config.rate_limit_per_s is not None and not explicit):
+            # `rate_limit_per_s` alone replaces the emulated limits (benchmark figures).
+            return None
+        protection = self._protection.get(user)
+        if protection is None:
+            protection = self._protection[user] = ServiceProtection(config)
+        return protection
 
     def describe(self) -> dict[str, object]:
         """The configuration as posted, plus how many firings each rule has left."""

@@ -93,6 +93,8 @@ def fault_reply(
     elif fault.label == "rate_limit":
         limit = state.faults.config.rate_limit_per_s or 0.0
         reply = wire.odata_error(429, wire.DV_THROTTLED, wire.throttled_message(limit, 1))
+    elif fault.label.startswith("service_protection:"):
+        reply = _protection_reply(state, fault.label.partition(":")[2])
     else:
         reply = wire.fault_reply(
             cast(wire.Kind, kind), status, tenant_id=state.credentials.tenant_id
@@ -101,7 +103,20 @@ def fault_reply(
         reply.headers["content-type"] = fault.content_type
     if fault.retry_after is not None:
         reply.headers["retry-after"] = wire.retry_after_value(fault.retry_after)
+    elif status == 429 and kind == "dataverse":
+        # Dataverse sends Retry-After with every 429, in whole seconds.
+        reply.headers["retry-after"] = wire.retry_after_value(wire.DEFAULT_429_RETRY_AFTER_S)
     return reply
+
+
+def _protection_reply(state: SandboxState, limit: str) -> wire.Reply:
+    config = state.faults.config.service_protection
+    window = config.window_s if config else 300.0
+    if limit == "execution":
+        millis = config.execution_ms if config else 1_200_000.0
+        return wire.odata_error(429, wire.DV_EXECUTION_TIME, wire.execution_message(millis, window))
+    requests = config.requests if config else 6000
+    return wire.odata_error(429, wire.DV_THROTTLED, wire.throttled_message(requests, window))
 
 
 class Gateway:
@@ -149,8 +164,10 @@ class Gateway:
             if latency_s > 0:
                 await asyncio.sleep(latency_s)
             fault = state.faults.decide(kind, method, path, log_entry.contactid)
+            # Service protection counts per user; the sandbox has one app user per client id.
+            user = state.credentials.client_id
             if fault is None and kind == "dataverse":
-                fault = state.faults.throttle(time.monotonic())
+                fault = state.faults.throttle(time.monotonic(), user)
             if fault is None:
                 try:
                     await self.app(scope, receive, send_and_note)
@@ -158,6 +175,9 @@ class Gateway:
                     if response_started:
                         raise
                     fault = injected.fault
+                finally:
+                    if kind == "dataverse":
+                        state.faults.charge(user, time.perf_counter() - started)
             if fault is not None:
                 log_entry.fault = fault.label
                 await self._misbehave(

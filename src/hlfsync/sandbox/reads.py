@@ -39,7 +39,7 @@ def get_contact(
         return wire.odata_error(
             404, wire.DV_NOT_FOUND, f"contact With Id = {contactid} Does Not Exist"
         )
-    record = _record(state, contactid, row, listed, fields)
+    record = as_record(state, contactid, row, listed, fields)
     record["@odata.context"] = _context(state, request.base_url, fields) + "/$entity"
     return wire.Reply(200, wire.dumps(record), {"content-type": wire.ODATA_JSON})
 
@@ -73,7 +73,7 @@ def list_contacts(
         listed = None if row is None else lagged.get(contactid, row.listed)
         if row is None or listed is None:  # None: created within the lag window, not yet seen
             continue
-        value.append(_record(state, contactid, row, listed, fields))
+        value.append(as_record(state, contactid, row, listed, fields))
     page: dict[str, Any] = {
         "@odata.context": _context(state, request.base_url, fields),
         "value": value,
@@ -84,7 +84,7 @@ def list_contacts(
         )
         token = quote(_make_cookie(page_number, ids[0], ids[-1]), safe="")
         page["@odata.nextLink"] = (
-            f"{request.base_url}{API_ROOT}{state.settings.entity_set}?{kept}$skiptoken={token}"
+            f"{request.base_url}{API_ROOT}{state.entity_set}?{kept}$skiptoken={token}"
         )
     reply_headers = {"content-type": wire.ODATA_JSON, "odata-version": "4.0"}
     if wanted is not None:
@@ -93,12 +93,13 @@ def list_contacts(
 
 
 def select_fields(state: SandboxState, select: str | None) -> list[str]:
-    listing = state.settings.listing_field
+    listing = state.listing_field
     if select is None:
         return ["contactid", listing, *sorted(contacts.KNOWN_ATTRIBUTES)]
     fields = [name.strip() for name in select.split(",") if name.strip()]
     for name in fields:
-        if name not in ("contactid", listing) and name not in contacts.KNOWN_ATTRIBUTES:
+        known = name in contacts.KNOWN_ATTRIBUTES or name in state.settings.alternate_keys
+        if name not in ("contactid", listing) and not known:
             raise wire.Refusal(
                 wire.odata_error(
                     400,
@@ -116,10 +117,10 @@ def _top(text: str) -> int:
     return int(text)
 
 
-def _record(
+def as_record(
     state: SandboxState, contactid: str, row: contacts.Contact, listed: bool, fields: list[str]
 ) -> dict[str, Any]:
-    listing = state.settings.listing_field
+    listing = state.listing_field
     record: dict[str, Any] = {"@odata.etag": row.etag}
     for name in fields:
         if name == "contactid":
@@ -132,7 +133,7 @@ def _record(
 
 
 def _context(state: SandboxState, base_url: str, fields: list[str]) -> str:
-    return f"{base_url}{API_ROOT}$metadata#{state.settings.entity_set}({','.join(fields)})"
+    return f"{base_url}{API_ROOT}$metadata#{state.entity_set}({','.join(fields)})"
 
 
 def _make_cookie(page_number: int, first: str, last: str) -> str:

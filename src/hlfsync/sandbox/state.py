@@ -105,6 +105,8 @@ class SandboxSettings:
     entity_set: str = "contacts"
     listing_field: str = "hlf_listedonwebsite"
     token_ttl_s: float = 3600.0
+    # Contact attributes defined as alternate keys: `contacts(<key>='<value>')` addresses a row.
+    alternate_keys: tuple[str, ...] = ("hlf_mentornumber",)
 
 
 @dataclass(slots=True)
@@ -182,7 +184,20 @@ class SandboxState:
             "entity_set": settings.entity_set,
             "listing_field": settings.listing_field,
             "token_ttl_s": settings.token_ttl_s,
+            "alternate_keys": settings.alternate_keys,
         }
+
+    @property
+    def entity_set(self) -> str:
+        """The entity set the Web API answers to now: the setting, unless drift renamed it."""
+        drift = self.faults.config.drift
+        return drift.entity_set if drift and drift.entity_set else self.settings.entity_set
+
+    @property
+    def listing_field(self) -> str:
+        """The listing field's name now: the setting, unless drift renamed it."""
+        drift = self.faults.config.drift
+        return drift.listing_field if drift and drift.listing_field else self.settings.listing_field
 
     def configure_faults(self, config: faults.FaultConfig) -> None:
         self.faults.configure(config, time.monotonic())  # the bucket runs on monotonic time

@@ -110,6 +110,13 @@ def _bad(reason: str) -> wire.Refusal:
 def routes(state: SandboxState) -> list[Route]:
     async def webhook(request: Request) -> Response:
         body = await request.body()
+        drift = state.faults.config.drift
+        if drift is not None and drift.webhook != "ok":
+            # The receiver was moved or removed: the URL answers as a web server would.
+            gone = drift.webhook == "gone"
+            return wire.json_reply(
+                410 if gone else 404, {"error": wire.reason(410 if gone else 404)}
+            ).response()
         return receive(state, request.headers, body, gateway.entry(request)).response()
 
     return [Route(PATH, webhook, methods=["POST"])]

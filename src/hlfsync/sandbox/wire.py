@@ -7,6 +7,7 @@ RPC errors). It decides nothing: handlers and the fault engine choose the status
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ DV_VERSION_MISMATCH = "0x80060882"  # If-Match etag does not match the row versi
 DV_ACCESS_DENIED = "0x80040220"  # missing privilege
 DV_UNEXPECTED = "0x80040216"  # "An unexpected error occurred."
 DV_THROTTLED = "0x80072322"  # service protection: number of requests exceeded the limit
+DV_PLUGIN = "0x80040265"  # a plug-in or business rule refused the request ("ISV code aborted")
+DV_EXECUTION_TIME = "0x80072321"  # service protection: combined execution time exceeded
+DEFAULT_429_RETRY_AFTER_S = 5.0  # what an injected 429 without `retry_after` asks for
 
 GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT",
@@ -115,6 +119,14 @@ def throttled_message(limit: float, window_s: float) -> str:
     return (
         f"Number of requests exceeded the limit of {limit:g} over time window of "
         f"{window_s:g} seconds."
+    )
+
+
+def execution_message(limit_ms: float, window_s: float) -> str:
+    return (
+        f"Combined execution time of incoming requests exceeded limit of {limit_ms:,.0f} "
+        f"milliseconds over time window of {window_s:g} seconds. Decrease number of concurrent "
+        "requests or reduce the duration of requests and try again later."
     )
 
 
@@ -208,9 +220,12 @@ def dataverse_status(status: int) -> Reply:
         return odata_error(403, DV_ACCESS_DENIED, "Principal user is missing prvWritecontact.")
     if status >= 500:
         return odata_error(status, DV_UNEXPECTED, "An unexpected error occurred.")
-    return odata_error(status, DV_BAD_SYNTAX, reason(status))
+    if status in (405, 415):
+        return odata_error(status, DV_BAD_SYNTAX, reason(status))
+    # Another 4xx about one record: what a plug-in or business rule refusing it sends.
+    return odata_error(status, DV_PLUGIN, f"{reason(status)}: the record failed validation.")
 
 
 def retry_after_value(seconds: float) -> str:
-    """`Retry-After` in whole seconds when it is whole; fractions are kept for fast tests."""
-    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+    """`Retry-After` in whole seconds, as Dataverse sends it: a fraction rounds up."""
+    return str(max(0, math.ceil(seconds)))

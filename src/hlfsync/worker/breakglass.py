@@ -18,12 +18,12 @@ from typing import Any
 
 from hlfsync.core import retry
 from hlfsync.core.clock import Clock
-from hlfsync.core.errors import AuthFailure, SyncFailure
+from hlfsync.core.errors import Held, SyncFailure
 from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.db import reconcile as reconcile_mod
 from hlfsync.db.jobs import CallFacts, Job, JobStore
 from hlfsync.db.pool import Pool
-from hlfsync.worker.handlers import to_change
+from hlfsync.worker.handlers import Unlinked, to_change
 
 ACTOR = "break-glass"
 PRIORITY = 20
@@ -55,9 +55,12 @@ async def _one(job: Job, ctx: _Ctx) -> None:
     try:
         change = to_change(job)
         await client.apply(change)
-    except AuthFailure as failure:
+    except (Held, Unlinked) as failure:
+        # Credentials, a broken contract or an unaddressable mentor: wrong for everyone or not
+        # this operation's fault, so it waits (no dead letter) like the workers would have it.
+        event = "sync_auth_refused" if isinstance(failure, Held) else None
         await store.release(job, at=clock.now(), now=clock.now(), error=failure.summary(),
-                            event="sync_auth_refused")  # fmt: skip
+                            event=event)  # fmt: skip
         summary.skipped += 1
         summary.errors.append(failure.summary())
         return

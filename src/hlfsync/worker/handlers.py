@@ -23,16 +23,32 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hlfsync.core import retry
 from hlfsync.core.breaker import Admission
 from hlfsync.core.clock import Clock
-from hlfsync.core.errors import AuthFailure, Permanent, SyncFailure, Throttled, Transient
+from hlfsync.core.errors import (
+    ContractFailure,
+    Held,
+    NotRun,
+    Permanent,
+    SyncFailure,
+    Throttled,
+    Transient,
+)
 from hlfsync.core.pacing import CallLimit
 from hlfsync.dataverse.base import DynamicsClient, ListingChange
-from hlfsync.db import health
+from hlfsync.db import health, links
 from hlfsync.db.breaker import DynamicsCircuitBreaker
 from hlfsync.db.jobs import CallFacts, Job, JobStore
 
 log = structlog.get_logger("hlfsync.sync")
 
-CREDENTIALS = "dynamics"
+CREDENTIALS = health.CREDENTIALS
+# An operation whose mentor cannot be addressed (no contact id, no alternate key value) is looked
+# at again this often, spending nothing; linking the mentor wakes it at once (migration 0011).
+UNLINKED_RECHECK = timedelta(hours=1)
+UNLINKED = "unlinked"
+
+
+class Unlinked(Permanent):
+    """The mentor has no Dynamics contact id and no alternate key value to address it by."""
 
 
 class SyncPayload(BaseModel):
@@ -88,17 +104,20 @@ class SyncContext:
     rng: random.Random
     pool: Any  # the pool, for credential health writes
     slots: CallSlots = field(default_factory=lambda: CallSlots(1_000_000))
+    # The peer_mentors column feeding HLFSYNC_DYNAMICS_ALTERNATE_KEY; None: no key configured.
+    alternate_key_column: str | None = None
 
 
-def to_change(job: Job) -> ListingChange:
-    """The listing change a job asks for; raises Permanent when the payload cannot say."""
+def to_change(job: Job, key_value: str | None = None) -> ListingChange:
+    """The listing change a job asks for; raises Permanent when the payload cannot say, and
+    Unlinked when the contact can be addressed neither by id nor by `key_value`."""
     try:
         payload = SyncPayload.model_validate(job.payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise Permanent(f"unreadable payload: {first['loc']}: {first['msg']}") from exc
-    if payload.contact_id is None:
-        raise Permanent("mentor has no Dynamics contact id")
+    if payload.contact_id is None and key_value is None:
+        raise Unlinked("mentor has no Dynamics contact id and no alternate key value")
     if payload.listed != (job.operation == "restore"):
         raise Permanent(f"payload says listed={payload.listed} for a {job.operation}")
     return ListingChange(
@@ -108,7 +127,17 @@ def to_change(job: Job) -> ListingChange:
         idempotency_key=f"hlfsync-{job.id}",
         occurred_at=payload.changed_at or job.created_at,
         correlation_id=job.correlation_id,
+        key_value=key_value if payload.contact_id is None else None,
     )
+
+
+async def prepare(job: Job, ctx: SyncContext) -> ListingChange:
+    """`to_change`, reading the alternate key's value when the mentor has no contact id."""
+    key_value = None
+    unlinked = isinstance(job.payload, dict) and job.payload.get("contact_id") is None
+    if unlinked and ctx.alternate_key_column is not None:
+        key_value = await links.key_value(ctx.pool, ctx.alternate_key_column, job.mentor_id)
+    return to_change(job, key_value)
 
 
 def _bind(job: Job) -> Any:
@@ -128,6 +157,16 @@ async def _unreadable(job: Job, ctx: SyncContext, bad: Permanent, bound: Any) ->
                                 facts=CallFacts())  # fmt: skip
     bound.warning("sync_attempt", outcome="dead_lettered", reason=reason)
     return "dead_lettered"
+
+
+async def _unlinked(job: Job, ctx: SyncContext, why: Unlinked, bound: Any) -> str:
+    # Nothing was sent and nothing a retry can fix: held (no attempt spent, no dead letter, no
+    # alert per change) until the mentor is linked or an alternate key is configured.
+    now = ctx.clock.now()
+    await ctx.store.release(job, at=now + UNLINKED_RECHECK, now=now,
+                            error=f"{UNLINKED}: {why.detail}")  # fmt: skip
+    bound.warning("sync_attempt", outcome="held_unlinked", reason=why.detail)
+    return "held"
 
 
 async def _held(job: Job, ctx: SyncContext, admission: Admission, bound: Any) -> str:
@@ -165,7 +204,9 @@ class _Sent:
 async def _apply(change: ListingChange, ctx: SyncContext) -> _Sent:
     started = time.perf_counter()
     try:
-        await ctx.client.apply(change)
+        learned = await ctx.client.apply(change)
+        if learned is not None and change.contact_id is None:
+            await links.store_contact_id(ctx.pool, change.mentor_id, learned)
     except SyncFailure as failure:
         return _Sent(failure, facts=CallFacts(_ms(started), http_status=failure.status))
     except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
@@ -177,7 +218,9 @@ async def handle(job: Job, ctx: SyncContext) -> str:
     """Run one claimed job to a recorded outcome; returns the outcome's name."""
     bound = _bind(job)
     try:
-        change = to_change(job)
+        change = await prepare(job, ctx)
+    except Unlinked as why:
+        return await _unlinked(job, ctx, why, bound)
     except Permanent as bad:
         return await _unreadable(job, ctx, bad, bound)
     # Admission inside the slot: a call waiting for a slot asks the breaker when it can go,
@@ -199,7 +242,7 @@ async def _record_one(
         ctx.slots.succeeded()
         outcome = await _succeeded(job, ctx, sent.facts, bound)
         if admission is Admission.PROBE or ctx.breaker.view.state.value != "closed":
-            await ctx.breaker.on_success(ctx.clock.now())
+            await close_on_success(ctx, ctx.clock.now(), proof="a sync call succeeded")
         return outcome
     return await _failed(job, ctx, sent.failure, admission=admission, facts=sent.facts,
                          bound=bound)  # fmt: skip
@@ -219,9 +262,18 @@ async def handle_many(jobs: Sequence[Job], ctx: SyncContext) -> list[str]:
     for job in jobs:
         bound = _bind(job)
         try:
-            ready.append((job, to_change(job), bound))
+            change = await prepare(job, ctx)
+        except Unlinked as why:
+            outcomes[job.id] = await _unlinked(job, ctx, why, bound)
+            continue
         except Permanent as bad:
             outcomes[job.id] = await _unreadable(job, ctx, bad, bound)
+            continue
+        if change.contact_id is None:
+            # Addressed by alternate key: sent alone, so the contactid it answers is stored.
+            outcomes[job.id] = await handle(job, ctx)
+        else:
+            ready.append((job, change, bound))
     if ready:
         for job, outcome in zip([r[0] for r in ready], await _send_many(ready, ctx), strict=True):
             outcomes[job.id] = outcome
@@ -285,18 +337,22 @@ async def _batch_verdict(
     concerns every call; otherwise any answer that is not a transient failure proves Dynamics
     is up, and a batch that failed whole is one failure."""
     throttles = [f for f in failures if isinstance(f, Throttled)]
-    refusals = [f for f in failures if isinstance(f, AuthFailure)]
+    refusals = [f for f in failures if isinstance(f, Held)]
     if throttles:
         await _touch_breaker(ctx, max(throttles, key=lambda f: f.retry_after_s), now)
     if refusals:
         await _touch_breaker(ctx, refusals[0], now)
     if throttles or refusals:
         return
-    transient = [f for f in failures if isinstance(f, Transient)]
-    if len(transient) == sent:
+    # A part Dynamics never ran says nothing about it; the part that stopped the batch does.
+    transient = [f for f in failures if isinstance(f, Transient) and not isinstance(f, NotRun)]
+    ran = sent - sum(isinstance(f, NotRun) for f in failures)
+    if transient and len(transient) == ran:
         await _touch_breaker(ctx, transient[0], now)
-    elif ctx.breaker.view.state.value != "closed":
-        await ctx.breaker.on_success(now)
+    elif ctx.breaker.view.state.value != "closed" and (
+        len(failures) < sent or _proves_contract(ctx, failures)
+    ):
+        await close_on_success(ctx, now, proof="a $batch was answered")
 
 
 def _checked(results: list[Exception | None], ready: Sequence[object]) -> list[Exception | None]:
@@ -314,10 +370,32 @@ async def _touch_breaker(ctx: SyncContext, failure: SyncFailure, now: datetime) 
         until = now + timedelta(seconds=failure.retry_after_s)
         ctx.slots.throttled(now, until)
         await ctx.breaker.on_throttled(now, until)
-    elif isinstance(failure, AuthFailure):
-        await ctx.breaker.on_auth_failure(now, summary)
-        await health.record_failure(ctx.pool, name=CREDENTIALS, contract=ctx.client.contract,
-                                    detail=summary, now=now)  # fmt: skip
+    elif isinstance(failure, Held):
+        reason = hold_reason(failure)
+        await ctx.breaker.on_auth_failure(now, summary, reason)
+        await health.record_failure(ctx.pool, name=health.HOLD_CHECKS[reason],
+                                    contract=ctx.client.contract, detail=summary,
+                                    now=now)  # fmt: skip
+
+
+def hold_reason(failure: Held) -> str:
+    """`contract` or `auth`: which check's failing spell (and alert) a held failure belongs to."""
+    return "contract" if isinstance(failure, ContractFailure) else "auth"
+
+
+def _proves_contract(ctx: SyncContext, failures: Sequence[SyncFailure]) -> bool:
+    # A permanent answer proves Dynamics is up and the credentials work, but not that a broken
+    # contract is fixed: only a success (or the health check's probe) ends a contract hold.
+    return ctx.breaker.hold_reason != "contract" or not failures
+
+
+async def close_on_success(ctx: SyncContext, now: datetime, *, proof: str) -> None:
+    """Close the breaker after a success; if it was held (credentials or contract), end the
+    failing spell, which raises the administrators' one "recovered" notice."""
+    held = ctx.breaker.view.auth_failed
+    await ctx.breaker.on_success(now)
+    if held:
+        await health.record_recovered(ctx.pool, detail=proof, now=now)
 
 
 async def _failed(
@@ -342,9 +420,11 @@ async def _failed(
                       http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
         return "probe_failed"
     if isinstance(failure, Permanent):
-        if admission is Admission.PROBE or ctx.breaker.view.state.value != "closed":
+        if (
+            admission is Admission.PROBE or ctx.breaker.view.state.value != "closed"
+        ) and _proves_contract(ctx, [failure]):
             # A permanent answer still proves Dynamics is up and the credentials work.
-            await ctx.breaker.on_success(now)
+            await close_on_success(ctx, now, proof="Dynamics answered a sync call")
     else:
         await _touch_breaker(ctx, failure, now)
     return await _settle(job, ctx, failure, facts=facts, bound=bound)
@@ -370,11 +450,15 @@ async def _settle(
         bound.error("sync_attempt", outcome="dead_lettered", reason=decision.reason,
                     http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
         return "dead_lettered"
-    # Hold: credentials failed. The operation goes back untouched and waits for them.
+    # Hold: credentials failed, or the contract is broken for everyone. The operation goes back
+    # untouched (no attempt spent) and waits for a probe to pass.
+    reason = hold_reason(failure) if isinstance(failure, Held) else "auth"
+    event = "sync_contract_held" if reason == "contract" else "sync_auth_refused"
     at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
-    await ctx.store.release(job, at=at, now=now, error=summary, event="sync_auth_refused",
+    await ctx.store.release(job, at=at, now=now, error=summary, event=event,
                             facts=facts)  # fmt: skip
-    bound.error("sync_attempt", outcome="held_for_credentials", error=summary,
+    outcome = "held_for_contract" if reason == "contract" else "held_for_credentials"
+    bound.error("sync_attempt", outcome=outcome, error=summary,
                 http_status=failure.status)  # fmt: skip
     return "held"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 
@@ -283,18 +284,28 @@ async def test_an_adapter_bug_dead_letters_as_poison_and_the_worker_goes_on(
     assert dynamics.listed == {good_contact: False}
 
 
-async def test_a_mentor_without_contact_id_dead_letters_without_a_call(
+async def test_a_mentor_without_contact_id_is_held_unlinked_without_a_call(
     conn: Conn, build: Build, clock: FakeClock, dynamics: ScriptedDynamics
 ) -> None:
-    """No Dynamics contact id: nothing to call, a dead letter saying so, no attempt spent."""
+    """No contact id and no alternate key: nothing to call, no dead letter, no attempt spent;
+    the operation waits as `unlinked` and runs as soon as the mentor is linked."""
     org = make_org(conn)
     mentor = make_mentor(conn, org, contact=False)
     _pause(conn, mentor)
     worker = await build()
     await worker.worker.run_once()
     assert dynamics.calls == []
-    row = conn.execute("SELECT failure_reason, attempt_count FROM dead_letter_queue").fetchone()
-    assert row == ("requires_investigation: permanent: mentor has no Dynamics contact id", 0)
+    assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)
+    row = conn.execute("SELECT status, attempt_count, last_error FROM sync_queue").fetchone()
+    assert row is not None
+    assert row[:2] == ("pending", 0)
+    assert str(row[2]).startswith("unlinked: mentor has no Dynamics contact id")
+    contact = uuid4()
+    conn.execute("UPDATE peer_mentors SET dynamics_contact_id = %s WHERE id = %s",
+                 [contact, mentor])  # fmt: skip
+    clock.advance(30)  # the link makes it due at the database's now, well before the hour
+    await worker.worker.run_once()
+    assert dynamics.listed == {contact: False}
 
 
 async def test_an_expired_lease_is_rescued_and_completes_once(
@@ -416,7 +427,7 @@ async def test_a_batch_settles_each_change_alone(
     assert _queue(conn, pairs[0][0]) == [("remove", "succeeded", 1, 0)]
     assert _queue(conn, pairs[1][0]) == [("remove", "pending", 1, 0)]
     assert _queue(conn, pairs[2][0]) == [("remove", "dead_lettered", 1, 0)]
-    assert _queue(conn, no_contact) == [("remove", "dead_lettered", 0, 0)]
+    assert _queue(conn, no_contact) == [("remove", "pending", 0, 0)]  # held as unlinked
     assert conn.execute("SELECT state, consecutive_failures FROM circuit_breakers").fetchone() in (
         None, ("closed", 0),
     )  # fmt: skip

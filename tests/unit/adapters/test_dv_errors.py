@@ -10,6 +10,7 @@ from _adapter_fakes import SECRET_TOKEN, FakeTokens, Recorder, change, client_fo
 
 from hlfsync.core.errors import (
     AuthFailure,
+    ContractFailure,
     FailureClass,
     Permanent,
     SyncFailure,
@@ -32,7 +33,8 @@ STATUS_ROWS = [
     (403, AuthFailure),
     (400, Permanent),
     (404, Permanent),
-    (405, Permanent),
+    (405, ContractFailure),
+    (415, ContractFailure),
     (409, Permanent),
     (412, Permanent),
     (413, Permanent),
@@ -141,14 +143,14 @@ def test_retry_after_reads_httpx_headers_case_insensitively() -> None:
 
 def test_odata_code_and_message_are_kept_folded_and_truncated() -> None:
     """The OData code and a one-line message of at most MESSAGE_LIMIT characters are kept."""
-    response = odata(400, "0x80048d19", "bad\npayload " + "x" * 500)
+    response = odata(400, "0x80040265", "bad\npayload " + "x" * 500)
     failure = errors.classify_response(400, response.headers, response.content)
     assert isinstance(failure, Permanent)
-    assert failure.code == "0x80048d19"
+    assert failure.code == "0x80040265"
     assert "\n" not in failure.detail
     assert "bad payload" in failure.detail
     assert len(failure.detail) < errors.MESSAGE_LIMIT + 40
-    assert failure.summary().startswith("HTTP 400 0x80048d19: request rejected: bad payload")
+    assert failure.summary().startswith("HTTP 400 0x80040265: request rejected: bad payload")
 
 
 @pytest.mark.parametrize(
@@ -206,8 +208,8 @@ def test_transport_exceptions(exc: Exception, expected: type[SyncFailure]) -> No
     assert type(failure) is expected
 
 
-def test_tls_verification_failure_is_named_and_transient() -> None:
-    """A certificate the CA bundle does not trust is Transient and says so plainly."""
+def test_tls_verification_failure_is_named_and_a_contract_failure() -> None:
+    """A certificate the CA bundle does not trust holds everything (contract) and says so."""
     try:
         try:
             raise ssl.SSLCertVerificationError(1, "certificate verify failed")
@@ -215,7 +217,7 @@ def test_tls_verification_failure_is_named_and_transient() -> None:
             raise httpx.ConnectError("[SSL] certificate verify failed") from inner
     except httpx.ConnectError as exc:
         failure = errors.classify_exception(exc)
-    assert isinstance(failure, Transient)
+    assert isinstance(failure, ContractFailure)
     assert "TLS certificate verification failed" in failure.detail
 
 

@@ -9,7 +9,14 @@ import pytest
 import structlog
 from _adapter_fakes import Recorder, change
 
-from hlfsync.core.errors import AuthFailure, Permanent, SyncFailure, Throttled, Transient
+from hlfsync.core.errors import (
+    AuthFailure,
+    ContractFailure,
+    Permanent,
+    SyncFailure,
+    Throttled,
+    Transient,
+)
 from hlfsync.dataverse import webhook
 from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.dataverse.webhook import WebhookClient, is_fresh, sign, verify_signature
@@ -117,7 +124,8 @@ def test_is_fresh_refuses_old_and_future_timestamps() -> None:
         (httpx.Response(401), AuthFailure),
         (httpx.Response(403), AuthFailure),
         (httpx.Response(400, json={"error": "bad event"}), Permanent),
-        (httpx.Response(404), Permanent),
+        (httpx.Response(404), ContractFailure),
+        (httpx.Response(410), ContractFailure),
         (httpx.Response(500), Transient),
         (httpx.Response(503, headers={"Retry-After": "9"}), Transient),
         (httpx.Response(429, headers={"Retry-After": "9"}), Throttled),
@@ -189,7 +197,7 @@ async def test_listings_are_unsupported() -> None:
 
 async def test_apply_many_is_sequential_with_one_result_each() -> None:
     """apply_many sends one POST per change in order and reports each outcome."""
-    recorder = Recorder(httpx.Response(200), httpx.Response(404), httpx.Response(200))
+    recorder = Recorder(httpx.Response(200), httpx.Response(422), httpx.Response(200))
     items = [change(), change(), change()]
     results = await client_for(recorder).apply_many(items)
     assert results[0] is None

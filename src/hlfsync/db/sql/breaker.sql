@@ -1,13 +1,13 @@
 -- name: breaker_read
 -- The shared breaker, without a lock: the common, closed case needs nothing more.
 SELECT state, consecutive_failures, opened_at, probe_started_at, paused_until, auth_failed,
-       incident
+       incident, hold_reason
   FROM circuit_breakers WHERE name = %(name)s;
 
 -- name: breaker_lock
 -- The breaker row under lock, for a read-decide-write by the pure state machine.
 SELECT state, consecutive_failures, opened_at, probe_started_at, paused_until, auth_failed,
-       incident
+       incident, hold_reason
   FROM circuit_breakers WHERE name = %(name)s FOR UPDATE;
 
 -- name: breaker_store
@@ -16,6 +16,7 @@ UPDATE circuit_breakers
    SET state = %(state)s, consecutive_failures = %(failures)s, opened_at = %(opened_at)s,
        probe_started_at = %(probe_started_at)s, paused_until = %(paused_until)s,
        auth_failed = %(auth_failed)s, incident = %(incident)s,
+       hold_reason = CASE WHEN %(auth_failed)s THEN %(hold_reason)s END,
        last_error = coalesce(%(error)s, last_error), updated_at = %(now)s
  WHERE name = %(name)s;
 
@@ -39,4 +40,4 @@ INSERT INTO credential_health AS h (name, ok, checked_at, detail)
 VALUES (%(name)s, true, %(now)s, %(detail)s)
 ON CONFLICT (name) DO UPDATE
    SET ok = true, checked_at = %(now)s, failing_since = NULL, detail = %(detail)s
-RETURNING (SELECT NOT ok FROM credential_health WHERE name = %(name)s) AS recovered;
+RETURNING (SELECT NOT ok FROM credential_health WHERE name = %(name)s) AS recovered, h.incident;

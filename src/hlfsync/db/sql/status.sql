@@ -14,7 +14,7 @@ SELECT count(*)::int AS n, min(created_at) AS oldest FROM dead_letter_queue WHER
 -- name: breaker_state
 -- The shared circuit breaker and throttle pause.
 SELECT name, state, consecutive_failures, opened_at, probe_started_at, paused_until, auth_failed,
-       incident, last_error, updated_at
+       incident, last_error, updated_at, hold_reason
   FROM circuit_breakers ORDER BY name;
 
 -- name: last_scheduled_runs
