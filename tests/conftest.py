@@ -20,6 +20,13 @@ from psycopg import sql
 from hlfsync.db import connect, embedded, migrate
 from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.server import SandboxServer
+from tests.system import (  # noqa: F401 - hooks: a missing system package skips, or fails in CI
+    pytest_configure,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
+
+pytest_plugins = ["pytester"]  # tests/unit/test_system_requirements.py runs pytest on pytest
 
 TEMPLATE = f"hlfsync_template_{os.getpid()}"
 _counter = itertools.count()

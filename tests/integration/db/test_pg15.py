@@ -7,14 +7,12 @@ import pwd
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from hlfsync.db import migrate
-
-PG15_BIN = Path(os.environ.get("HLFSYNC_TEST_PG15_BIN", "/usr/lib/postgresql/15/bin"))
+from tests import system
 
 
 def _run_as(user: str | None, args: list[str]) -> None:
@@ -22,10 +20,13 @@ def _run_as(user: str | None, args: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def pg15_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg15_url(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A throwaway PostgreSQL 15 cluster on a Unix socket, started with pg_ctl."""
-    if not (PG15_BIN / "pg_ctl").exists():
-        pytest.fail(f"PostgreSQL 15 binaries not found in {PG15_BIN}: apt-get install postgresql")
+    pg15 = system.pg15_bin()
+    system.require(pytestconfig, (pg15 / "pg_ctl").is_file(),
+                   f"Debian's PostgreSQL 15 (in {pg15})", system.POSTGRESQL_INSTALL)  # fmt: skip
     base = tmp_path_factory.mktemp("pg15")
     data, sock = base / "data", base / "sock"
     sock.mkdir()
@@ -41,10 +42,10 @@ def pg15_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.chown(sock, user)
         for parent in base.parents:
             parent.chmod(parent.stat().st_mode | 0o055)  # let that user traverse
-    _run_as(user, [str(PG15_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"])
+    _run_as(user, [str(pg15 / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"])
     _run_as(
         user,
-        [str(PG15_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
+        [str(pg15 / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
          "-o", f"-h '' -k {sock}", "start"],
     )  # fmt: skip
     try:
@@ -52,7 +53,7 @@ def pg15_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             c.execute("CREATE DATABASE hlfsync")
         yield f"postgresql://postgres@/hlfsync?host={sock}"
     finally:
-        _run_as(user, [str(PG15_BIN / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"])
+        _run_as(user, [str(pg15 / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"])
 
 
 def test_migrations_apply_twice_on_postgresql_15(pg15_url: str) -> None:
