@@ -149,11 +149,11 @@ def run_cli(
 
     The environment is this one without any HLFSYNC_* variable, plus `env`; stdin reads
     `input`; stdout and stderr are captured (neither is a terminal). The exit code is
-    SystemExit's, 0 when `main` returns, 1 with the traceback on stderr when it raises, as the
-    interpreter does. Afterwards the environment, working directory, argv, standard streams,
-    signal handlers, warning filters, stdlib logging and structlog configuration are as they
-    were, whatever the command changed. Commands that need their own process (signals, a
-    worker to kill, the console script itself) belong in a real subprocess instead.
+    SystemExit's; 0 when `main` returns; 1 with the traceback on stderr when it raises (-2 for
+    KeyboardInterrupt), as the interpreter does. Afterwards the environment, working directory,
+    argv, standard streams, signal handlers, warning filters, stdlib logging and structlog
+    configuration are as they were, whatever the command changed. Commands that need their own
+    process (signals, a worker to kill, the console script itself) belong in a real subprocess.
     """
     if main is None:
         from hlfsync.cli import main as cli_main
@@ -204,6 +204,10 @@ def _exit_code_of(main: Callable[[], object]) -> int:
             return exc.code
         print(exc.code, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # The interpreter prints the traceback and dies of SIGINT: returncode -2 to a parent.
+        traceback.print_exc(file=sys.stderr)
+        return -signal.SIGINT
     except BaseException:  # noqa: BLE001 - reported as the interpreter would, exit 1
         traceback.print_exc(file=sys.stderr)
         return 1
