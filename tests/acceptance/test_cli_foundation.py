@@ -173,3 +173,17 @@ def test_a_retry_policy_that_waits_too_long_is_refused(hlfsync: Run) -> None:
         "hlfsync: invalid settings: HLFSYNC_RETRY_*: retry 20 would wait"
     )
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_console_script_is_the_command(tmp_path: Path) -> None:
+    """The `hlfsync` script installed next to Python runs the command line, errors and all."""
+    import os
+
+    script = Path(sys.executable).with_name("hlfsync")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    env["HLFSYNC_RETRY_MAX_RETRIES"] = "three"
+    result = subprocess.run([str(script), "status"], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("hlfsync: invalid setting HLFSYNC_RETRY_MAX_RETRIES: ")
+    assert len(result.stderr.splitlines()) == 1
