@@ -6,7 +6,9 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,14 +22,16 @@ def _run_as(user: str | None, args: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def pg15_url(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A throwaway PostgreSQL 15 cluster on a Unix socket, started with pg_ctl."""
+def pg15_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """A throwaway PostgreSQL 15 cluster on a Unix socket, started with pg_ctl.
+
+    Its directory is outside pytest's temporary root, which every pytest session that starts
+    makes private (0700) again: run as root, the cluster's own user must reach it.
+    """
     pg15 = system.pg15_bin()
     system.require(pytestconfig, (pg15 / "pg_ctl").is_file(),
                    f"Debian's PostgreSQL 15 (in {pg15})", system.POSTGRESQL_INSTALL)  # fmt: skip
-    base = tmp_path_factory.mktemp("pg15")
+    base = Path(tempfile.mkdtemp(prefix="hlfsync-test-pg15-"))
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     user = None
@@ -54,6 +58,7 @@ def pg15_url(
         yield f"postgresql://postgres@/hlfsync?host={sock}"
     finally:
         _run_as(user, [str(pg15 / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"])
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_migrations_apply_twice_on_postgresql_15(pg15_url: str) -> None:
