@@ -1,15 +1,29 @@
 """Test helpers shipped with hlfsync, for its own tests and for anyone embedding it.
 
-Nothing here is used in production code paths. The fakes do no I/O; the row factories at the end
-write through the connection a test passes them, with consistent defaults, one call per fact.
+Nothing here is used in production code paths. The fakes do no I/O; the row factories
+write through the connection a test passes them, with consistent defaults, one call per
+fact; `run_cli` runs the command line in this process (about 1 s faster per command than a
+fresh interpreter) and puts back every piece of process state a command may change.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import io
+import logging
+import os
+import signal
+import sys
+import traceback
 import uuid
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
@@ -215,3 +229,174 @@ def make_user(
     if token is not None:
         conn.execute("INSERT INTO device_tokens (user_id, token) VALUES (%s, %s)", [user, token])
     return user
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What `run_cli` saw: the same three fields as `subprocess.CompletedProcess`."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    input: str = "",  # the name subprocess.run uses
+    main: Callable[[], object] | None = None,
+) -> CommandResult:
+    """Run `hlfsync ARGS` in this process as a fresh `hlfsync` process would run it.
+
+    The environment is this one without any HLFSYNC_* variable, plus `env`; stdin reads
+    `input`; stdout and stderr are captured (neither is a terminal). The exit code is
+    SystemExit's; 0 when `main` returns; 1 with the traceback on stderr when it raises (-2 for
+    KeyboardInterrupt), as the interpreter does. Afterwards the environment, working directory,
+    argv, standard streams, signal handlers, warning filters, stdlib logging and structlog
+    configuration are as they were, whatever the command changed. Commands that need their own
+    process (signals, a worker to kill, the console script itself) belong in a real subprocess.
+    """
+    if main is None:
+        from hlfsync.cli import main as cli_main
+
+        main = cli_main
+    out, err = _capture(), _capture()
+    # A copied context: whatever the command binds in contextvars (structlog's among them)
+    # stays behind with it.
+    run = contextvars.copy_context().run
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_environment(env or {}))
+        if cwd is not None:
+            stack.enter_context(contextlib.chdir(cwd))
+        stack.enter_context(warnings.catch_warnings())
+        stack.enter_context(_logging_preserved())
+        stack.enter_context(_signals_preserved())
+        stack.enter_context(_swapped(sys, "argv", ["hlfsync", *args]))
+        stack.enter_context(_swapped(sys, "stdin", io.StringIO(input)))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        if _loop_running():
+            # asyncio.run inside a command cannot nest in an async test's loop: use a thread.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                code = pool.submit(run, _exit_code_of, main).result()
+        else:
+            code = run(_exit_code_of, main)
+    return CommandResult(tuple(args), code, _text(out), _text(err))
+
+
+def _capture() -> io.TextIOWrapper:
+    # A text stream with a binary buffer underneath, as sys.stdout has: some writers use .buffer.
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="replace", write_through=True)
+
+
+def _text(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    buffer = cast(io.BytesIO, stream.buffer)
+    return buffer.getvalue().decode("utf-8", errors="replace")
+
+
+def _exit_code_of(main: Callable[[], object]) -> int:
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        if isinstance(exc.code, int):
+            return exc.code
+        print(exc.code, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # The interpreter prints the traceback and dies of SIGINT: returncode -2 to a parent.
+        traceback.print_exc(file=sys.stderr)
+        return -signal.SIGINT
+    except BaseException:  # noqa: BLE001 - reported as the interpreter would, exit 1
+        traceback.print_exc(file=sys.stderr)
+        return 1
+    return 0
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _swapped(owner: object, name: str, value: object) -> Iterator[None]:
+    saved = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, saved)
+
+
+@contextlib.contextmanager
+def _environment(extra: Mapping[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    for key in [k for k in os.environ if k.startswith("HLFSYNC_")]:
+        del os.environ[key]
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _signals_preserved() -> Iterator[None]:
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            with contextlib.suppress(ValueError, TypeError):  # not the main thread / not ours
+                signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _logging_preserved() -> Iterator[None]:
+    """Stdlib loggers and structlog as they were, whatever the command configured.
+
+    structlog's `cache_logger_on_first_use` would pin a module's logger to this run's captured
+    stderr for the rest of the process, out of reach of any later configuration (and of
+    `structlog.testing.capture_logs`), so caching is turned off while the command runs.
+    """
+    import structlog
+
+    manager = logging.Logger.manager
+    existing = {
+        name for name, item in manager.loggerDict.items() if isinstance(item, logging.Logger)
+    }
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in existing)]
+    saved = [(lg, lg.level, list(lg.handlers), lg.propagate, lg.disabled) for lg in loggers]
+    disabled = manager.disable
+    structlog_config = structlog.get_config()
+    configure = structlog.configure
+
+    def configure_uncached(*args: Any, **kwargs: Any) -> None:
+        if len(args) < 5:
+            kwargs["cache_logger_on_first_use"] = False
+        configure(*args, **kwargs)
+
+    structlog.configure = configure_uncached
+    try:
+        yield
+    finally:
+        structlog.configure = configure
+        structlog.configure(**structlog_config)
+        for lg, level, handlers, propagate, was_disabled in saved:
+            lg.setLevel(level)
+            lg.handlers[:] = handlers
+            lg.propagate, lg.disabled = propagate, was_disabled
+        for name, item in list(manager.loggerDict.items()):
+            if name not in existing and isinstance(item, logging.Logger):
+                item.setLevel(logging.NOTSET)
+                item.handlers.clear()
+                item.propagate, item.disabled = True, False
+        logging.disable(disabled)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +11,13 @@ import psycopg
 
 from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.server import SandboxServer
-from hlfsync.testing import make_mentor, make_org
+from hlfsync.testing import CommandResult, make_mentor, make_org, run_cli
 
 Conn = psycopg.Connection[Any]
 
 
-def _run(
-    env: dict[str, str], cwd: Path, stdin: str, *args: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hlfsync", "break-glass", *args],
-        env=env, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+def _run(env: dict[str, str], cwd: Path, stdin: str, *args: str) -> CommandResult:
+    return run_cli("break-glass", *args, env=env, cwd=cwd, input=stdin)
 
 
 def test_break_glass_pushes_divergence_with_new_credentials(

@@ -22,18 +22,20 @@ def _postmasters(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def test_embedded_server_is_reused_by_the_next_command(hlfsync: Run, tmp_path: Path) -> None:
-    """A second command finds the embedded server the first one started, and uses it."""
-    env = {"HLFSYNC_DATA_DIR": str(tmp_path / "data")}
+def test_embedded_server_is_reused_by_the_next_command(
+    hlfsync: Run, hlfsync_process: Run, data_dir: Path
+) -> None:
+    """A second command, in another process, finds the embedded server the first one started."""
+    env = {"HLFSYNC_DATA_DIR": str(data_dir)}
     try:
         first = hlfsync("db", "url", env=env)
         assert first.returncode == 0, first.stderr
-        servers = _postmasters(tmp_path / "data")
+        servers = _postmasters(data_dir)
         assert len(servers) == 1
-        second = hlfsync("db", "url", env=env)
+        second = hlfsync_process("db", "url", env=env)
         assert second.returncode == 0, second.stderr
         assert second.stdout == first.stdout
-        assert [p.pid for p in _postmasters(tmp_path / "data")] == [servers[0].pid]
+        assert [p.pid for p in _postmasters(data_dir)] == [servers[0].pid]
     finally:
         stopped = hlfsync("db", "stop", env=env)
     assert "stopped the embedded server" in stopped.stdout
@@ -42,9 +44,11 @@ def test_embedded_server_is_reused_by_the_next_command(hlfsync: Run, tmp_path: P
     assert alive == []
 
 
-def test_two_commands_started_together_start_one_server(hlfsync: Run, tmp_path: Path) -> None:
+def test_two_commands_started_together_start_one_server(
+    hlfsync: Run, tmp_path: Path, data_dir: Path
+) -> None:
     """Two commands racing on a cold data directory end up on one server."""
-    data = tmp_path / "data"
+    data = data_dir
     env = {"HLFSYNC_DATA_DIR": str(data)}
     import os
 
@@ -146,9 +150,9 @@ def test_every_command_has_help(hlfsync: Run) -> None:
         assert "Usage" in result.stdout
 
 
-def test_demo_runs_for_a_duration_on_embedded_defaults(hlfsync: Run, tmp_path: Path) -> None:
+def test_demo_runs_for_a_duration_on_embedded_defaults(hlfsync: Run, data_dir: Path) -> None:
     """demo on a fresh data directory seeds, starts the sandbox and worker, and stops cleanly."""
-    env = {"HLFSYNC_DATA_DIR": str(tmp_path / "data")}
+    env = {"HLFSYNC_DATA_DIR": str(data_dir)}
     try:
         result = hlfsync("demo", "--duration", "3", "--mentors", "30", env=env, timeout=180)
         assert result.returncode == 0, result.stderr
@@ -169,3 +173,17 @@ def test_a_retry_policy_that_waits_too_long_is_refused(hlfsync: Run) -> None:
         "hlfsync: invalid settings: HLFSYNC_RETRY_*: retry 20 would wait"
     )
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_console_script_is_the_command(tmp_path: Path) -> None:
+    """The `hlfsync` script installed next to Python runs the command line, errors and all."""
+    import os
+
+    script = Path(sys.executable).with_name("hlfsync")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    env["HLFSYNC_RETRY_MAX_RETRIES"] = "three"
+    result = subprocess.run([str(script), "status"], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("hlfsync: invalid setting HLFSYNC_RETRY_MAX_RETRIES: ")
+    assert len(result.stderr.splitlines()) == 1

@@ -2,13 +2,11 @@
 served by uvicorn on 127.0.0.1. Screenshots go to test-artifacts/ at the repository root.
 
 Playwright cannot download its own browser here, so the system one is used; without it these
-tests fail (never skip) and say how to install it.
+tests are skipped with the line that installs it, and fail in CI (tests/system.py).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,26 +14,24 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-CHROMIUM = os.environ.get("HLFSYNC_TEST_CHROMIUM", "/usr/bin/chromium")
+from tests import system
+
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
+def chromium(pytestconfig: pytest.Config) -> Iterator[Browser]:
     """One headless Chromium per module.
 
     Not per session: Playwright's sync API keeps an event loop marked running in this thread
     until it stops, and every asyncio test after it would fail to start its own.
     """
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
-            "(or set HLFSYNC_TEST_CHROMIUM to its path); the browser tests need it."
-        )
+    executable = system.chromium_path()
+    system.require(pytestconfig, executable, "Debian's Chromium", system.CHROMIUM_INSTALL)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=ARGS)
         yield browser
         browser.close()
 

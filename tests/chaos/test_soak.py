@@ -2,9 +2,10 @@
 restarts; then the faults stop, the queue drains, and nothing may be lost.
 
 `uv run pytest -m chaos` runs the full soak (1,000 mentors, 10,000 flips, bounded to 5 minutes);
-the default run includes a smaller one. Invariants, for every mentor: the Dynamics listing equals
-the app's state, or the mentor has an open dead letter with exactly one alert; every queue row
-is terminal; no duplicate alert; the audit log has a row for every call the sandbox saw.
+`uv run pytest -m slow`, which CI runs after the default run, a smaller one. Invariants, for
+every mentor: the Dynamics listing equals the app's state, or the mentor has an open dead letter
+with exactly one alert; every queue row is terminal; no duplicate alert; the audit log has a row
+for every call the sandbox saw.
 """
 
 from __future__ import annotations
@@ -246,9 +247,11 @@ def _check_invariants(url: str, listed: dict[str, bool], calls: list[Any]) -> No
     assert len(calls) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_small_soak(own_postgres: tuple[str, Path], tmp_path: Path) -> None:
-    """A small soak, in every run: faults, two killed workers, a database restart; nothing lost."""
+    """A small soak, in CI's slow run: faults, two killed workers, a database restart; nothing
+    lost."""
     _soak(SMALL, own_postgres, tmp_path)
 
 

@@ -504,7 +504,14 @@ def _at(start: datetime, seconds: int | None) -> datetime | None:
     return None if seconds is None else start + seconds * S
 
 
-TestBreakerAgainstAModel = BreakerMachine.TestCase
-TestBreakerAgainstAModel.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None
-)
+@pytest.mark.slow
+class TestBreakerAgainstAModel(BreakerMachine.TestCase):  # type: ignore[misc,name-defined]
+    """The breaker against the model at 150 runs of 40 steps: CI's slow run."""
+
+    settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+class TestBreakerAgainstAModelQuickly(BreakerMachine.TestCase):  # type: ignore[misc,name-defined]
+    """The same model at a tenth of the runs, in every run."""
+
+    settings = settings(max_examples=15, stateful_step_count=40, deadline=None)

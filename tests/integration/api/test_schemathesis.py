@@ -47,10 +47,22 @@ def live_api(db_url: str, conn: psycopg.Connection[Any]) -> Iterator[tuple[str, 
         yield server.url, mint_token(SECRET, world.users["admin_a"])
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @hypothesis_settings(max_examples=25, deadline=None,
                      suppress_health_check=list(HealthCheck))  # fmt: skip
 def test_no_request_makes_the_api_fail(case: Any, live_api: tuple[str, str]) -> None:
     """For every operation, generated requests get documented answers and never a 5xx."""
+    url, token = live_api
+    case.call_and_validate(base_url=url, headers={"Authorization": f"Bearer {token}"})
+
+
+@schema.parametrize()
+@hypothesis_settings(max_examples=3, deadline=None,
+                     suppress_health_check=list(HealthCheck))  # fmt: skip
+def test_a_few_requests_per_operation_get_documented_answers(
+    case: Any, live_api: tuple[str, str]
+) -> None:
+    """The same checks at a few requests per operation, for every run (the full one is slow)."""
     url, token = live_api
     case.call_and_validate(base_url=url, headers={"Authorization": f"Bearer {token}"})

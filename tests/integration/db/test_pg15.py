@@ -6,6 +6,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,7 @@ import psycopg
 import pytest
 
 from hlfsync.db import migrate
-
-PG15_BIN = Path(os.environ.get("HLFSYNC_TEST_PG15_BIN", "/usr/lib/postgresql/15/bin"))
+from tests import system
 
 
 def _run_as(user: str | None, args: list[str]) -> None:
@@ -22,11 +22,16 @@ def _run_as(user: str | None, args: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def pg15_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway PostgreSQL 15 cluster on a Unix socket, started with pg_ctl."""
-    if not (PG15_BIN / "pg_ctl").exists():
-        pytest.fail(f"PostgreSQL 15 binaries not found in {PG15_BIN}: apt-get install postgresql")
-    base = tmp_path_factory.mktemp("pg15")
+def pg15_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """A throwaway PostgreSQL 15 cluster on a Unix socket, started with pg_ctl.
+
+    Its directory is outside pytest's temporary root, which every pytest session that starts
+    makes private (0700) again: run as root, the cluster's own user must reach it.
+    """
+    pg15 = system.pg15_bin()
+    system.require(pytestconfig, (pg15 / "pg_ctl").is_file(),
+                   f"Debian's PostgreSQL 15 (in {pg15})", system.POSTGRESQL_INSTALL)  # fmt: skip
+    base = Path(tempfile.mkdtemp(prefix="hlfsync-test-pg15-"))
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     user = None
@@ -41,10 +46,10 @@ def pg15_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.chown(sock, user)
         for parent in base.parents:
             parent.chmod(parent.stat().st_mode | 0o055)  # let that user traverse
-    _run_as(user, [str(PG15_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"])
+    _run_as(user, [str(pg15 / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"])
     _run_as(
         user,
-        [str(PG15_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
+        [str(pg15 / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
          "-o", f"-h '' -k {sock}", "start"],
     )  # fmt: skip
     try:
@@ -52,7 +57,8 @@ def pg15_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             c.execute("CREATE DATABASE hlfsync")
         yield f"postgresql://postgres@/hlfsync?host={sock}"
     finally:
-        _run_as(user, [str(PG15_BIN / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"])
+        _run_as(user, [str(pg15 / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"])
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_migrations_apply_twice_on_postgresql_15(pg15_url: str) -> None:

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.server import SandboxServer
@@ -113,6 +114,7 @@ def test_paging_returns_every_contact_exactly_once(api: httpx.Client, admin: Adm
     assert all(row[FIELD] is True for row in rows)
 
 
+@pytest.mark.slow
 def test_paging_100k_contacts_is_quick(api: httpx.Client, admin: AdminClient) -> None:
     """100,000 contacts page through at 5,000 a page in well under the test timeout."""
     ids = seed(admin, 100_000)
