@@ -162,6 +162,7 @@ def build_scheduler(settings: Settings, pool: Any, clock: Any, client: Any, brea
     """The worker's scheduler: expiry check, compensation, reconciliation, credential health."""
     from hlfsync import scheduled
     from hlfsync.db import reconcile as reconcile_mod
+    from hlfsync.db.jobs import BULK_PRIORITY
     from hlfsync.worker.health import check_credentials
     from hlfsync.worker.scheduler import ScheduledJob, Scheduler
 
@@ -169,9 +170,11 @@ def build_scheduler(settings: Settings, pool: Any, clock: Any, client: Any, brea
         return await check_credentials(pool, client, breaker, clock)
 
     async def reconcile_job(at: datetime) -> dict[str, Any]:
+        # Bulk work: what it queues waits behind any person's change.
         report = await reconcile_mod.reconcile(
-            pool, client, now=at, dry_run=False, page_size=settings.dynamics_page_size
-        )
+            pool, client, now=at, dry_run=False, page_size=settings.dynamics_page_size,
+            priority=BULK_PRIORITY,
+        )  # fmt: skip
         return {k: v for k, v in report.stats().items() if "sample" not in k}
 
     extra = {"health_check": ScheduledJob(cron=settings.health_schedule, run=health_job)}
@@ -180,6 +183,56 @@ def build_scheduler(settings: Settings, pool: Any, clock: Any, client: Any, brea
         extra["reconcile"] = ScheduledJob(cron=settings.reconcile_schedule, run=reconcile_job)
     jobs = scheduled.default_jobs(settings, pool, clock, extra=extra)
     return Scheduler(pool, clock, settings.zone, jobs)
+
+
+async def scheduler_off_loop(settings: Settings, url: str) -> Any:
+    """A build for `worker.scheduler.run_off_loop`: a scheduler with its own connections,
+    Dynamics client and breaker view, made on (and belonging to) the scheduler's thread."""
+    from hlfsync.core.clock import SystemClock
+    from hlfsync.dataverse.factory import build_client
+    from hlfsync.db.breaker import DynamicsCircuitBreaker
+    from hlfsync.db.pool import open_pool
+
+    async def build() -> Any:
+        # Jobs due together run side by side, each with a heartbeat: a few connections.
+        pool = await open_pool(url, max_size=3, min_size=1, name="hlfsync-scheduler")
+        client = build_client(settings)
+        breaker = DynamicsCircuitBreaker(pool, breaker_config(settings))
+        scheduler = build_scheduler(settings, pool, SystemClock(), client, breaker)
+
+        async def close() -> None:
+            await client.aclose()
+            await pool.close()
+
+        return scheduler, close
+
+    return build
+
+
+async def _beside_the_loop(settings: Settings, built: WorkerServices, stop: Any) -> tuple[Any, Any]:
+    """The scheduler on its own thread, the loop-lag probe, and the worker's /metrics if asked."""
+    import asyncio
+
+    from hlfsync.worker.lag import LagProbe
+    from hlfsync.worker.scheduler import run_off_loop
+
+    if settings.worker_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from hlfsync.core.errors import ConfigError
+
+        try:
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        except OSError as exc:
+            raise ConfigError(
+                f"HLFSYNC_WORKER_METRICS_PORT: cannot listen on {settings.worker_metrics_host}:"
+                f"{settings.worker_metrics_port} ({exc.strerror or exc})"
+            ) from exc
+    schedule = asyncio.create_task(
+        run_off_loop(await scheduler_off_loop(settings, built.url), stop), name="scheduler"
+    )
+    probe = asyncio.create_task(LagProbe(settings.loop_lag_interval).run(stop), name="lag-probe")
+    return schedule, probe
 
 
 async def worker_once(settings: Settings) -> tuple[int, int]:
@@ -203,8 +256,8 @@ async def worker_forever(settings: Settings) -> None:
     stop = asyncio.Event()
     process.install_signal_handlers(stop)
     try:
-        schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
-        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule])
+        schedule, probe = await _beside_the_loop(settings, built, stop)
+        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule, probe])
     finally:
         await built.aclose()
 
@@ -352,13 +405,13 @@ async def run_forever(settings: Settings) -> None:
     stop = asyncio.Event()
     process.install_signal_handlers(stop)
     try:
-        schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
+        schedule, probe = await _beside_the_loop(settings, built, stop)
         api = asyncio.create_task(
             serve(settings.model_copy(update={"database_url": built.url}), stop,
                   pool=built.pool, on_ready=_announce_api),
             name="api",
         )  # fmt: skip
-        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule, api])
+        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule, probe, api])
     finally:
         await built.aclose()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ import psycopg
 import structlog
 
 from hlfsync.core.breaker import Admission
-from hlfsync.db.jobs import Job
+from hlfsync.db.jobs import LIVE_PRIORITY, Job
 from hlfsync.worker import handlers
 from hlfsync.worker.handlers import SyncContext
 
@@ -72,6 +73,9 @@ class SyncWorker:
             else min(3 * concurrency * self.batch, max(MAX_HELD, 3 * concurrency))
         )
         self._last_rescue: datetime | None = None
+        # Set by NOTIFY: something was queued, perhaps a person's change that must not wait
+        # behind the bulk work already claimed into the buffer.
+        self._live_hint = False
 
     def _claim_limit(self, now: datetime, *, capacity: int) -> int:
         held = self._inflight_jobs + len(self._buffer)
@@ -142,8 +146,14 @@ class SyncWorker:
         size = self._take(len(jobs), self.concurrency)
         return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
-    def _start(self, jobs: list[Job]) -> None:
-        task = asyncio.create_task(handlers.handle_many(jobs, self.ctx), name=f"sync-{jobs[0].id}")
+    def _start(self, jobs: list[Job], *, urgent: bool = False) -> None:
+        context = contextvars.copy_context()
+        if urgent:
+            # Its call takes the next free slot, ahead of bulk calls waiting for one.
+            context.run(handlers.URGENT.set, True)
+        task = asyncio.create_task(
+            handlers.handle_many(jobs, self.ctx), name=f"sync-{jobs[0].id}", context=context
+        )
         self._inflight.add(task)
         self._inflight_jobs += len(jobs)
 
@@ -167,10 +177,32 @@ class SyncWorker:
             wait = max(wait, min(self.poll_interval_s, (blocked - now).total_seconds()))
         return max(wait, 0.001)
 
+    def _admit(self, jobs: list[Job]) -> None:
+        """Start live jobs at once, each alone; bulk ones wait in the buffer for a slot."""
+        for job in jobs:
+            if job.live:
+                self._start([job], urgent=True)
+            else:
+                self._buffer.append(job)
+
+    async def _claim_live(self, now: datetime) -> None:
+        """Claim a person's changes past the bulk work waiting in the buffer."""
+        held = self._inflight_jobs + len(self._buffer)
+        limit = self._claim_limit(now, capacity=held + self.concurrency)
+        if limit == 0:
+            return
+        jobs = await self.ctx.store.claim(
+            limit=limit, now=now, lease_s=self.lease_s, min_priority=LIVE_PRIORITY
+        )
+        self._admit(jobs)
+
     async def _tick(self) -> bool:
         """One pass: rescue, claim and start work; True when it should loop again at once."""
         now = self.ctx.clock.now()
         await self._maybe_rescue(now)
+        hinted, self._live_hint = self._live_hint, False
+        if hinted and self._buffer:
+            await self._claim_live(now)
         self._fill_slots()
         # Refill when the buffer runs low, in batches: one claim feeds many calls.
         if len(self._buffer) > self.capacity // 4:
@@ -179,7 +211,7 @@ class SyncWorker:
         if limit == 0:
             return False
         jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
-        self._buffer.extend(jobs)
+        self._admit(jobs)
         self._fill_slots()
         return len(jobs) == limit and bool(self._buffer)
 
@@ -243,6 +275,7 @@ class SyncWorker:
                         if note.channel == "hlfsync_alerts":
                             self.alerts_wake.set()
                         else:
+                            self._live_hint = True
                             self.wake.set()
             except psycopg.Error as exc:
                 log.warning("listen_reconnecting", error=str(exc).splitlines()[0])
