@@ -5,7 +5,11 @@
 Scenarios, each on a fresh database with the backlog queued by the real outbox trigger:
 - in-process client, zero latency: what the engine itself costs per operation;
 - in-process client with 100 ms latency at concurrency 1, 10, 50: achieved / (c / latency);
-- baseline: plain psycopg claiming one row at a time (SKIP LOCKED), same zero-latency client.
+- baseline: plain psycopg claiming one row at a time (SKIP LOCKED), same zero-latency client;
+- webhook-v1 over HTTPS (`--webhook`): a `hlfsync worker` process, one POST per change to the
+  sandbox's webhook, against a hand-written loop (claim 50 rows with SKIP LOCKED, POST each,
+  mark them done in one statement) posting the same signed events to the same sink: worker CPU
+  per operation and throughput, and their ratio to the loop's (what the guarantees cost).
 The same over real HTTPS, with worker processes and the sandbox, is `bench.sync`.
 Prints one table and returns the rows for docs/performance.md.
 """
@@ -14,9 +18,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import resource
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -130,6 +141,138 @@ def run(ops: int, quick: bool) -> list[Row]:
     return rows
 
 
+# --- webhook-v1: the worker against a hand-written loop, same sink -----------------------------
+
+HAND_BATCH = 50
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_succeeded(url: str, ops: int, timeout_s: float = 600) -> float:
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.perf_counter() - started < timeout_s:
+            row = conn.execute(
+                "SELECT count(*) FROM sync_queue WHERE status IN ('succeeded', 'dead_lettered')"
+            ).fetchone()
+            if row and row[0] >= ops:
+                return time.perf_counter() - started
+            time.sleep(0.01)
+    raise RuntimeError(f"{ops:,} operations not done within {timeout_s:.0f} s")
+
+
+def _queue_backlog(url: str, ops: int) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id IN"
+                     " (SELECT id FROM peer_mentors ORDER BY id LIMIT %s)", [ops])  # fmt: skip
+
+
+def _worker_webhook(url: str, env: dict[str, str], ops: int, concurrency: int) -> Row:
+    folder = Path(tempfile.mkdtemp(prefix="hlfsync-bench-webhook-"))
+    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    worker_env |= env | {"HLFSYNC_DATABASE_URL": url, "HLFSYNC_DATA_DIR": str(folder),
+                         "HLFSYNC_LOG_LEVEL": "warning"}  # fmt: skip
+    with (folder / "worker.log").open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hlfsync", "worker", "--concurrency", str(concurrency)],
+            env=worker_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query ="
+                                   " 'LISTEN hlfsync_alerts'").fetchone()  # fmt: skip
+                if row and row[0]:
+                    break
+                time.sleep(0.02)
+        time.sleep(1.0)  # start-up (imports, the first health check) is not the cost per op
+        cpu0 = _proc_cpu_s(proc.pid)
+        _queue_backlog(url, ops)
+        seconds = _wait_succeeded(url, ops)
+        cpu = _proc_cpu_s(proc.pid) - cpu0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    return Row(f"webhook-v1, hlfsync worker, c={concurrency}", ops, seconds, cpu)
+
+
+async def _hand_loop(url: str, env: dict[str, str], ops: int) -> None:
+    """Claim 50 with SKIP LOCKED, POST each signed event, mark the 50 done: nothing else."""
+    import httpx
+
+    from hlfsync.dataverse.webhook import sign
+
+    secret = env["HLFSYNC_DYNAMICS_WEBHOOK_SECRET"]
+    sink = env["HLFSYNC_DYNAMICS_URL"]
+    verify = env.get("HLFSYNC_DYNAMICS_CA_BUNDLE", True)
+    limits = httpx.Limits(max_connections=HAND_BATCH, max_keepalive_connections=HAND_BATCH)
+    async with (
+        httpx.AsyncClient(verify=verify, limits=limits) as http,
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as conn,
+    ):
+
+        async def post(row: tuple[Any, ...]) -> None:
+            qid, mentor, operation, payload = row
+            body = json.dumps(
+                {"type": f"mentor.listing.{'removed' if operation == 'remove' else 'restored'}",
+                 "mentor_id": str(mentor), "contact_id": payload["contact_id"],
+                 "occurred_at": payload["changed_at"], "idempotency_key": f"hlfsync-{qid}"},
+                separators=(",", ":"), sort_keys=True,
+            ).encode()  # fmt: skip
+            stamp = str(int(time.time()))
+            response = await http.post(sink, content=body, headers={
+                "Content-Type": "application/json", "X-HLF-Timestamp": stamp,
+                "X-HLF-Signature": sign(secret, stamp, body)})  # fmt: skip
+            response.raise_for_status()
+
+        done = 0
+        while done < ops:
+            cur = await conn.execute(
+                "WITH picked AS (SELECT id FROM sync_queue WHERE status = 'pending'"
+                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " UPDATE sync_queue q SET status = 'in_progress', claim_count = claim_count + 1,"
+                " locked_until = now() + interval '60 seconds' FROM picked WHERE q.id = picked.id"
+                " RETURNING q.id, q.mentor_id, q.operation, q.payload_json",
+                [HAND_BATCH],
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                break
+            await asyncio.gather(*(post(row) for row in rows))
+            await conn.execute(
+                "UPDATE sync_queue SET status = 'succeeded', finished_at = now(),"
+                " locked_until = NULL, attempt_count = attempt_count + 1 WHERE id = ANY(%s)",
+                [[row[0] for row in rows]],
+            )
+            done += len(rows)
+
+
+def webhook(ops: int, concurrency: int = 50) -> list[Row]:
+    """hlfsync's worker and the hand-written loop, webhook-v1, same sink, same backlog."""
+    with _common.sandbox_process() as (sandbox_env, admin):
+        env = sandbox_env | {
+            "HLFSYNC_DYNAMICS_CONTRACT": "webhook-v1",
+            "HLFSYNC_DYNAMICS_URL": sandbox_env["HLFSYNC_DYNAMICS_URL"] + "/webhook",
+        }
+        url = _common.fresh_database("bench_drain_webhook", mentors=ops)
+        _common.quiet_scheduler(url)  # start-up jobs are not the cost per operation
+        _common.mirror_contacts(url, admin)
+        worker = _worker_webhook(url, env, ops, concurrency)
+        url = _common.fresh_database("bench_drain_hand", mentors=ops)
+        _common.mirror_contacts(url, admin)
+        _queue_backlog(url, ops)
+        started, cpu0 = time.perf_counter(), _cpu()
+        asyncio.run(_hand_loop(url, env, ops))
+        hand = Row(f"webhook-v1, hand-written loop (SKIP LOCKED, {HAND_BATCH} at a time)", ops,
+                   time.perf_counter() - started, _cpu() - cpu0)  # fmt: skip
+    worker.target = hand.rate  # the ratio column: the worker's throughput ÷ the loop's
+    return [worker, hand]
+
+
 HEADER = ["scenario", "ops", "seconds", "ops/s", "CPU ms/op", "achieved/ideal"]
 
 
@@ -142,8 +285,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="small latency runs")
+    parser.add_argument("--webhook", action="store_true",
+                        help="only webhook-v1: the worker against a hand-written loop")  # fmt: skip
     args = parser.parse_args()
-    rows = run(args.ops, args.quick)
+    rows = webhook(args.ops) if args.webhook else run(args.ops, args.quick) + webhook(args.ops)
     from rich.console import Console
     from rich.table import Table
 

@@ -209,9 +209,13 @@ async def scheduler_off_loop(settings: Settings, url: str) -> Any:
     return build
 
 
+SWITCH_INTERVAL_S = 0.0005
+
+
 async def _beside_the_loop(settings: Settings, built: WorkerServices, stop: Any) -> tuple[Any, Any]:
     """The scheduler on its own thread, the loop-lag probe, and the worker's /metrics if asked."""
     import asyncio
+    import sys
 
     from hlfsync.worker.lag import LagProbe
     from hlfsync.worker.scheduler import run_off_loop
@@ -228,6 +232,9 @@ async def _beside_the_loop(settings: Settings, built: WorkerServices, stop: Any)
                 f"HLFSYNC_WORKER_METRICS_PORT: cannot listen on {settings.worker_metrics_host}:"
                 f"{settings.worker_metrics_port} ({exc.strerror or exc})"
             ) from exc
+    # The scheduler's thread shares the interpreter lock: a thread that wants it back asks
+    # after this long (Python's default, 5 ms, would be the live loop's wait at every step).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     schedule = asyncio.create_task(
         run_off_loop(await scheduler_off_loop(settings, built.url), stop), name="scheduler"
     )
