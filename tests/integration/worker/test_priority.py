@@ -62,7 +62,7 @@ async def test_a_live_change_is_claimed_before_a_bulk_backlog_queued_earlier(
 ) -> None:
     """Claiming one operation after the night's pauses and then a coordinator's change takes
     the coordinator's, though it was queued last."""
-    bulk, live = _world(conn, 5)
+    _, live = _world(conn, 5)
     expiry.run_expiry_check(conn, TODAY, "scheduler:expiry_check")
     _pause(conn, live)
     clock.advance(60)  # the fake clock started before these rows were written
@@ -79,7 +79,7 @@ async def test_a_live_change_goes_past_bulk_work_already_claimed(
 ) -> None:
     """With the worker's buffer full of claimed bulk work and every call slot taken, a
     coordinator's change is claimed on its NOTIFY and called before the buffered backlog."""
-    bulk, live = _world(conn, 30)
+    _, live = _world(conn, 30)
     expiry.run_expiry_check(conn, TODAY, "scheduler:expiry_check")
     clock.advance(60)  # the fake clock started before these rows were written
     gate = asyncio.Event()
@@ -121,7 +121,7 @@ async def test_the_lag_probe_measures_a_held_loop() -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(probe.run(stop))
     await asyncio.sleep(0.02)
-    time.sleep(0.05)  # the loop is held: nothing else runs meanwhile
+    time.sleep(0.05)  # noqa: ASYNC251 - the point: the loop is held, nothing else runs
     await asyncio.sleep(0.02)
     stop.set()
     await task
