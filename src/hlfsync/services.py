@@ -194,8 +194,8 @@ async def scheduler_off_loop(settings: Settings, url: str) -> Any:
     from hlfsync.db.pool import open_pool
 
     async def build() -> Any:
-        # Jobs due together run side by side, each with a heartbeat: a few connections.
-        pool = await open_pool(url, max_size=3, min_size=1, name="hlfsync-scheduler")
+        # Jobs due together run side by side (the expiry check on two), each with a heartbeat.
+        pool = await open_pool(url, max_size=4, min_size=1, name="hlfsync-scheduler")
         client = build_client(settings)
         breaker = DynamicsCircuitBreaker(pool, breaker_config(settings))
         scheduler = build_scheduler(settings, pool, SystemClock(), client, breaker)

@@ -7,6 +7,7 @@ Sync functions serve the CLI, `arun_*` ones the scheduler's pool; both share the
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import structlog
 
 from hlfsync import metrics
 from hlfsync.core import expiry, renewals
+from hlfsync.db.pool import Pool
 from hlfsync.db.queries import q
 
 log = structlog.get_logger(__name__)
@@ -26,6 +28,8 @@ log = structlog.get_logger(__name__)
 # Mentors per chunk of the nightly check: each chunk is one short transaction, so a first-ever
 # catch-up (tens of thousands of pauses) never holds many row locks for long.
 CHUNK_MENTORS = 5000
+# Chunks in flight at once in the scheduler's run: two keep two cores of PostgreSQL busy.
+LANES = 2
 
 Conn = psycopg.Connection[Any]
 AsyncConn = psycopg.AsyncConnection[Any]
@@ -132,6 +136,35 @@ async def arun_expiry_check(
             pauses.append(await (await conn.execute(q("expiry_pause_expired"), chunk)).fetchone())
     cur = await conn.execute(q("expiry_oversized_histories"), {"limit": renewals.SIZE_GUARD})
     return _check_stats(today, _sum_reminders(reminders), _sum_pauses(pauses), await cur.fetchone())
+
+
+async def arun_expiry_check_pooled(
+    pool: Pool, today: date, actor: str, *, now: datetime | None = None, lanes: int = LANES
+) -> dict[str, Any]:
+    """`run_expiry_check` over a pool: the chunks, each its own transaction, run on `lanes`
+    connections at once (they touch disjoint mentors, so they cannot deadlock)."""
+    params = _check_params(today, actor, now)
+    async with pool.connection() as conn:
+        cur = await conn.execute(q("expiry_chunk_bounds"), {"size": CHUNK_MENTORS})
+        ranges = iter(_ranges(await cur.fetchall()))
+    reminders: list[Sequence[Any]] = []
+    pauses: list[Sequence[Any] | None] = []
+
+    async def lane() -> None:
+        async with pool.connection() as conn:
+            for lo, hi in ranges:  # shared: each lane takes the next chunk
+                chunk = params | {"lo": lo, "hi": hi}
+                async with conn.transaction():
+                    cur = await conn.execute(q("expiry_send_reminders"), chunk)
+                    reminders.extend(await cur.fetchall())
+                    cur = await conn.execute(q("expiry_pause_expired"), chunk)
+                    pauses.append(await cur.fetchone())
+
+    await asyncio.gather(*(lane() for _ in range(max(1, lanes))))
+    async with pool.connection() as conn:
+        cur = await conn.execute(q("expiry_oversized_histories"), {"limit": renewals.SIZE_GUARD})
+        oversized = await cur.fetchone()
+    return _check_stats(today, _sum_reminders(reminders), _sum_pauses(pauses), oversized)
 
 
 def size_guard(count: int, *, source: str, sample: Any = None) -> None:
