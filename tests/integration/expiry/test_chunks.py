@@ -72,8 +72,7 @@ def test_a_run_cut_short_is_finished_by_the_next(
     assert 0 < partly[0] < 4
     monkeypatch.setattr(expiry, "q", real)
     check(conn)
-    assert conn.execute(
-        "SELECT count(*) FROM peer_mentors WHERE status = 'paused'"
-    ).fetchone() == (4,)
+    paused = conn.execute("SELECT count(*) FROM peer_mentors WHERE status = 'paused'").fetchone()
+    assert paused == (4,)
     duplicates = conn.execute("SELECT count(*) FROM expiry_duplicates()").fetchone()
     assert duplicates == (0,)
