@@ -60,6 +60,7 @@ class SyncWorker:
         # Claimed jobs waiting for a free slot: a finished call starts the next one at once,
         # without a round trip to the database in between.
         self._buffer: collections.deque[Job] = collections.deque()
+        self._buffered_bulk = 0  # bulk jobs (below LIVE_PRIORITY) among them
         # Changes per call: 1 sends each alone (lowest latency); more lets a backlog go out in
         # `$batch`es, so a rate-limited Dynamics takes many changes per request. A lone change
         # is always sent alone.
@@ -109,7 +110,9 @@ class SyncWorker:
     def _fill_slots(self) -> None:
         while self._buffer and len(self._inflight) < self.max_tasks:
             take = self._take(len(self._buffer), self.concurrency - len(self._inflight))
-            self._start([self._buffer.popleft() for _ in range(take)])
+            jobs = [self._buffer.popleft() for _ in range(take)]
+            self._buffered_bulk -= sum(not job.live for job in jobs)
+            self._start(jobs)
 
     async def _maybe_rescue(self, now: datetime) -> None:
         if self._last_rescue is not None and now - self._last_rescue < RESCUE_EVERY:
@@ -178,12 +181,18 @@ class SyncWorker:
         return max(wait, 0.001)
 
     def _admit(self, jobs: list[Job]) -> None:
-        """Start live jobs at once, each alone; bulk ones wait in the buffer for a slot."""
-        for job in jobs:
-            if job.live:
-                self._start([job], urgent=True)
-            else:
-                self._buffer.append(job)
+        """Buffer claimed jobs; a person's changes claimed beside bulk work, or while bulk work
+        waits in the buffer, start at once instead, ahead of it (their calls urgent)."""
+        live = [job for job in jobs if job.live]
+        bulk = [job for job in jobs if not job.live]
+        if live and (bulk or self._buffered_bulk):
+            size = self._take(len(live), self.concurrency)
+            for i in range(0, len(live), size):
+                self._start(live[i : i + size], urgent=True)
+        else:
+            self._buffer.extend(live)
+        self._buffer.extend(bulk)
+        self._buffered_bulk += len(bulk)
 
     async def _claim_live(self, now: datetime) -> None:
         """Claim a person's changes past the bulk work waiting in the buffer."""
@@ -201,7 +210,7 @@ class SyncWorker:
         now = self.ctx.clock.now()
         await self._maybe_rescue(now)
         hinted, self._live_hint = self._live_hint, False
-        if hinted and self._buffer:
+        if hinted and self._buffered_bulk:
             await self._claim_live(now)
         self._fill_slots()
         # Refill when the buffer runs low, in batches: one claim feeds many calls.
@@ -217,6 +226,7 @@ class SyncWorker:
 
     async def _release_buffer(self) -> None:
         now = self.ctx.clock.now()
+        self._buffered_bulk = 0
         while self._buffer:
             job = self._buffer.popleft()
             await self.ctx.store.release(
