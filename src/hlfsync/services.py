@@ -171,9 +171,11 @@ def build_scheduler(settings: Settings, pool: Any, clock: Any, client: Any, brea
 
     async def reconcile_job(at: datetime) -> dict[str, Any]:
         # Bulk work: what it queues waits behind any person's change.
+        # Smaller pages in the worker: each is parsed holding the interpreter lock, which the
+        # live loop on the other thread then waits for.
         report = await reconcile_mod.reconcile(
-            pool, client, now=at, dry_run=False, page_size=settings.dynamics_page_size,
-            priority=BULK_PRIORITY,
+            pool, client, now=at, dry_run=False, priority=BULK_PRIORITY,
+            page_size=min(settings.dynamics_page_size, SCHEDULED_PAGE_SIZE),
         )  # fmt: skip
         return {k: v for k, v in report.stats().items() if "sample" not in k}
 
@@ -210,11 +212,13 @@ async def scheduler_off_loop(settings: Settings, url: str) -> Any:
 
 
 SWITCH_INTERVAL_S = 0.0005
+SCHEDULED_PAGE_SIZE = 1000
 
 
 async def _beside_the_loop(settings: Settings, built: WorkerServices, stop: Any) -> tuple[Any, Any]:
     """The scheduler on its own thread, the loop-lag probe, and the worker's /metrics if asked."""
     import asyncio
+    import gc
     import sys
 
     from hlfsync.worker.lag import LagProbe
@@ -238,7 +242,12 @@ async def _beside_the_loop(settings: Settings, built: WorkerServices, stop: Any)
     schedule = asyncio.create_task(
         run_off_loop(await scheduler_off_loop(settings, built.url), stop), name="scheduler"
     )
-    probe = asyncio.create_task(LagProbe(settings.loop_lag_interval).run(stop), name="lag-probe")
+    lag = LagProbe(settings.loop_lag_interval)
+    built.worker.lag = lag  # bulk work yields when the loop is late
+    probe = asyncio.create_task(lag.run(stop), name="lag-probe")
+    # What start-up made lives for the whole run: out of the collector's sight, a full
+    # collection (one holds the interpreter lock throughout) walks only what came after.
+    gc.freeze()
     return schedule, probe
 
 

@@ -8,8 +8,12 @@ histogram) and `hlfsync_event_loop_lag_max_seconds` (the longest since start).
 from __future__ import annotations
 
 import asyncio
+import collections
 
 from hlfsync import metrics
+
+# Samples the recent figure looks back over (at the default interval, about 100 ms).
+RECENT = 5
 
 
 class LagProbe:
@@ -21,11 +25,18 @@ class LagProbe:
         self.interval_s = interval_s
         self.max_s = 0.0
         self.samples = 0
+        self._recent: collections.deque[float] = collections.deque(maxlen=RECENT)
+
+    @property
+    def recent_s(self) -> float:
+        """The longest delay among the last few samples: how busy the loop is right now."""
+        return max(self._recent, default=0.0)
 
     def record(self, lag_s: float) -> None:
         """One measurement (negative ones, from clock granularity, count as zero)."""
         lag_s = max(0.0, lag_s)
         self.samples += 1
+        self._recent.append(lag_s)
         metrics.LOOP_LAG.observe(lag_s)
         if lag_s > self.max_s:
             self.max_s = lag_s

@@ -22,6 +22,7 @@ from hlfsync.core.breaker import Admission
 from hlfsync.db.jobs import LIVE_PRIORITY, Job
 from hlfsync.worker import handlers
 from hlfsync.worker.handlers import SyncContext
+from hlfsync.worker.lag import LagProbe
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +32,11 @@ RESCUE_EVERY = timedelta(seconds=5)
 MAX_HELD = 2000
 # How long a throttle makes the worker fill batches: Dataverse counts requests over 5 minutes.
 THROTTLE_MEMORY = timedelta(minutes=5)
+# Bulk work yields to live work: while the loop wakes later than this, fewer bulk calls run at
+# once (halved at most every BULK_ADJUST_S, won back one at a time), so a person's change finds
+# the loop free within a few milliseconds even while a night's backlog drains.
+BULK_YIELD_LAG_S = 0.005
+BULK_ADJUST_S = 0.05
 
 
 class SyncWorker:
@@ -61,6 +67,11 @@ class SyncWorker:
         # without a round trip to the database in between.
         self._buffer: collections.deque[Job] = collections.deque()
         self._buffered_bulk = 0  # bulk jobs (below LIVE_PRIORITY) among them
+        # The loop-lag probe, when the process runs one (`worker.lag`): bulk work yields to it.
+        self.lag: LagProbe | None = None
+        self._bulk_tasks = 0
+        self._bulk_limit = 2 * concurrency  # max_tasks, set below
+        self._bulk_adjusted = 0.0
         # Changes per call: 1 sends each alone (lowest latency); more lets a backlog go out in
         # `$batch`es, so a rate-limited Dynamics takes many changes per request. A lone change
         # is always sent alone.
@@ -109,10 +120,26 @@ class SyncWorker:
 
     def _fill_slots(self) -> None:
         while self._buffer and len(self._inflight) < self.max_tasks:
+            if not self._buffer[0].live and not self._bulk_may_start():
+                return
             take = self._take(len(self._buffer), self.concurrency - len(self._inflight))
             jobs = [self._buffer.popleft() for _ in range(take)]
-            self._buffered_bulk -= sum(not job.live for job in jobs)
-            self._start(jobs)
+            bulk = sum(not job.live for job in jobs)
+            self._buffered_bulk -= bulk
+            self._start(jobs, bulk=bulk > 0)
+
+    def _bulk_may_start(self) -> bool:
+        """Whether another bulk call may start, given how busy the loop is (AIMD on its lag)."""
+        if self.lag is None:
+            return True
+        now = asyncio.get_running_loop().time()
+        if now - self._bulk_adjusted >= BULK_ADJUST_S:
+            self._bulk_adjusted = now
+            if self.lag.recent_s > BULK_YIELD_LAG_S:
+                self._bulk_limit = max(1, self._bulk_limit // 2)
+            else:
+                self._bulk_limit = min(self.max_tasks, self._bulk_limit + 1)
+        return bool(self._bulk_tasks < self._bulk_limit)
 
     async def _maybe_rescue(self, now: datetime) -> None:
         if self._last_rescue is not None and now - self._last_rescue < RESCUE_EVERY:
@@ -149,7 +176,7 @@ class SyncWorker:
         size = self._take(len(jobs), self.concurrency)
         return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
-    def _start(self, jobs: list[Job], *, urgent: bool = False) -> None:
+    def _start(self, jobs: list[Job], *, urgent: bool = False, bulk: bool = False) -> None:
         context = contextvars.copy_context()
         if urgent:
             # Its call takes the next free slot, ahead of bulk calls waiting for one.
@@ -159,10 +186,12 @@ class SyncWorker:
         )
         self._inflight.add(task)
         self._inflight_jobs += len(jobs)
+        self._bulk_tasks += bulk
 
         def done(finished: asyncio.Task[list[str]]) -> None:
             self._inflight.discard(finished)
             self._inflight_jobs -= len(jobs)
+            self._bulk_tasks -= bulk
             self.handled += len(jobs)
             self.wake.set()
             if not finished.cancelled() and finished.exception() is not None:
