@@ -108,11 +108,15 @@ def _vm_hwm_kib(pid: int) -> int:
 
 
 def _scrape_max_lag_s(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        for line in answer.read().decode().splitlines():
-            if line.startswith("hlfsync_event_loop_lag_max_seconds "):
-                return float(line.split()[1])
-    return 0.0
+    """The worker's longest loop stall; NaN from a worker without the probe (an older one)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            for line in answer.read().decode().splitlines():
+                if line.startswith("hlfsync_event_loop_lag_max_seconds "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float("nan")
 
 
 @contextlib.contextmanager
