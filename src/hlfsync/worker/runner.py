@@ -36,6 +36,7 @@ THROTTLE_MEMORY = timedelta(minutes=5)
 # once (halved at most every BULK_ADJUST_S, won back one at a time), so a person's change finds
 # the loop free within a few milliseconds even while a night's backlog drains.
 BULK_YIELD_LAG_S = 0.005
+BULK_SHARE = 4
 BULK_ADJUST_S = 0.05
 
 
@@ -70,7 +71,11 @@ class SyncWorker:
         # The loop-lag probe, when the process runs one (`worker.lag`): bulk work yields to it.
         self.lag: LagProbe | None = None
         self._bulk_tasks = 0
-        self._bulk_limit = 2 * concurrency  # max_tasks, set below
+        # Bulk calls in flight at most: a quarter of the slots. A backlog is bound by CPU (here
+        # and at Dynamics), not by calls in flight, and a live call must not queue at Dynamics
+        # behind dozens of bulk `$batch`es.
+        self._bulk_ceiling = max(1, concurrency // BULK_SHARE)
+        self._bulk_limit = self._bulk_ceiling
         self._bulk_adjusted = 0.0
         # Changes per call: 1 sends each alone (lowest latency); more lets a backlog go out in
         # `$batch`es, so a rate-limited Dynamics takes many changes per request. A lone change
@@ -131,14 +136,14 @@ class SyncWorker:
     def _bulk_may_start(self) -> bool:
         """Whether another bulk call may start, given how busy the loop is (AIMD on its lag)."""
         if self.lag is None:
-            return True
+            return bool(self._bulk_tasks < self._bulk_ceiling)
         now = asyncio.get_running_loop().time()
         if now - self._bulk_adjusted >= BULK_ADJUST_S:
             self._bulk_adjusted = now
             if self.lag.recent_s > BULK_YIELD_LAG_S:
                 self._bulk_limit = max(1, self._bulk_limit // 2)
             else:
-                self._bulk_limit = min(self.max_tasks, self._bulk_limit + 1)
+                self._bulk_limit = min(self._bulk_ceiling, self._bulk_limit + 1)
         return bool(self._bulk_tasks < self._bulk_limit)
 
     async def _maybe_rescue(self, now: datetime) -> None:

@@ -77,8 +77,8 @@ async def test_a_live_change_is_claimed_before_a_bulk_backlog_queued_earlier(
 async def test_a_live_change_goes_past_bulk_work_already_claimed(
     conn: Conn, build: Build, clock: FakeClock
 ) -> None:
-    """With the worker's buffer full of claimed bulk work and every call slot taken, a
-    coordinator's change is claimed on its NOTIFY and called before the buffered backlog."""
+    """With the worker's buffer full of claimed bulk work and its bulk calls stuck, a
+    coordinator's change is claimed on its NOTIFY and called at once, before the backlog."""
     _, live = _world(conn, 30)
     expiry.run_expiry_check(conn, TODAY, "scheduler:expiry_check")
     clock.advance(60)  # the fake clock started before these rows were written
@@ -86,31 +86,58 @@ async def test_a_live_change_goes_past_bulk_work_already_claimed(
 
     class Slow(ScriptedDynamics):
         async def apply(self, change: Any) -> None:
-            await gate.wait()  # every call in flight stays there until the gate opens
+            self.calls.append((clock.now(), change.contact_id, "started"))
+            await gate.wait()  # bulk calls in flight stay there until the gate opens
             await super().apply(change)
 
     client = Slow(clock)
-    worker = await build(client=client, worker_concurrency=2)
+    worker = await build(client=client, worker_concurrency=4)
     runner = worker.worker
     await runner.ctx.breaker.refresh()  # as run() does first
     await runner._tick()
     await asyncio.sleep(0.05)  # the calls, tasks, take their slots
-    assert runner.ctx.slots.busy == 2
-    assert runner._buffer  # bulk work claimed, waiting for a slot in memory
+    assert runner.ctx.slots.busy == 1  # bulk work takes a quarter of the slots at most
+    assert len(runner._buffer) >= 10  # the rest of the claim waits in memory
     _pause(conn, live)
     clock.advance(60)
     runner._live_hint = True  # what the NOTIFY sets
     await runner._tick()
     await asyncio.sleep(0.05)
+    contact = _contact(conn, live)
+    assert [c for _, c, what in client.calls if what == "started"][-1] == contact
     assert handlers.URGENT.get() is False  # only the live task's own context is urgent
-    assert runner.ctx.slots.urgent_waiting == 1
     gate.set()
-    for _ in range(200):
-        if len(client.calls) >= 3:
+    for _ in range(100):
+        if (contact, False) in client.listed.items():
             break
         await asyncio.sleep(0.01)
-    # The two calls that held the slots, then the live one, ahead of 28 buffered bulk calls.
-    assert client.calls[2][1] == _contact(conn, live)
+    assert client.listed[contact] is False
+
+
+async def test_an_urgent_call_takes_the_next_free_slot_ahead_of_waiting_ones() -> None:
+    """Every slot busy, a bulk call waiting, then an urgent one: the freed slot goes to the
+    urgent call."""
+    slots = handlers.CallSlots(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def call(name: str, *, urgent: bool) -> None:
+        handlers.URGENT.set(urgent)
+        async with slots.hold():
+            order.append(name)
+            if name == "first":
+                await release.wait()
+
+    first = asyncio.create_task(call("first", urgent=False))
+    await asyncio.sleep(0.01)
+    bulk = asyncio.create_task(call("bulk", urgent=False))
+    await asyncio.sleep(0.01)
+    live = asyncio.create_task(call("live", urgent=True))
+    await asyncio.sleep(0.01)
+    assert slots.urgent_waiting == 1
+    release.set()
+    await asyncio.gather(first, bulk, live)
+    assert order == ["first", "live", "bulk"]
 
 
 async def test_the_lag_probe_measures_a_held_loop() -> None:
