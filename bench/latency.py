@@ -287,9 +287,10 @@ def run(
         result = run_situation(name, template, contacts=contacts, changeable=changeable,
                                changes=changes, gap_s=gap_s)  # fmt: skip
         jobs = ", ".join(f"{j} {s:.1f} s" for j, s in result.jobs.items())
-        _progress(f"{name}: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-                  f"max {result.max_ms:.1f} ms, stall {result.stall_ms:.1f} ms, "
-                  f"jobs {jobs}")  # fmt: skip
+        _progress(f"{name}: p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, "
+                  f"p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
+                  f"during jobs {result.during_text()}, stall {result.stall_ms:.1f} ms, "
+                  f"peak RSS {result.peak_rss_mib:.0f} MiB, jobs {jobs}")  # fmt: skip
         results.append(result)
     return results
 
@@ -317,7 +318,7 @@ def main() -> None:
                       f"{r.peak_rss_mib:.0f}",
                       ", ".join(f"{j} {s:.1f}" for j, s in sorted(r.jobs.items())),
                       "yes" if r.met else "NO")  # fmt: skip
-    Console().print(table)
+    Console(width=220).print(table)
 
 
 if __name__ == "__main__":
