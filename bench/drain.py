@@ -5,7 +5,11 @@
 Scenarios, each on a fresh database with the backlog queued by the real outbox trigger:
 - in-process client, zero latency: what the engine itself costs per operation;
 - in-process client with 100 ms latency at concurrency 1, 10, 50: achieved / (c / latency);
-- baseline: plain psycopg claiming one row at a time (SKIP LOCKED), same zero-latency client.
+- baseline: plain psycopg claiming one row at a time (SKIP LOCKED), same zero-latency client;
+- webhook-v1 over HTTPS (`--webhook`): a `hlfsync worker` process, one POST per change to the
+  sandbox's webhook, against a hand-written loop (claim 50 rows with SKIP LOCKED, POST each,
+  mark them done in one statement) posting the same signed events to the same sink: worker CPU
+  per operation and throughput, and their ratio to the loop's (what the guarantees cost).
 The same over real HTTPS, with worker processes and the sandbox, is `bench.sync`.
 Prints one table and returns the rows for docs/performance.md.
 """
@@ -14,9 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import resource
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -130,7 +143,196 @@ def run(ops: int, quick: bool) -> list[Row]:
     return rows
 
 
-HEADER = ["scenario", "ops", "seconds", "ops/s", "CPU ms/op", "achieved/ideal"]
+# --- webhook-v1: the worker against a hand-written loop, same sink -----------------------------
+
+HAND_BATCH = 50
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_succeeded(url: str, ops: int, timeout_s: float = 600) -> float:
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.perf_counter() - started < timeout_s:
+            row = conn.execute(
+                "SELECT count(*) FROM sync_queue WHERE status IN ('succeeded', 'dead_lettered')"
+            ).fetchone()
+            if row and row[0] >= ops:
+                return time.perf_counter() - started
+            time.sleep(0.01)
+    raise RuntimeError(f"{ops:,} operations not done within {timeout_s:.0f} s")
+
+
+def _queue_backlog(url: str, ops: int) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id IN"
+                     " (SELECT id FROM peer_mentors ORDER BY id LIMIT %s)", [ops])  # fmt: skip
+
+
+def _worker_webhook(url: str, env: dict[str, str], ops: int, concurrency: int) -> Row:
+    folder = Path(tempfile.mkdtemp(prefix="hlfsync-bench-webhook-"))
+    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    # Default settings, logging included (one line per attempt, to a file): as deployed.
+    worker_env |= env | {"HLFSYNC_DATABASE_URL": url, "HLFSYNC_DATA_DIR": str(folder)}
+    with (folder / "worker.log").open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hlfsync", "worker", "--concurrency", str(concurrency)],
+            env=worker_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query ="
+                                   " 'LISTEN hlfsync_alerts'").fetchone()  # fmt: skip
+                if row and row[0]:
+                    break
+                time.sleep(0.02)
+        time.sleep(1.0)  # start-up (imports, the first health check) is not the cost per op
+        # HLFSYNC_BENCH_PYSPY=FILE: a py-spy profile of the worker over the drain (raw
+        # collapsed stacks; py-spy from PyPI, e.g. in a scratch venv on PATH).
+        profile = os.environ.get("HLFSYNC_BENCH_PYSPY")
+        spy = (subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--format", "raw",
+                                 "-o", profile, "--rate", "200"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               if profile else None)  # fmt: skip
+        cpu0 = _proc_cpu_s(proc.pid)
+        _queue_backlog(url, ops)
+        seconds = _wait_succeeded(url, ops)
+        cpu = _proc_cpu_s(proc.pid) - cpu0
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    return Row(f"webhook-v1, hlfsync worker, c={concurrency}", ops, seconds, cpu)
+
+
+class _RawHttp:
+    """The leanest client a hand-written loop would use: keep-alive HTTP/1.1 over TLS on plain
+    asyncio streams, one connection per request in flight, nothing else."""
+
+    def __init__(self, url: str, verify: str | bool) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port = parts.hostname or "localhost", parts.port or 443
+        self.path = parts.path or "/"
+        self.ssl = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> int:
+        conn = self.idle.pop() if self.idle else await asyncio.open_connection(
+            self.host, self.port, ssl=self.ssl, server_hostname=self.host)  # fmt: skip
+        reader, writer = conn
+        lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(f"POST {self.path} HTTP/1.1\r\nHost: {self.host}\r\n{lines}"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await reader.readexactly(length)
+        self.idle.append(conn)
+        return int(head[9:12])
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
+async def _hand_loop(url: str, env: dict[str, str], ops: int, *, client: str) -> None:
+    """Claim 50 with SKIP LOCKED, POST each signed event, mark the 50 done: nothing else.
+
+    `client`: "raw" (`_RawHttp`) or "httpx" (one `httpx.AsyncClient`, as a loop would write it).
+    """
+    import httpx
+
+    from hlfsync.dataverse.webhook import sign
+
+    secret = env["HLFSYNC_DYNAMICS_WEBHOOK_SECRET"]
+    sink = env["HLFSYNC_DYNAMICS_URL"]
+    verify = env.get("HLFSYNC_DYNAMICS_CA_BUNDLE", True)
+    limits = httpx.Limits(max_connections=HAND_BATCH, max_keepalive_connections=HAND_BATCH)
+    raw = _RawHttp(sink, verify)
+    async with (
+        httpx.AsyncClient(verify=verify, limits=limits) as http,
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as conn,
+    ):
+
+        async def post(row: tuple[Any, ...]) -> None:
+            qid, mentor, operation, payload = row
+            body = json.dumps(
+                {"type": f"mentor.listing.{'removed' if operation == 'remove' else 'restored'}",
+                 "mentor_id": str(mentor), "contact_id": payload["contact_id"],
+                 "occurred_at": payload["changed_at"], "idempotency_key": f"hlfsync-{qid}"},
+                separators=(",", ":"), sort_keys=True,
+            ).encode()  # fmt: skip
+            stamp = str(int(time.time()))
+            headers = {"Content-Type": "application/json", "X-HLF-Timestamp": stamp,
+                       "X-HLF-Signature": sign(secret, stamp, body)}  # fmt: skip
+            if client == "raw":
+                status = await raw.post(body, headers)
+            else:
+                status = (await http.post(sink, content=body, headers=headers)).status_code
+            if status >= 300:
+                raise RuntimeError(f"the sink answered {status}")
+
+        done = 0
+        while done < ops:
+            cur = await conn.execute(
+                "WITH picked AS (SELECT id FROM sync_queue WHERE status = 'pending'"
+                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " UPDATE sync_queue q SET status = 'in_progress', claim_count = claim_count + 1,"
+                " locked_until = now() + interval '60 seconds' FROM picked WHERE q.id = picked.id"
+                " RETURNING q.id, q.mentor_id, q.operation, q.payload_json",
+                [HAND_BATCH],
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                break
+            await asyncio.gather(*(post(row) for row in rows))
+            await conn.execute(
+                "UPDATE sync_queue SET status = 'succeeded', finished_at = now(),"
+                " locked_until = NULL, attempt_count = attempt_count + 1 WHERE id = ANY(%s)",
+                [[row[0] for row in rows]],
+            )
+            done += len(rows)
+    raw.close()
+
+
+def webhook(ops: int, concurrency: int = 50) -> list[Row]:
+    """hlfsync's worker and the hand-written loop, webhook-v1, same sink, same backlog."""
+    with _common.sandbox_process() as (sandbox_env, admin):
+        env = sandbox_env | {
+            "HLFSYNC_DYNAMICS_CONTRACT": "webhook-v1",
+            "HLFSYNC_DYNAMICS_URL": sandbox_env["HLFSYNC_DYNAMICS_URL"] + "/webhook",
+        }
+        url = _common.fresh_database("bench_drain_webhook", mentors=ops)
+        _common.quiet_scheduler(url)  # start-up jobs are not the cost per operation
+        _common.mirror_contacts(url, admin)
+        worker = _worker_webhook(url, env, ops, concurrency)
+        loops = []
+        for client in ("raw", "httpx"):
+            url = _common.fresh_database(f"bench_drain_hand_{client}", mentors=ops)
+            _common.mirror_contacts(url, admin)
+            _queue_backlog(url, ops)
+            started, cpu0 = time.perf_counter(), _cpu()
+            asyncio.run(_hand_loop(url, env, ops, client=client))
+            how = "raw HTTP/1.1 on asyncio streams" if client == "raw" else "one httpx client"
+            loops.append(Row(f"webhook-v1, hand-written loop (SKIP LOCKED, {HAND_BATCH} at a "
+                             f"time), {how}", ops, time.perf_counter() - started,
+                             _cpu() - cpu0))  # fmt: skip
+    # The ratio column: the worker's throughput ÷ the raw loop's (the baseline).
+    worker.target = loops[0].rate
+    loops[1].target = loops[0].rate
+    return [worker, *loops]
+
+
+HEADER = ["scenario", "ops", "seconds", "ops/s", "CPU ms/op", "achieved/ideal (webhook: ÷ loop)"]
 
 
 def main() -> None:
@@ -142,8 +344,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="small latency runs")
+    parser.add_argument("--webhook", action="store_true",
+                        help="only webhook-v1: the worker against a hand-written loop")  # fmt: skip
     args = parser.parse_args()
-    rows = run(args.ops, args.quick)
+    rows = webhook(args.ops) if args.webhook else run(args.ops, args.quick) + webhook(args.ops)
     from rich.console import Console
     from rich.table import Table
 
@@ -151,6 +355,14 @@ def main() -> None:
     for row in rows:
         table.add_row(*row.cells())
     Console().print(table)
+    hooks = [row for row in rows if row.scenario.startswith("webhook-v1")]
+    if len(hooks) >= 2:
+        worker, base = hooks[0], hooks[1]
+        Console().print(
+            f"webhook-v1: worker {worker.cpu_s / worker.ops * 1000:.2f} ms CPU/op (target ≤ 1.5), "
+            f"{worker.rate / base.rate:.2f} of the hand-written loop's throughput (target ≥ 0.7); "
+            f"the loop {base.cpu_s / base.ops * 1000:.2f} ms CPU/op"
+        )
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
     uv run python -m bench.expiry [--mentors 100000]
 
-One database, seeded by `_common.fresh_database` (certificates spread over the past and next
+The check runs as the worker's scheduler runs it: chunks of mentors, each committed on its
+own, two at once (`db.expiry.arun_expiry_check_pooled`). One database, seeded by
+`_common.fresh_database` (certificates spread over the past and next
 90 days, every mentor active, nothing ever sent), checked four times:
 - catch-up, for yesterday: the check has never run, so about half the mentors are expired and
-  active (each pause goes through the outbox trigger, one row at a time) and every reminder
+  active (each chunk's pauses go through the outbox trigger in one statement) and every reminder
   in reach is due: the worst first run there is; then the same day again;
 - a normal night, for today: yesterday's check ran, so only today's reminders and pauses are
   due (about 1/180 of the mentors expire each day); then the same day again.
@@ -16,16 +18,16 @@ docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-import psycopg
-
 from bench import _common
 from hlfsync.db import expiry
+from hlfsync.db.pool import open_pool
 
 
 @dataclass
@@ -49,10 +51,18 @@ def _progress(message: str) -> None:
 
 
 def _timed(url: str, today: date) -> tuple[float, dict[str, Any]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        started = time.perf_counter()
-        stats = expiry.run_expiry_check(conn, today, "bench")
-        seconds = time.perf_counter() - started
+    """The check as the worker's scheduler runs it: chunks committed on their own, two lanes."""
+
+    async def scheduled() -> tuple[float, dict[str, Any]]:
+        pool = await open_pool(url, max_size=4)
+        try:
+            started = time.perf_counter()
+            stats = await expiry.arun_expiry_check_pooled(pool, today, "bench")
+            return time.perf_counter() - started, stats
+        finally:
+            await pool.close()
+
+    seconds, stats = asyncio.run(scheduled())
     _progress(f"check for {today}: {seconds:.2f} s")
     return seconds, stats
 

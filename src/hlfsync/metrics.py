@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import REGISTRY, Counter, Metric
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Metric
 from prometheus_client.registry import Collector
 
 # Exposed as hlfsync_renewal_history_size_guard_total (prometheus-client adds `_total`).
@@ -15,6 +15,18 @@ RENEWAL_HISTORY_SIZE_GUARD = Counter(
     "hlfsync_renewal_history_size_guard",
     "Renewal histories seen longer than the size guard allows (core.renewals.SIZE_GUARD).",
     ["source"],
+)
+
+# The worker's event loop (`worker.lag.LagProbe`): how late it wakes a sleeper. Live changes wait
+# as long as the loop is held, so this is the floor under their latency.
+LOOP_LAG = Histogram(
+    "hlfsync_event_loop_lag_seconds",
+    "How much later than asked the worker's event loop woke the lag probe.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+LOOP_LAG_MAX = Gauge(
+    "hlfsync_event_loop_lag_max_seconds",
+    "The longest event-loop delay the worker's probe has seen since the process started.",
 )
 
 

@@ -25,9 +25,11 @@ SCHEDULER_ACTOR = "scheduler:expiry_check"
 async def expiry_check(
     pool: Pool, *, today: date, actor: str, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The nightly expiry check for `today` (a date in HLF's time zone); idempotent."""
-    async with pool.connection() as conn:
-        return await expiry.arun_expiry_check(conn, today, actor, now=now)
+    """The nightly expiry check for `today` (a date in HLF's time zone); idempotent.
+
+    Committed in chunks of mentors, a few at once (`db.expiry.arun_expiry_check_pooled`).
+    """
+    return await expiry.arun_expiry_check_pooled(pool, today, actor, now=now)
 
 
 async def compensation_check(pool: Pool, *, now: datetime) -> dict[str, Any]:

@@ -176,6 +176,7 @@ def build_scheduler(
     """The worker's scheduler: expiry check, compensation, reconciliation, credential health."""
     from hlfsync import scheduled
     from hlfsync.db import reconcile as reconcile_mod
+    from hlfsync.db.jobs import BULK_PRIORITY
     from hlfsync.worker import push_health
     from hlfsync.worker.health import check_credentials
     from hlfsync.worker.scheduler import ScheduledJob, Scheduler
@@ -188,9 +189,13 @@ def build_scheduler(
         return result
 
     async def reconcile_job(at: datetime) -> dict[str, Any]:
+        # Bulk work: what it queues waits behind any person's change.
+        # Smaller pages in the worker: each is parsed holding the interpreter lock, which the
+        # live loop on the other thread then waits for.
         report = await reconcile_mod.reconcile(
-            pool, client, now=at, dry_run=False, page_size=settings.dynamics_page_size
-        )
+            pool, client, now=at, dry_run=False, priority=BULK_PRIORITY,
+            page_size=min(settings.dynamics_page_size, SCHEDULED_PAGE_SIZE),
+        )  # fmt: skip
         return {k: v for k, v in report.stats().items() if "sample" not in k}
 
     extra = {"health_check": ScheduledJob(cron=settings.health_schedule, run=health_job)}
@@ -199,6 +204,79 @@ def build_scheduler(
         extra["reconcile"] = ScheduledJob(cron=settings.reconcile_schedule, run=reconcile_job)
     jobs = scheduled.default_jobs(settings, pool, clock, extra=extra)
     return Scheduler(pool, clock, settings.zone, jobs)
+
+
+async def scheduler_off_loop(settings: Settings, url: str) -> Any:
+    """A build for `worker.scheduler.run_off_loop`: a scheduler with its own connections,
+    Dynamics client and breaker view, made on (and belonging to) the scheduler's thread."""
+    from hlfsync.core.clock import SystemClock
+    from hlfsync.dataverse.factory import build_client
+    from hlfsync.db.breaker import DynamicsCircuitBreaker
+    from hlfsync.db.pool import open_pool
+    from hlfsync.notify.factory import build_notifier
+
+    async def build() -> Any:
+        # Jobs due together run side by side (the expiry check on two), each with a heartbeat.
+        pool = await open_pool(url, max_size=4, min_size=1, name="hlfsync-scheduler")
+        client = build_client(settings)
+        # Its own notifier too, for the scheduled push-credentials check: clients belong to
+        # the loop that made them.
+        notifier = build_notifier(settings)
+        breaker = DynamicsCircuitBreaker(pool, breaker_config(settings))
+        scheduler = build_scheduler(
+            settings, pool, SystemClock(), client, breaker, notifier=notifier
+        )
+
+        async def close() -> None:
+            await client.aclose()
+            close_notifier = getattr(notifier, "aclose", None)
+            if close_notifier is not None:
+                await close_notifier()
+            await pool.close()
+
+        return scheduler, close
+
+    return build
+
+
+SWITCH_INTERVAL_S = 0.0005
+SCHEDULED_PAGE_SIZE = 1000
+
+
+async def _beside_the_loop(settings: Settings, built: WorkerServices, stop: Any) -> tuple[Any, Any]:
+    """The scheduler on its own thread, the loop-lag probe, and the worker's /metrics if asked."""
+    import asyncio
+    import gc
+    import sys
+
+    from hlfsync.worker.lag import LagProbe
+    from hlfsync.worker.scheduler import run_off_loop
+
+    if settings.worker_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from hlfsync.core.errors import ConfigError
+
+        try:
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        except OSError as exc:
+            raise ConfigError(
+                f"HLFSYNC_WORKER_METRICS_PORT: cannot listen on {settings.worker_metrics_host}:"
+                f"{settings.worker_metrics_port} ({exc.strerror or exc})"
+            ) from exc
+    # The scheduler's thread shares the interpreter lock: a thread that wants it back asks
+    # after this long (Python's default, 5 ms, would be the live loop's wait at every step).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    schedule = asyncio.create_task(
+        run_off_loop(await scheduler_off_loop(settings, built.url), stop), name="scheduler"
+    )
+    lag = LagProbe(settings.loop_lag_interval)
+    built.worker.lag = lag  # bulk work yields when the loop is late
+    probe = asyncio.create_task(lag.run(stop), name="lag-probe")
+    # What start-up made lives for the whole run: out of the collector's sight, a full
+    # collection (one holds the interpreter lock throughout) walks only what came after.
+    gc.freeze()
+    return schedule, probe
 
 
 async def worker_once(settings: Settings) -> tuple[int, int]:
@@ -222,8 +300,8 @@ async def worker_forever(settings: Settings) -> None:
     stop = asyncio.Event()
     process.install_signal_handlers(stop)
     try:
-        schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
-        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule])
+        schedule, probe = await _beside_the_loop(settings, built, stop)
+        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule, probe])
     finally:
         await built.aclose()
 
@@ -403,13 +481,13 @@ async def run_forever(settings: Settings) -> None:
     stop = asyncio.Event()
     process.install_signal_handlers(stop)
     try:
-        schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
+        schedule, probe = await _beside_the_loop(settings, built, stop)
         api = asyncio.create_task(
             serve(settings.model_copy(update={"database_url": built.url}), stop,
                   pool=built.pool, on_ready=_announce_api),
             name="api",
         )  # fmt: skip
-        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule, api])
+        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule, probe, api])
     finally:
         await built.aclose()
 

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     reconcile_schedule: str = "30 2 * * *"
     health_schedule: str = "*/5 * * * *"
 
+    # Latency (issue 13): the worker's loop-lag probe and its own /metrics
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    loop_lag_interval: float = Field(default=0.02, ge=0.001, le=10.0)
+
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # auto: rendered for a person on a terminal, JSON lines when stderr is a file or a pipe

@@ -7,6 +7,8 @@ Sync functions serve the CLI, `arun_*` ones the scheduler's pool; both share the
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,9 +20,16 @@ import structlog
 
 from hlfsync import metrics
 from hlfsync.core import expiry, renewals
+from hlfsync.db.pool import Pool
 from hlfsync.db.queries import q
 
 log = structlog.get_logger(__name__)
+
+# Mentors per chunk of the nightly check: each chunk is one short transaction, so a first-ever
+# catch-up (tens of thousands of pauses) never holds many row locks for long.
+CHUNK_MENTORS = 10_000
+# Chunks in flight at once in the scheduler's run: two keep two cores of PostgreSQL busy.
+LANES = 2
 
 Conn = psycopg.Connection[Any]
 AsyncConn = psycopg.AsyncConnection[Any]
@@ -58,22 +67,56 @@ def _check_stats(
     return result
 
 
+def _ranges(bounds: Sequence[Sequence[Any]]) -> list[tuple[UUID | None, UUID | None]]:
+    """(lo, hi] mentor-id ranges from the chunk bounds; the first and last are open-ended."""
+    edges: list[UUID | None] = [None, *(row[0] for row in bounds), None]
+    return list(itertools.pairwise(edges))
+
+
+def _sum_pauses(rows: Sequence[Sequence[Any] | None]) -> tuple[int, int, int]:
+    return (
+        sum(int(r[0]) for r in rows if r),
+        sum(int(r[1]) for r in rows if r),
+        sum(int(r[2]) for r in rows if r),
+    )
+
+
+def _sum_reminders(rows: Sequence[Sequence[Any]]) -> list[tuple[int, int, int, int]]:
+    per: dict[int, list[int]] = {}
+    for threshold, n, alerts, deliveries in rows:
+        acc = per.setdefault(int(threshold), [0, 0, 0])
+        acc[0] += int(n)
+        acc[1] += int(alerts)
+        acc[2] += int(deliveries)
+    return [(t, *acc) for t, acc in sorted(per.items(), reverse=True)]  # type: ignore[misc]
+
+
 def run_expiry_check(
     conn: Conn, today: date, actor: str, *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Reminders and auto-pause for `today`, in one transaction; idempotent. Returns the stats.
+    """Reminders and auto-pause for `today`, committed in chunks of mentors; idempotent.
 
     `today` is a date in HLF's time zone (`core.expiry.local_date`); `now` stamps the rows
-    (None: the database's clock).
+    (None: the database's clock). Each chunk is its own transaction, so no lock is held for
+    long; a chunk run twice does nothing twice (unique reminders, pauses re-checked under the
+    row lock), so a run cut short is finished by the next one.
     """
     params = _check_params(today, actor, now)
+    # In a transaction of its own, so that on a connection outside autocommit the chunks that
+    # follow are transactions too, not savepoints of one left open by this read.
     with conn.transaction():
-        reminders = conn.execute(q("expiry_send_reminders"), params).fetchall()
-        paused = conn.execute(q("expiry_pause_expired"), params).fetchone()
+        bounds = conn.execute(q("expiry_chunk_bounds"), {"size": CHUNK_MENTORS}).fetchall()
+    reminders: list[Sequence[Any]] = []
+    pauses: list[Sequence[Any] | None] = []
+    for lo, hi in _ranges(bounds):
+        chunk = params | {"lo": lo, "hi": hi}
+        with conn.transaction():
+            reminders += conn.execute(q("expiry_send_reminders"), chunk).fetchall()
+            pauses.append(conn.execute(q("expiry_pause_expired"), chunk).fetchone())
     oversized = conn.execute(
         q("expiry_oversized_histories"), {"limit": renewals.SIZE_GUARD}
     ).fetchone()
-    return _check_stats(today, reminders, paused, oversized)
+    return _check_stats(today, _sum_reminders(reminders), _sum_pauses(pauses), oversized)
 
 
 async def arun_expiry_check(
@@ -82,10 +125,46 @@ async def arun_expiry_check(
     """`run_expiry_check` on an async connection (the scheduler's pool)."""
     params = _check_params(today, actor, now)
     async with conn.transaction():
-        reminders = await (await conn.execute(q("expiry_send_reminders"), params)).fetchall()
-        paused = await (await conn.execute(q("expiry_pause_expired"), params)).fetchone()
+        cur = await conn.execute(q("expiry_chunk_bounds"), {"size": CHUNK_MENTORS})
+        bounds = await cur.fetchall()
+    reminders: list[Sequence[Any]] = []
+    pauses: list[Sequence[Any] | None] = []
+    for lo, hi in _ranges(bounds):
+        chunk = params | {"lo": lo, "hi": hi}
+        async with conn.transaction():
+            reminders += await (await conn.execute(q("expiry_send_reminders"), chunk)).fetchall()
+            pauses.append(await (await conn.execute(q("expiry_pause_expired"), chunk)).fetchone())
     cur = await conn.execute(q("expiry_oversized_histories"), {"limit": renewals.SIZE_GUARD})
-    return _check_stats(today, reminders, paused, await cur.fetchone())
+    return _check_stats(today, _sum_reminders(reminders), _sum_pauses(pauses), await cur.fetchone())
+
+
+async def arun_expiry_check_pooled(
+    pool: Pool, today: date, actor: str, *, now: datetime | None = None, lanes: int = LANES
+) -> dict[str, Any]:
+    """`run_expiry_check` over a pool: the chunks, each its own transaction, run on `lanes`
+    connections at once (they touch disjoint mentors, so they cannot deadlock)."""
+    params = _check_params(today, actor, now)
+    async with pool.connection() as conn:
+        cur = await conn.execute(q("expiry_chunk_bounds"), {"size": CHUNK_MENTORS})
+        ranges = iter(_ranges(await cur.fetchall()))
+    reminders: list[Sequence[Any]] = []
+    pauses: list[Sequence[Any] | None] = []
+
+    async def lane() -> None:
+        async with pool.connection() as conn:
+            for lo, hi in ranges:  # shared: each lane takes the next chunk
+                chunk = params | {"lo": lo, "hi": hi}
+                async with conn.transaction():
+                    cur = await conn.execute(q("expiry_send_reminders"), chunk)
+                    reminders.extend(await cur.fetchall())
+                    cur = await conn.execute(q("expiry_pause_expired"), chunk)
+                    pauses.append(await cur.fetchone())
+
+    await asyncio.gather(*(lane() for _ in range(max(1, lanes))))
+    async with pool.connection() as conn:
+        cur = await conn.execute(q("expiry_oversized_histories"), {"limit": renewals.SIZE_GUARD})
+        oversized = await cur.fetchone()
+    return _check_stats(today, _sum_reminders(reminders), _sum_pauses(pauses), oversized)
 
 
 def size_guard(count: int, *, source: str, sample: Any = None) -> None:

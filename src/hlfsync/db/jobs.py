@@ -21,6 +21,11 @@ from hlfsync.db.queries import q
 from hlfsync.notify import payloads
 
 SUCCESS_BATCH = 500
+# Priorities as the queue orders them: bulk work (the nightly expiry's pauses, reconciliation)
+# below a person's change (the outbox trigger's default), force-sync and re-queues above.
+BULK_PRIORITY = -10
+LIVE_PRIORITY = 0
+LOWEST_PRIORITY = -32768
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,12 @@ class Job:
     throttle_count: int
     claim_count: int
     created_at: datetime
+    priority: int = 0
+
+    @property
+    def live(self) -> bool:
+        """A person's change (or a force-sync): never waits behind bulk work."""
+        return self.priority >= LIVE_PRIORITY
 
     @property
     def correlation_id(self) -> str:
@@ -71,11 +82,17 @@ class JobStore:
         self._flusher: asyncio.Task[None] | None = None
 
     async def claim(
-        self, *, limit: int, now: datetime, lease_s: float, due: datetime | None = None
+        self,
+        *,
+        limit: int,
+        now: datetime,
+        lease_s: float,
+        due: datetime | None = None,
+        min_priority: int = LOWEST_PRIORITY,
     ) -> list[Job]:
-        """Lease up to `limit` operations due by `due` (default: now)."""
+        """Lease up to `limit` operations due by `due` (default: now), of `min_priority` or more."""
         params = {"limit": limit, "now": now, "due": due or now, "worker": self.worker_id,
-                  "lease": lease_s}  # fmt: skip
+                  "lease": lease_s, "min_priority": min_priority}  # fmt: skip
         async with self.pool.connection() as conn:
             cur = await conn.execute(q("claim"), params)
             rows = await cur.fetchall()

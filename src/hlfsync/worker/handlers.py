@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -61,29 +62,51 @@ class SyncPayload(BaseModel):
     changed_at: datetime | None = None
 
 
+# Set (by the runner, in the task's context) for a person's change: its call takes the next free
+# slot ahead of the bulk calls waiting for one.
+URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("hlfsync_urgent", default=False)
+
+
 class CallSlots:
     """Calls to Dynamics in flight: at most `size`, fewer after a throttle (`core.pacing`).
 
     Only the call holds a slot: recording its outcome does not, so the next call starts while
-    the last one's outcome is being written.
+    the last one's outcome is being written. An urgent call (`URGENT`) goes ahead of the others.
     """
 
     def __init__(self, size: int) -> None:
         self.pacing = CallLimit(size)
         self.busy = 0
+        self.urgent_waiting = 0
         self._changed = asyncio.Condition()
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
+        urgent = URGENT.get()
         async with self._changed:
-            await self._changed.wait_for(lambda: self.busy < self.pacing.allowed)
+            if urgent:
+                self.urgent_waiting += 1
+                try:
+                    await self._changed.wait_for(lambda: self.busy < self.pacing.allowed)
+                finally:
+                    self.urgent_waiting -= 1
+                if not self.urgent_waiting and self.busy + 1 < self.pacing.allowed:
+                    self._changed.notify()  # bulk calls that stood aside for this one
+            else:
+                await self._changed.wait_for(
+                    lambda: self.busy < self.pacing.allowed and not self.urgent_waiting
+                )
             self.busy += 1
         try:
             yield
         finally:
             async with self._changed:
                 self.busy -= 1
-                self._changed.notify(max(1, self.pacing.allowed - self.busy))
+                if self.urgent_waiting:
+                    # Rare; the first waiters may be bulk calls that must let it pass.
+                    self._changed.notify_all()
+                else:
+                    self._changed.notify(max(1, self.pacing.allowed - self.busy))
 
     def throttled(self, now: datetime, until: datetime) -> None:
         self.pacing.on_throttle(now, until)

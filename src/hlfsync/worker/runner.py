@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -18,9 +19,10 @@ import psycopg
 import structlog
 
 from hlfsync.core.breaker import Admission
-from hlfsync.db.jobs import Job
+from hlfsync.db.jobs import LIVE_PRIORITY, Job
 from hlfsync.worker import handlers
 from hlfsync.worker.handlers import SyncContext
+from hlfsync.worker.lag import LagProbe
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +32,12 @@ RESCUE_EVERY = timedelta(seconds=5)
 MAX_HELD = 2000
 # How long a throttle makes the worker fill batches: Dataverse counts requests over 5 minutes.
 THROTTLE_MEMORY = timedelta(minutes=5)
+# Bulk work yields to live work: while the loop wakes later than this, fewer bulk calls run at
+# once (halved at most every BULK_ADJUST_S, won back one at a time), so a person's change finds
+# the loop free within a few milliseconds even while a night's backlog drains.
+BULK_YIELD_LAG_S = 0.005
+BULK_SHARE = 4
+BULK_ADJUST_S = 0.05
 
 
 class SyncWorker:
@@ -59,6 +67,16 @@ class SyncWorker:
         # Claimed jobs waiting for a free slot: a finished call starts the next one at once,
         # without a round trip to the database in between.
         self._buffer: collections.deque[Job] = collections.deque()
+        self._buffered_bulk = 0  # bulk jobs (below LIVE_PRIORITY) among them
+        # The loop-lag probe, when the process runs one (`worker.lag`): bulk work yields to it.
+        self.lag: LagProbe | None = None
+        self._bulk_tasks = 0
+        # Bulk calls in flight at most: a quarter of the slots. A backlog is bound by CPU (here
+        # and at Dynamics), not by calls in flight, and a live call must not queue at Dynamics
+        # behind dozens of bulk `$batch`es.
+        self._bulk_ceiling = max(1, concurrency // BULK_SHARE)
+        self._bulk_limit = self._bulk_ceiling
+        self._bulk_adjusted = 0.0
         # Changes per call: 1 sends each alone (lowest latency); more lets a backlog go out in
         # `$batch`es, so a rate-limited Dynamics takes many changes per request. A lone change
         # is always sent alone.
@@ -72,6 +90,9 @@ class SyncWorker:
             else min(3 * concurrency * self.batch, max(MAX_HELD, 3 * concurrency))
         )
         self._last_rescue: datetime | None = None
+        # Set by NOTIFY: something was queued, perhaps a person's change that must not wait
+        # behind the bulk work already claimed into the buffer.
+        self._live_hint = False
 
     def _claim_limit(self, now: datetime, *, capacity: int) -> int:
         held = self._inflight_jobs + len(self._buffer)
@@ -104,8 +125,26 @@ class SyncWorker:
 
     def _fill_slots(self) -> None:
         while self._buffer and len(self._inflight) < self.max_tasks:
+            if not self._buffer[0].live and not self._bulk_may_start():
+                return
             take = self._take(len(self._buffer), self.concurrency - len(self._inflight))
-            self._start([self._buffer.popleft() for _ in range(take)])
+            jobs = [self._buffer.popleft() for _ in range(take)]
+            bulk = sum(not job.live for job in jobs)
+            self._buffered_bulk -= bulk
+            self._start(jobs, bulk=bulk > 0)
+
+    def _bulk_may_start(self) -> bool:
+        """Whether another bulk call may start, given how busy the loop is (AIMD on its lag)."""
+        if self.lag is None:
+            return bool(self._bulk_tasks < self._bulk_ceiling)
+        now = asyncio.get_running_loop().time()
+        if now - self._bulk_adjusted >= BULK_ADJUST_S:
+            self._bulk_adjusted = now
+            if self.lag.recent_s > BULK_YIELD_LAG_S:
+                self._bulk_limit = max(1, self._bulk_limit // 2)
+            else:
+                self._bulk_limit = min(self._bulk_ceiling, self._bulk_limit + 1)
+        return bool(self._bulk_tasks < self._bulk_limit)
 
     async def _maybe_rescue(self, now: datetime) -> None:
         if self._last_rescue is not None and now - self._last_rescue < RESCUE_EVERY:
@@ -142,14 +181,22 @@ class SyncWorker:
         size = self._take(len(jobs), self.concurrency)
         return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
-    def _start(self, jobs: list[Job]) -> None:
-        task = asyncio.create_task(handlers.handle_many(jobs, self.ctx), name=f"sync-{jobs[0].id}")
+    def _start(self, jobs: list[Job], *, urgent: bool = False, bulk: bool = False) -> None:
+        context = contextvars.copy_context()
+        if urgent:
+            # Its call takes the next free slot, ahead of bulk calls waiting for one.
+            context.run(handlers.URGENT.set, True)
+        task = asyncio.create_task(
+            handlers.handle_many(jobs, self.ctx), name=f"sync-{jobs[0].id}", context=context
+        )
         self._inflight.add(task)
         self._inflight_jobs += len(jobs)
+        self._bulk_tasks += bulk
 
         def done(finished: asyncio.Task[list[str]]) -> None:
             self._inflight.discard(finished)
             self._inflight_jobs -= len(jobs)
+            self._bulk_tasks -= bulk
             self.handled += len(jobs)
             self.wake.set()
             if not finished.cancelled() and finished.exception() is not None:
@@ -167,10 +214,38 @@ class SyncWorker:
             wait = max(wait, min(self.poll_interval_s, (blocked - now).total_seconds()))
         return max(wait, 0.001)
 
+    def _admit(self, jobs: list[Job]) -> None:
+        """Buffer claimed jobs; a person's changes claimed beside bulk work, or while bulk work
+        waits in the buffer, start at once instead, ahead of it (their calls urgent)."""
+        live = [job for job in jobs if job.live]
+        bulk = [job for job in jobs if not job.live]
+        if live and (bulk or self._buffered_bulk):
+            size = self._take(len(live), self.concurrency)
+            for i in range(0, len(live), size):
+                self._start(live[i : i + size], urgent=True)
+        else:
+            self._buffer.extend(live)
+        self._buffer.extend(bulk)
+        self._buffered_bulk += len(bulk)
+
+    async def _claim_live(self, now: datetime) -> None:
+        """Claim a person's changes past the bulk work waiting in the buffer."""
+        held = self._inflight_jobs + len(self._buffer)
+        limit = self._claim_limit(now, capacity=held + self.concurrency)
+        if limit == 0:
+            return
+        jobs = await self.ctx.store.claim(
+            limit=limit, now=now, lease_s=self.lease_s, min_priority=LIVE_PRIORITY
+        )
+        self._admit(jobs)
+
     async def _tick(self) -> bool:
         """One pass: rescue, claim and start work; True when it should loop again at once."""
         now = self.ctx.clock.now()
         await self._maybe_rescue(now)
+        hinted, self._live_hint = self._live_hint, False
+        if hinted and self._buffered_bulk:
+            await self._claim_live(now)
         self._fill_slots()
         # Refill when the buffer runs low, in batches: one claim feeds many calls.
         if len(self._buffer) > self.capacity // 4:
@@ -179,12 +254,13 @@ class SyncWorker:
         if limit == 0:
             return False
         jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
-        self._buffer.extend(jobs)
+        self._admit(jobs)
         self._fill_slots()
         return len(jobs) == limit and bool(self._buffer)
 
     async def _release_buffer(self) -> None:
         now = self.ctx.clock.now()
+        self._buffered_bulk = 0
         while self._buffer:
             job = self._buffer.popleft()
             await self.ctx.store.release(
@@ -243,6 +319,7 @@ class SyncWorker:
                         if note.channel == "hlfsync_alerts":
                             self.alerts_wake.set()
                         else:
+                            self._live_hint = True
                             self.wake.set()
             except psycopg.Error as exc:
                 log.warning("listen_reconnecting", error=str(exc).splitlines()[0])

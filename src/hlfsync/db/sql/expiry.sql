@@ -1,12 +1,20 @@
+-- name: expiry_chunk_bounds
+-- Where the check's chunks end: every %(size)s-th mentor id, so each chunk commits on its own.
+SELECT b.bound FROM expiry_chunk_bounds(%(size)s) AS b (bound);
+
 -- name: expiry_send_reminders
--- The day's reminders, set-based; counts per threshold of what was inserted (nothing on a rerun).
+-- The day's reminders for mentors in (lo, hi], set-based; counts per threshold of what was
+-- inserted (nothing on a rerun).
 SELECT threshold_day, reminders, alerts, deliveries
-  FROM expiry_send_reminders(%(today)s::date, %(actor)s, %(now)s::timestamptz);
+  FROM expiry_send_reminders(%(today)s::date, %(actor)s, %(now)s::timestamptz,
+                             %(lo)s::uuid, %(hi)s::uuid);
 
 -- name: expiry_pause_expired
--- Pause the active mentors whose certification expired; the outbox queues each `remove`.
+-- Pause the active mentors in (lo, hi] whose certification expired; the outbox queues each
+-- `remove` as bulk work.
 SELECT mentors_paused, alerts_raised, deliveries_created
-  FROM expiry_pause_expired(%(today)s::date, %(actor)s, %(now)s::timestamptz);
+  FROM expiry_pause_expired(%(today)s::date, %(actor)s, %(now)s::timestamptz,
+                            %(lo)s::uuid, %(hi)s::uuid);
 
 -- name: expiry_oversized_histories
 -- The size guard: how many renewal histories are longer than the limit, and a few of whose.

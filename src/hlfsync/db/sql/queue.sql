@@ -1,10 +1,13 @@
 -- name: claim
--- Take up to %(limit)s due operations, oldest first, skipping rows other workers hold and
--- mentors with an operation already running (one mentor's operations apply in order).
+-- Take up to %(limit)s due operations of at least %(min_priority)s, highest priority first (a
+-- person's change, 0, before bulk work, -10), then oldest, skipping rows other workers hold and
+-- mentors with an operation already running (one mentor's operations apply in order). The
+-- claim index leads with priority, so a claim of live work alone stops at the bulk rows.
 WITH picked AS (
     SELECT q.id
       FROM sync_queue q
      WHERE q.status = 'pending'
+       AND q.priority >= %(min_priority)s
        AND q.next_attempt_at <= %(due)s
        AND NOT EXISTS (SELECT 1 FROM sync_queue r
                         WHERE r.mentor_id = q.mentor_id AND r.status = 'in_progress')
@@ -19,7 +22,7 @@ UPDATE sync_queue q
   FROM picked
  WHERE q.id = picked.id
 RETURNING q.id, q.mentor_id, q.operation, q.payload_json, q.source, q.attempt_count,
-          q.throttle_count, q.claim_count, q.created_at;
+          q.throttle_count, q.claim_count, q.created_at, q.priority;
 
 -- name: next_due
 -- When the earliest waiting operation becomes due, so an idle worker sleeps exactly that long.

@@ -1,0 +1,156 @@
+"""Live changes before bulk work: a person's change is claimed, and called, ahead of a backlog of
+scheduled bulk work queued earlier (the nightly expiry's pauses, a reconciliation)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+
+from hlfsync.db import expiry
+from hlfsync.db.jobs import BULK_PRIORITY, LIVE_PRIORITY
+from hlfsync.testing import FakeClock, ScriptedDynamics
+from hlfsync.worker import handlers
+from hlfsync.worker.lag import LagProbe
+from tests.integration.db.factories import make_chapter, make_mentor, make_org, make_user
+from tests.integration.worker.conftest import Build
+
+Conn = psycopg.Connection[Any]
+TODAY = date.today()
+
+
+def _world(conn: Conn, expired: int) -> tuple[list[Any], Any]:
+    """`expired` active mentors whose certificate ran out, and one with a valid certificate."""
+    org = make_org(conn)
+    chapter = make_chapter(conn, org)
+    make_user(conn, org, coordinates=(chapter,), token="device-1")
+    bulk = [
+        make_mentor(conn, org, chapters=(chapter,), expires_on=TODAY - timedelta(days=3))
+        for _ in range(expired)
+    ]
+    live = make_mentor(conn, org, chapters=(chapter,), expires_on=TODAY + timedelta(days=200))
+    return bulk, live
+
+
+def _pause(conn: Conn, mentor: Any) -> None:
+    conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [mentor])
+
+
+def _contact(conn: Conn, mentor: Any) -> Any:
+    row = conn.execute("SELECT dynamics_contact_id FROM peer_mentors WHERE id = %s", [mentor])
+    return row.fetchone()[0]  # type: ignore[index]
+
+
+def test_the_expiry_queues_bulk_work_and_a_person_live_work(conn: Conn) -> None:
+    """The expiry's `remove`s carry the bulk priority; a person's change the live one."""
+    bulk, live = _world(conn, 3)
+    assert expiry.run_expiry_check(conn, TODAY, "scheduler:expiry_check")["paused"] == 3
+    _pause(conn, live)
+    rows = dict(conn.execute("SELECT mentor_id, priority FROM sync_queue").fetchall())
+    assert {rows[m] for m in bulk} == {BULK_PRIORITY}
+    assert rows[live] == LIVE_PRIORITY
+    # The setting does not leak into the caller's later changes.
+    assert conn.execute("SELECT current_setting('hlfsync.priority', true)").fetchone() in (
+        (None,), ("",),
+    )  # fmt: skip
+
+
+async def test_a_live_change_is_claimed_before_a_bulk_backlog_queued_earlier(
+    conn: Conn, build: Build, clock: FakeClock
+) -> None:
+    """Claiming one operation after the night's pauses and then a coordinator's change takes
+    the coordinator's, though it was queued last."""
+    _, live = _world(conn, 5)
+    expiry.run_expiry_check(conn, TODAY, "scheduler:expiry_check")
+    _pause(conn, live)
+    clock.advance(60)  # the fake clock started before these rows were written
+    worker = await build()
+    (first,) = await worker.worker.ctx.store.claim(
+        limit=1, now=worker.worker.ctx.clock.now(), lease_s=30
+    )
+    assert first.mentor_id == live
+    assert first.live
+
+
+async def test_a_live_change_goes_past_bulk_work_already_claimed(
+    conn: Conn, build: Build, clock: FakeClock
+) -> None:
+    """With the worker's buffer full of claimed bulk work and its bulk calls stuck, a
+    coordinator's change is claimed on its NOTIFY and called at once, before the backlog."""
+    _, live = _world(conn, 30)
+    expiry.run_expiry_check(conn, TODAY, "scheduler:expiry_check")
+    clock.advance(60)  # the fake clock started before these rows were written
+    gate = asyncio.Event()
+
+    class Slow(ScriptedDynamics):
+        async def apply(self, change: Any) -> None:
+            self.calls.append((clock.now(), change.contact_id, "started"))
+            await gate.wait()  # bulk calls in flight stay there until the gate opens
+            await super().apply(change)
+
+    client = Slow(clock)
+    worker = await build(client=client, worker_concurrency=4)
+    runner = worker.worker
+    await runner.ctx.breaker.refresh()  # as run() does first
+    await runner._tick()
+    await asyncio.sleep(0.05)  # the calls, tasks, take their slots
+    assert runner.ctx.slots.busy == 1  # bulk work takes a quarter of the slots at most
+    assert len(runner._buffer) >= 10  # the rest of the claim waits in memory
+    _pause(conn, live)
+    clock.advance(60)
+    runner._live_hint = True  # what the NOTIFY sets
+    await runner._tick()
+    await asyncio.sleep(0.05)
+    contact = _contact(conn, live)
+    assert [c for _, c, what in client.calls if what == "started"][-1] == contact
+    assert handlers.URGENT.get() is False  # only the live task's own context is urgent
+    gate.set()
+    for _ in range(100):
+        if (contact, False) in client.listed.items():
+            break
+        await asyncio.sleep(0.01)
+    assert client.listed[contact] is False
+
+
+async def test_an_urgent_call_takes_the_next_free_slot_ahead_of_waiting_ones() -> None:
+    """Every slot busy, a bulk call waiting, then an urgent one: the freed slot goes to the
+    urgent call."""
+    slots = handlers.CallSlots(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def call(name: str, *, urgent: bool) -> None:
+        handlers.URGENT.set(urgent)
+        async with slots.hold():
+            order.append(name)
+            if name == "first":
+                await release.wait()
+
+    first = asyncio.create_task(call("first", urgent=False))
+    await asyncio.sleep(0.01)
+    bulk = asyncio.create_task(call("bulk", urgent=False))
+    await asyncio.sleep(0.01)
+    live = asyncio.create_task(call("live", urgent=True))
+    await asyncio.sleep(0.01)
+    assert slots.urgent_waiting == 1
+    release.set()
+    await asyncio.gather(first, bulk, live)
+    assert order == ["first", "live", "bulk"]
+
+
+async def test_the_lag_probe_measures_a_held_loop() -> None:
+    """A callback that holds the loop for 50 ms shows as at least that much lag."""
+    import time
+
+    probe = LagProbe(interval_s=0.005)
+    stop = asyncio.Event()
+    task = asyncio.create_task(probe.run(stop))
+    await asyncio.sleep(0.02)
+    time.sleep(0.05)  # noqa: ASYNC251 - the point: the loop is held, nothing else runs
+    await asyncio.sleep(0.02)
+    stop.set()
+    await task
+    assert probe.max_s >= 0.04
+    assert probe.samples >= 2
