@@ -56,7 +56,7 @@ def test_duplicate_reminders_raise_one_alert_for_operators(conn: Conn) -> None:
     assert expiry.duplicates(conn) == [("duplicate_reminder", m, TODAY.replace(day=8), 7, 2)]
     first = expiry.run_compensation(conn, now=NOW)
     assert (first["duplicates"], first["new_alert"], first["deliveries"]) == (1, True, 0)
-    [(kind, key, alert_mentor, payload)] = alerts(conn, "compensation")
+    [(kind, _key, alert_mentor, payload)] = alerts(conn, "compensation")
     assert (kind, alert_mentor) == ("compensation", None)
     assert payload == {"type": "hlf_compensation", "findings": "1"}
     assert deliveries(conn, "compensation") == []

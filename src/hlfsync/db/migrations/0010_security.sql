@@ -351,3 +351,24 @@ SELECT r.id, r.mentor_id, r.incident_key, r.payload, coalesce(pa.n, 0)
   LEFT JOIN per_alert pa ON pa.alert_id = r.id
   CROSS JOIN (SELECT count(*) FROM notified) AS woke
 $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- One-time sign-in codes: what `hlfsync demo` prints instead of a bearer token in a URL. Only
+-- the code's hash is kept (a copy of the table signs nobody in); a code works once, briefly.
+-- The service alone reads and writes it: the API redeems codes as the service, before there is
+-- a caller.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE sign_in_codes (
+    code_hash   text PRIMARY KEY CHECK (code_hash ~ '^[0-9a-f]{64}$'),
+    user_id     uuid NOT NULL REFERENCES app_users (id) ON DELETE CASCADE,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    used_at     timestamptz,
+    CONSTRAINT sign_in_code_expires_after_creation CHECK (expires_at > created_at)
+);
+CREATE INDEX sign_in_codes_expires_idx ON sign_in_codes (expires_at);
+ALTER TABLE sign_in_codes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sign_in_codes FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE sign_in_codes FROM PUBLIC, anon, authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE sign_in_codes TO service_role;
+CREATE POLICY service_access ON sign_in_codes TO service_role USING (true) WITH CHECK (true);
