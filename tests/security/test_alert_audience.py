@@ -18,11 +18,15 @@ from tests.integration.db import factories as f
 Conn = psycopg.Connection[Any]
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _admin_alert(conn: Conn, kind: str, key: str) -> tuple[Any, ...]:
     row = conn.execute(
         q("raise_admin_alert"),
         {"kind": kind, "key": key, "payload": Jsonb({"type": "x"}), "details": Jsonb({}),
-         "now": datetime.now(UTC)},
+         "now": _now()},
     ).fetchone()  # fmt: skip
     assert row is not None
     return tuple(row)
@@ -64,16 +68,14 @@ def test_compensation_findings_go_to_operators_only(conn: Conn, world: World) ->
             assert ids(conn, "SELECT id FROM alerts WHERE kind = 'compensation'") == set()
 
 
-def test_a_mentors_alert_is_pushed_inside_its_organisation_only(
-    conn: Conn, world: World
-) -> None:
+def test_a_mentors_alert_is_pushed_inside_its_organisation_only(conn: Conn, world: World) -> None:
     """m_stray (org B) sits in chapter A1 by a stray row: its alert goes to org B's admin, never
     to org A's coordinator of A1; the single and the batch form agree."""
     mentor = world.mentors["m_stray"]
     single = conn.execute(
         q("raise_mentor_alert"),
         {"kind": "sync_failure", "key": "sec:stray", "mentor": mentor,
-         "payload": Jsonb({"type": "hlf_sync_failure"}), "details": Jsonb({}), "now": datetime.now(UTC)},
+         "payload": Jsonb({"type": "hlf_sync_failure"}), "details": Jsonb({}), "now": _now()},
     ).fetchone()  # fmt: skip
     assert single is not None
     batch = conn.execute(
@@ -87,9 +89,7 @@ def test_a_mentors_alert_is_pushed_inside_its_organisation_only(
         assert users == {world.users["admin_b"]}
 
 
-def test_a_coordinator_linked_to_a_foreign_chapter_gets_no_push(
-    conn: Conn, world: World
-) -> None:
+def test_a_coordinator_linked_to_a_foreign_chapter_gets_no_push(conn: Conn, world: World) -> None:
     """A stray coordination row (an org B user on chapter A1) pushes none of org A's alerts to
     that user, and org A's alert still reaches A1's own coordinator."""
     stray = f.make_user(conn, world.orgs["B"], token="device-stray-coordinator")
@@ -100,7 +100,7 @@ def test_a_coordinator_linked_to_a_foreign_chapter_gets_no_push(
     row = conn.execute(
         q("raise_mentor_alert"),
         {"kind": "sync_failure", "key": "sec:a1", "mentor": world.mentors["m_a1"],
-         "payload": Jsonb({"type": "hlf_sync_failure"}), "details": Jsonb({}), "now": datetime.now(UTC)},
+         "payload": Jsonb({"type": "hlf_sync_failure"}), "details": Jsonb({}), "now": _now()},
     ).fetchone()  # fmt: skip
     assert row is not None
     users = ids(conn, "SELECT user_id FROM alert_deliveries WHERE alert_id = %s", [row[0]])

@@ -54,9 +54,7 @@ def test_unknown_and_out_of_scope_answer_alike(
 
 
 @pytest.mark.parametrize("user", sorted(STAFF))
-def test_queue_totals_count_only_the_callers_mentors(
-    conn: Conn, world: World, user: str
-) -> None:
+def test_queue_totals_count_only_the_callers_mentors(conn: Conn, world: World, user: str) -> None:
     """api_queue_overview's totals cover the caller's mentors: each world mentor has one open
     dead letter and one dead-lettered operation, so the counts equal the mentors they see."""
     with conn.transaction(force_rollback=True):

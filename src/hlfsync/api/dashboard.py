@@ -220,7 +220,7 @@ async def login(
     try:
         who = auth.verify(token.strip(), secret=state.secret, audience=state.settings.jwt_audience)
     except Problem as problem:
-        return _login_form(request, state, 401, problem.detail)
+        return _login_form(request, state, 401, problem.detail, fresh=False)
     if not session.login_allowed(request, state.secret, csrf):  # login CSRF
         return _login_form(request, state, 403, "the sign-in form had expired; please try again")
     return _signed_in(request, state, token.strip(), who.claims)
@@ -234,16 +234,27 @@ async def _redeem(request: Request, state: AppState, code: str) -> Response:
     async with db.as_service(state.require_pool()) as conn:
         user = await signin.redeem(conn, code)
     if user is None:
-        return _login_form(request, state, 401, "the sign-in link has expired or was used")
+        return _login_form(
+            request, state, 401, "the sign-in link has expired or was used", fresh=False
+        )
     ttl_s = state.settings.session_ttl
     token = auth.mint_token(state.secret, user, ttl_s, state.settings.jwt_audience)
     return _signed_in(request, state, token, {"exp": time.time() + ttl_s})
 
 
-def _login_form(request: Request, state: AppState, code: int, error: str | None) -> Response:
-    nonce, token = session.login_form(state.secret)
+def _login_form(
+    request: Request, state: AppState, code: int, error: str | None, *, fresh: bool = True
+) -> Response:
+    """The sign-in form with its login-CSRF token; after a refused token (`fresh=False`) the
+    browser's form cookie is reused and nothing is set: a failed sign-in sets no cookie."""
+    nonce = None if fresh else request.cookies.get(session.LOGIN_COOKIE)
+    if fresh:
+        nonce, token = session.login_form(state.secret)
+    else:
+        token = session.login_token(state.secret, nonce) if nonce else ""
     page = _render(request, "login.html", code, me=None, csrf=None, error=error, login_csrf=token)
-    session.keep_login_form(page, request, nonce)
+    if fresh and nonce:
+        session.keep_login_form(page, request, nonce)
     return page
 
 

@@ -61,7 +61,7 @@ def csrf_ok(secret: str, token: str, presented: str | None) -> bool:
 def login_form(secret: str) -> tuple[str, str]:
     """A fresh sign-in form's cookie value and the token the form must send back with it."""
     nonce = secrets.token_urlsafe(24)
-    return nonce, _login_token(secret, nonce)
+    return nonce, login_token(secret, nonce)
 
 
 def keep_login_form(response: Response, request: Request, nonce: str) -> None:
@@ -80,10 +80,10 @@ def login_allowed(request: Request, secret: str, presented: str | None) -> bool:
     nonce = request.cookies.get(LOGIN_COOKIE)
     if not nonce or not presented:
         return False
-    return hmac.compare_digest(_login_token(secret, nonce), presented)
+    return hmac.compare_digest(login_token(secret, nonce), presented)
 
 
-def _login_token(secret: str, nonce: str) -> str:
+def login_token(secret: str, nonce: str) -> str:
     return hmac.new(secret.encode(), b"login:" + nonce.encode(), hashlib.sha256).hexdigest()
 
 
