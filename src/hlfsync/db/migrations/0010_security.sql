@@ -372,3 +372,46 @@ ALTER TABLE sign_in_codes FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE sign_in_codes FROM PUBLIC, anon, authenticated;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE sign_in_codes TO service_role;
 CREATE POLICY service_access ON sign_in_codes TO service_role USING (true) WITH CHECK (true);
+
+-- ---------------------------------------------------------------------------------------------
+-- Membership and coordination rows: visible within the caller's chapters, as before, but only
+-- when the mentor (or coordinator) is of the chapter's own organisation. A stray row linking
+-- another organisation's mentor to one of our chapters showed that organisation's mentor id.
+-- The check runs as the owner (no policy recursion through peer_mentors) and answers true only
+-- for a row the caller may see anyway, so it is no oracle either.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION auth_membership_visible(mentor uuid, chapter uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM chapter_memberships cm
+          JOIN chapters c ON c.id = cm.chapter_id
+          JOIN peer_mentors p ON p.id = cm.mentor_id AND p.organization_id = c.organization_id
+         WHERE cm.mentor_id = mentor AND cm.chapter_id = chapter
+           AND (c.organization_id IN (SELECT auth_admin_orgs())
+                OR c.id IN (SELECT auth_coordinated_chapters())))
+$$;
+
+CREATE FUNCTION auth_coordination_visible(coordinator uuid, chapter uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM coordinator_chapters cc
+          JOIN chapters c ON c.id = cc.chapter_id
+          JOIN app_users u ON u.id = cc.user_id AND u.organization_id = c.organization_id
+         WHERE cc.user_id = coordinator AND cc.chapter_id = chapter
+           AND (c.organization_id IN (SELECT auth_admin_orgs())
+                OR c.id IN (SELECT auth_coordinated_chapters())))
+$$;
+
+REVOKE EXECUTE ON FUNCTION auth_membership_visible(uuid, uuid), auth_coordination_visible(uuid, uuid)
+    FROM PUBLIC, anon;
+GRANT EXECUTE ON FUNCTION auth_membership_visible(uuid, uuid), auth_coordination_visible(uuid, uuid)
+    TO authenticated, service_role;
+
+DROP POLICY in_scope ON chapter_memberships;
+CREATE POLICY in_scope ON chapter_memberships FOR SELECT TO authenticated
+    USING (chapter_id IN (SELECT auth_visible_chapters())
+           AND auth_membership_visible(mentor_id, chapter_id));
+DROP POLICY in_scope ON coordinator_chapters;
+CREATE POLICY in_scope ON coordinator_chapters FOR SELECT TO authenticated
+    USING (chapter_id IN (SELECT auth_visible_chapters())
+           AND auth_coordination_visible(user_id, chapter_id));
