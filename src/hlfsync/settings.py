@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     # Security (issue 15): where the service is reached, whom to believe about it, how much a
     # request may carry, how long a sign-in lasts.
     trusted_proxies: str = ""
-    max_header_bytes: int = Field(default=16_384, ge=1_024, le=1_048_576)
+    max_header_bytes: int = Field(default=32_768, ge=1_024, le=1_048_576)
     max_headers: int = Field(default=100, ge=16, le=10_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=1_073_741_824)
     session_ttl: PositiveSeconds = 8 * 3600.0
