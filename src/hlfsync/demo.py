@@ -70,16 +70,23 @@ def _coordinator(url: str) -> Any:
 
 
 async def _api(settings: Settings, stop: asyncio.Event, pool: Any, console: Console) -> None:
-    from hlfsync.api import mint_token, serve, sign_in_url
+    from hlfsync.api import serve, sign_in_url, signin
 
-    user = _coordinator(str(settings.database_url))
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
+    url = str(settings.database_url)
+    user = _coordinator(url)
 
     def ready(where: str) -> None:
         console.print(f"dashboard: {where}/dashboard")
         if user is not None:
-            link = sign_in_url(where, mint_token(secret, user, 8 * 3600, settings.jwt_audience))
-            console.print(f"sign in:   {link}", soft_wrap=True, highlight=False)
+            # A one-time code, valid for minutes: the URL carries no token.
+            with connect.connect(url) as conn:
+                code = signin.issue(conn, user, settings.sign_in_code_ttl)
+            link = sign_in_url(settings.public_url or where, code)
+            minutes = max(1, round(settings.sign_in_code_ttl / 60))
+            console.print(
+                f"sign in:   {link} (works once, for {minutes} min)", soft_wrap=True,
+                highlight=False,
+            )  # fmt: skip
 
     try:
         await serve(settings, stop, pool=pool, port=settings.api_port, on_ready=ready)

@@ -6,6 +6,7 @@ traceback. Secrets are `SecretStr`, so they print as `**********` wherever a set
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +36,20 @@ def _http_url(value: str | None, *, name: str) -> str | None:
             f" host {parts.hostname or 'missing'})"
         )
     return value.rstrip("/")
+
+
+def parse_trusted(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+    """The networks in a comma-separated list of addresses and CIDRs; None for `*` (any peer)."""
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if entries == ["*"]:
+        return None
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return tuple(networks)
 
 
 class Settings(BaseSettings):
@@ -112,6 +127,15 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = None
 
+    # Security (issue 15): where the service is reached, whom to believe about it, how much a
+    # request may carry, how long a sign-in lasts.
+    trusted_proxies: str = ""
+    max_header_bytes: int = Field(default=32_768, ge=1_024, le=1_048_576)
+    max_headers: int = Field(default=100, ge=16, le=10_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=1_073_741_824)
+    session_ttl: PositiveSeconds = 8 * 3600.0
+    sign_in_code_ttl: float = Field(default=300.0, gt=0, le=3600)
+
     # Scheduling
     timezone: str = "Europe/Oslo"
     expiry_schedule: str = "0 2 * * *"
@@ -144,6 +168,20 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         return _http_url(value, name="url")
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_origin(cls, value: str | None) -> str | None:
+        # An origin only: links and cookies are built under it from the root.
+        if value is not None and urlsplit(value).path not in ("", "/"):
+            raise ValueError("must be an origin (scheme://host[:port]) without a path")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        parse_trusted(value)  # ValueError names the entry that is not an address
+        return value
 
     @field_validator("fcm_endpoint")
     @classmethod

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from hlfsync import settings
 from hlfsync import testing as f
-from hlfsync.api import mint_token, sign_in_url
+from hlfsync.api import mint_token, sign_in_url, signin
 from hlfsync.db import seed
 from tests.browser.conftest import shoot
 from tests.integration.api.live import LiveServer
@@ -116,10 +116,12 @@ def test_a_coordinator_requeues_a_dead_letter_and_forces_a_sync(
     shoot(page, "07-mentor-timeline")
 
 
-def test_the_dashboard_reads_at_a_phones_width(phone: Page, demo: Demo) -> None:
-    """Signed in through the printed link, every page fits a 390 px screen without sideways
-    scrolling."""
-    phone.goto(sign_in_url(demo.url, demo.token))
+def test_the_dashboard_reads_at_a_phones_width(
+    phone: Page, demo: Demo, conn: psycopg.Connection[Any]
+) -> None:
+    """Signed in through the printed one-time link, every page fits a 390 px screen without
+    sideways scrolling."""
+    phone.goto(sign_in_url(demo.url, signin.issue(conn, demo.coordinator, 60)))
     expect(phone.get_by_role("heading", name="Overview")).to_be_visible()
     pages = {
         "08-phone-overview": "/dashboard",

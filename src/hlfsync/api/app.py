@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import hlfsync
-from hlfsync.api import auth, dashboard, problems
+from hlfsync.api import auth, dashboard, limits, problems, proxy
 from hlfsync.api.deps import AppState
 from hlfsync.api.metrics import Metrics
 from hlfsync.api.routes import ROUTERS
@@ -80,4 +80,16 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     dashboard.install(app)
+    # Outermost last: size limits before anything else, then the public address.
+    app.add_middleware(
+        proxy.PublicAddress,
+        public_url=settings.public_url,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    app.add_middleware(
+        limits.Limits,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        max_body_bytes=settings.max_body_bytes,
+    )
     return app

@@ -50,13 +50,27 @@ def verify(token: str, *, secret: str, audience: str) -> Caller:
         raise _reject(f"token lacks the {exc.claim!r} claim") from exc
     except jwt.InvalidTokenError as exc:
         raise _reject("token is not valid") from exc
+    except (OverflowError, ValueError, TypeError) as exc:  # e.g. "exp": Infinity, past int()
+        raise _reject("token is not valid") from exc
+    sub, exp = claims["sub"], claims["exp"]
+    if not isinstance(sub, str):
+        raise _reject("token subject is not a user id")
     try:
-        user_id = uuid.UUID(str(claims["sub"]))
+        user_id = uuid.UUID(sub)
     except ValueError as exc:
         raise _reject("token subject is not a user id") from exc
+    # PyJWT takes "123" for a date; nothing after it would. Only JSON numbers are dates here.
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise _reject(f"token {name!r} claim is not a number")
     if claims.get("role") != ROLE:
         raise _reject(f"token role must be {ROLE!r}")
-    return Caller(user_id, claims)
+    # What the database sees is what was checked, normalised: the canonical spelling of the
+    # user id (PostgreSQL reads braces or upper case, but not every spelling uuid.UUID takes),
+    # and no claim it was never checked for (any text there could fail a ::jsonb cast).
+    normalised = {"sub": str(user_id), "role": ROLE, "aud": audience, "exp": int(exp)}
+    return Caller(user_id, normalised)
 
 
 def _reject(reason: str) -> Problem:

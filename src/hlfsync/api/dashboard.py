@@ -7,6 +7,7 @@ chosen from a fixed list, so nothing from the URL is ever echoed into the page.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import cache
@@ -18,7 +19,7 @@ from fastapi import APIRouter, FastAPI, Form, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from hlfsync.api import auth, db, models, pages, session, store
+from hlfsync.api import auth, db, models, pages, session, signin, store
 from hlfsync.api.deps import AppState, State
 from hlfsync.api.problems import Problem
 
@@ -205,26 +206,62 @@ async def resolve(
 
 
 @router.get("/login")
-async def login_page(request: Request, state: State, token: str | None = None) -> Response:
-    """The sign-in form; with `?token=` (the link `hlfsync demo` prints) it signs in at once."""
-    if token is None:
-        return _render(request, "login.html", me=None, csrf=None, error=None)
-    return _sign_in(request, state, token)
+async def login_page(request: Request, state: State, code: str | None = None) -> Response:
+    """The sign-in form; with `?code=` (the one-time link `hlfsync demo` prints) it signs in."""
+    if code is not None:
+        return await _redeem(request, state, code)
+    return _login_form(request, state, 200, None)
 
 
 @router.post("/login")
-async def login(request: Request, state: State, token: Annotated[str, Form()] = "") -> Response:
-    return _sign_in(request, state, token.strip())
-
-
-def _sign_in(request: Request, state: AppState, token: str) -> Response:
+async def login(
+    request: Request, state: State, token: Annotated[str, Form()] = "", csrf: Csrf = None
+) -> Response:
     try:
-        who = auth.verify(token, secret=state.secret, audience=state.settings.jwt_audience)
+        who = auth.verify(token.strip(), secret=state.secret, audience=state.settings.jwt_audience)
     except Problem as problem:
-        return _render(request, "login.html", 401, me=None, csrf=None, error=problem.detail)
+        return _login_form(request, state, 401, problem.detail, fresh=False)
+    if not session.login_allowed(request, state.secret, csrf):  # login CSRF
+        return _login_form(request, state, 403, "the sign-in form had expired; please try again")
+    return _signed_in(request, state, token.strip(), who.claims)
+
+
+async def _redeem(request: Request, state: AppState, code: str) -> Response:
+    # A link opened from another site is refused (Sec-Fetch-Site, where the browser sends it):
+    # it could only be someone else's code, signing this browser in as them.
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return _login_form(request, state, 403, "a sign-in link works only when opened directly")
+    async with db.as_service(state.require_pool()) as conn:
+        user = await signin.redeem(conn, code)
+    if user is None:
+        return _login_form(
+            request, state, 401, "the sign-in link has expired or was used", fresh=False
+        )
+    ttl_s = state.settings.session_ttl
+    token = auth.mint_token(state.secret, user, ttl_s, state.settings.jwt_audience)
+    return _signed_in(request, state, token, {"exp": time.time() + ttl_s})
+
+
+def _login_form(
+    request: Request, state: AppState, code: int, error: str | None, *, fresh: bool = True
+) -> Response:
+    """The sign-in form with its login-CSRF token; after a refused token (`fresh=False`) the
+    browser's form cookie is reused and nothing is set: a failed sign-in sets no cookie."""
+    nonce = None if fresh else request.cookies.get(session.LOGIN_COOKIE)
+    if fresh:
+        nonce, token = session.login_form(state.secret)
+    else:
+        token = session.login_token(state.secret, nonce) if nonce else ""
+    page = _render(request, "login.html", code, me=None, csrf=None, error=error, login_csrf=token)
+    if fresh and nonce:
+        session.keep_login_form(page, request, nonce)
+    return page
+
+
+def _signed_in(request: Request, state: AppState, token: str, claims: dict[str, Any]) -> Response:
     response = RedirectResponse("/dashboard", status_code=303)
     response.headers.update(HEADERS)
-    session.keep(response, request, token, who.claims)
+    session.keep(response, request, token, claims, state.settings.session_ttl)
     return response
 
 

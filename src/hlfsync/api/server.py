@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 
+from hlfsync.api import limits
 from hlfsync.api.app import create_app
 from hlfsync.core.clock import Clock
 from hlfsync.core.errors import ConfigError
@@ -61,6 +62,11 @@ async def serve(
             server_header=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            # The request head is bounded as it arrives (431), not after it was read in full.
+            http=limits.limited_protocol(settings.max_header_bytes, settings.max_headers),
+            # X-Forwarded-* are judged by the app (proxy.PublicAddress) against
+            # HLFSYNC_TRUSTED_PROXIES; uvicorn's default would trust 127.0.0.1 for them.
+            proxy_headers=False,
         )
         await _run(_Server(config), sock, host, stop, on_ready)
     finally:

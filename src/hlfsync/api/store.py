@@ -193,7 +193,7 @@ async def overview(conn: db.Conn, now: datetime) -> models.Overview:
         oldest_pending_at=totals["oldest_pending_at"],
         open_dead_letters=totals["open_dead_letters"],
         breakers=await db.rows(conn, "breaker_state"),
-        scheduled=await db.rows(conn, "last_scheduled_runs"),
+        scheduled=await db.rows(conn, "api_last_scheduled_runs"),
         credentials=await db.rows(conn, "credential_health"),
     )
     found = verdict.problems(snapshot, now)

@@ -47,7 +47,6 @@ async def test_reads_show_each_user_exactly_their_mentors(
     }
     alerts = await _walk(client, "/api/v1/alerts?limit=3", headers)
     expected = {str(m) for m in world.visible_mentors(user)}
-    expected |= {"breaker_open"} if world.admin_org(user) else set()
     assert {a["mentor_id"] or a["kind"] for a in alerts} == expected
 
 

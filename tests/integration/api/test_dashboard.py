@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from hlfsync import settings
-from hlfsync.api import create_app, sign_in_url
+from hlfsync.api import create_app, sign_in_url, signin
 from tests.integration.api.world import World, ids
 
 
@@ -29,10 +29,12 @@ async def browser(api_settings: settings.Settings) -> AsyncIterator[httpx.AsyncC
 
 @pytest.fixture
 def signed_in(
-    browser: httpx.AsyncClient, world: World, token: Callable[..., str]
+    browser: httpx.AsyncClient, world: World, conn: psycopg.Connection[Any]
 ) -> Callable[[str], Any]:
+    """Sign in as a world user through a one-time link, as `hlfsync demo` prints it."""
+
     async def sign_in(user: str) -> httpx.Response:
-        return await browser.get(sign_in_url("", token(world.users[user])))
+        return await browser.get(sign_in_url("", signin.issue(conn, world.users[user], 60)))
 
     return sign_in
 
@@ -67,13 +69,16 @@ async def test_the_sign_in_link_sets_a_strict_http_only_cookie(
 
 
 async def test_the_cookie_is_secure_anywhere_but_local_http(
-    api_settings: settings.Settings, world: World, token: Callable[..., str]
+    api_settings: settings.Settings, world: World, conn: psycopg.Connection[Any]
 ) -> None:
     """On any other host, or over https, the session cookie is Secure."""
     app = create_app(api_settings)
-    link = sign_in_url("", token(world.users["coord_a1"]))
     for base in ("http://dashboard.example.org", "https://127.0.0.1"):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as c:
+        link = sign_in_url("", signin.issue(conn, world.users["coord_a1"], 60))
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as c,
+        ):
             response = await c.get(link)
         assert "Secure" in response.headers["set-cookie"], base
 

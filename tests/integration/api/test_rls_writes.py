@@ -153,7 +153,7 @@ def test_the_service_functions_are_not_callable_by_signed_in_users(
 def test_queue_totals_are_for_staff_only(
     conn: psycopg.Connection[Any], world: World, user: str
 ) -> None:
-    """Global queue totals (no mentor data) answer coordinators and admins, and refuse others."""
+    """Queue totals answer coordinators and admins, over their own mentors only; others refused."""
     with conn.transaction(force_rollback=True):
         as_user(conn, world.users[user])
         if user in {"idle_a", "stranger"}:
@@ -161,4 +161,4 @@ def test_queue_totals_are_for_staff_only(
                 conn.execute("SELECT * FROM api_queue_overview()")
         else:
             row = conn.execute("SELECT open_dead_letters FROM api_queue_overview()").fetchone()
-            assert row == (len(world.mentors),)
+            assert row == (len(world.mentor_names(user)),)

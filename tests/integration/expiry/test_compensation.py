@@ -45,8 +45,9 @@ def test_a_clean_database_finds_nothing_and_alerts_no_one(conn: Conn) -> None:
     assert alerts(conn, "compensation") == []
 
 
-def test_duplicate_reminders_raise_one_alert_for_administrators(conn: Conn) -> None:
-    """Two reminders of one threshold per period: one compensation alert, to the admins."""
+def test_duplicate_reminders_raise_one_alert_for_operators(conn: Conn) -> None:
+    """Two reminders of one threshold per period: one compensation alert, for the operators only
+    (its findings name mentors of any organisation, so no organisation's phone gets it)."""
     w = world(conn)
     m = mentor(conn, w, 7)
     check(conn)
@@ -54,11 +55,13 @@ def test_duplicate_reminders_raise_one_alert_for_administrators(conn: Conn) -> N
     _duplicate_reminders(conn)
     assert expiry.duplicates(conn) == [("duplicate_reminder", m, TODAY.replace(day=8), 7, 2)]
     first = expiry.run_compensation(conn, now=NOW)
-    assert (first["duplicates"], first["new_alert"], first["deliveries"]) == (1, True, 1)
-    [(kind, key, alert_mentor, payload)] = alerts(conn, "compensation")
+    assert (first["duplicates"], first["new_alert"], first["deliveries"]) == (1, True, 0)
+    [(kind, _key, alert_mentor, payload)] = alerts(conn, "compensation")
     assert (kind, alert_mentor) == ("compensation", None)
     assert payload == {"type": "hlf_compensation", "findings": "1"}
-    assert deliveries(conn, "compensation") == [(key, "tok-admin-HLF")]
+    assert deliveries(conn, "compensation") == []
+    audience = conn.execute("SELECT audience FROM alerts WHERE kind = 'compensation'").fetchone()
+    assert audience == ("operators",)
     # The same findings an hour later: still reported, not alerted again.
     again = expiry.run_compensation(conn, now=NOW)
     assert (again["duplicates"], again["new_alert"]) == (1, False)

@@ -152,7 +152,8 @@ async def test_429_retry_after_is_honoured_for_every_call(
 async def test_credential_rejection_alerts_once_holds_everything_and_recovers(
     conn: Conn, admin: AdminClient, engine: Any, clock: FakeClock
 ) -> None:
-    """Rejected credentials: one admin alert, no dead letter, nothing lost; recovery drains all."""
+    """Rejected credentials: one operators' alert (no organisation's phone gets it), no dead
+    letter, nothing lost; recovery drains all."""
     org = make_org(conn, "Admins")
     make_user(conn, org, admin=True, token="admin-device")
     _mentors(conn, admin, 3)
@@ -170,7 +171,9 @@ async def test_credential_rejection_alerts_once_holds_everything_and_recovers(
     assert conn.execute(
         "SELECT count(*) FROM sync_queue WHERE status = 'pending' AND attempt_count = 0"
     ).fetchone() == (3,)
-    assert [m["token"] for m in admin.fcm_messages()] == ["admin-device"]
+    audience = conn.execute("SELECT audience FROM alerts WHERE kind = 'auth_failure'").fetchone()
+    assert audience == ("operators",)
+    assert admin.fcm_messages() == []  # an organisation's admin is not the service's operator
     admin.clear_faults()
     result = await check_credentials(worker.pool, worker.client, worker.worker.ctx.breaker, clock)
     assert result["ok"] is True

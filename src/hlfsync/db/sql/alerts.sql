@@ -1,6 +1,6 @@
 -- name: raise_mentor_alert
--- An alert about one mentor, for the coordinators of the mentor's chapters (the organisation's
--- admins when the chapters have none), with one delivery per device, all in one statement.
+-- An alert about one mentor, for the coordinators (of the mentor's organisation) of the mentor's
+-- chapters (the organisation's admins when the chapters have none), with one delivery per device, all in one statement.
 -- ON CONFLICT makes it once per incident: a second raise of the same key does nothing.
 WITH alert AS (
     INSERT INTO alerts (kind, incident_key, mentor_id, organization_id, payload, details, created_at)
@@ -9,10 +9,14 @@ WITH alert AS (
     ON CONFLICT (kind, incident_key) DO NOTHING
     RETURNING id, mentor_id, organization_id
 ), coordinators AS (
+    -- Only the mentor's organisation's chapters and coordinators: a stray membership or
+    -- coordination row across organisations must not push one organisation's alert to another.
     SELECT DISTINCT cc.user_id
       FROM alert a
       JOIN chapter_memberships cm ON cm.mentor_id = a.mentor_id
+      JOIN chapters c ON c.id = cm.chapter_id AND c.organization_id = a.organization_id
       JOIN coordinator_chapters cc ON cc.chapter_id = cm.chapter_id
+      JOIN app_users u ON u.id = cc.user_id AND u.organization_id = a.organization_id
 ), admins AS (
     SELECT oa.user_id FROM alert a JOIN organization_admins oa
         ON oa.organization_id = a.organization_id
@@ -33,25 +37,18 @@ SELECT a.id, (SELECT count(*) FROM deliveries)::int AS deliveries,
   FROM alert a;
 
 -- name: raise_admin_alert
--- An alert for operations (breaker open, credentials failing, compensation), sent to every
--- organisation administrator; once per incident key.
+-- An alert for the service's operators (breaker open, credentials failing): no organisation
+-- (so `audience` is `operators`: no API role sees it, no organisation's phones get it; the
+-- operators' channel picks it up); once per incident key.
 WITH alert AS (
     INSERT INTO alerts (kind, incident_key, payload, details, created_at)
     VALUES (%(kind)s, %(key)s, %(payload)s, %(details)s, %(now)s)
     ON CONFLICT (kind, incident_key) DO NOTHING
     RETURNING id
-), deliveries AS (
-    INSERT INTO alert_deliveries (alert_id, user_id, device_token, next_attempt_at, created_at)
-    SELECT a.id, t.user_id, t.token, %(now)s, %(now)s
-      FROM alert a
-      JOIN device_tokens t ON t.user_id IN (SELECT user_id FROM organization_admins)
-    ON CONFLICT (alert_id, device_token) DO NOTHING
-    RETURNING id
 ), notified AS (
     SELECT pg_notify('hlfsync_alerts', a.id::text) FROM alert a
 )
-SELECT a.id, (SELECT count(*) FROM deliveries)::int AS deliveries,
-       (SELECT count(*) FROM notified)::int AS notified
+SELECT a.id, 0 AS deliveries, (SELECT count(*) FROM notified)::int AS notified
   FROM alert a;
 
 -- name: claim_deliveries

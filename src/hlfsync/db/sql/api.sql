@@ -185,3 +185,9 @@ SELECT id, mentor_id, operation FROM sync_queue WHERE id = %(id)s;
 -- name: api_open_dead_letter_count
 -- How many open dead letters the caller's mentors have.
 SELECT count(*)::int AS n FROM dead_letter_queue WHERE status = 'open';
+
+-- name: api_last_scheduled_runs
+-- Each scheduled job's latest run as staff may see it: when and how it ended, never its
+-- statistics or error (they hold samples of every organisation's mentors and contacts).
+SELECT DISTINCT ON (job) job, slot, status, started_at, finished_at
+  FROM scheduled_runs ORDER BY job, slot DESC;
