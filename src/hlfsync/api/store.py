@@ -94,6 +94,7 @@ _BY_VERDICT = {
     "pending": "api_mentor_page_pending",
     "out_of_step": "api_mentor_page_out_of_step",
     "unlinked": "api_mentor_page_unlinked",
+    "unconfirmed": "api_mentor_page_unconfirmed",
 }
 # Trigrams need three characters; a shorter search filters the walk instead.
 _TRIGRAM = 3

@@ -14,24 +14,52 @@
 CREATE SCHEMA IF NOT EXISTS extensions;
 CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA extensions;
 
+-- One row per mentor (a trigger adds it with the mentor), so that "unconfirmed" is an
+-- indexable row too, not an absence.
 CREATE TABLE listing_confirmations (
     mentor_id      uuid PRIMARY KEY REFERENCES peer_mentors (id) ON DELETE CASCADE,
-    -- The listing as Dynamics last confirmed it, when, and how we know.
-    listed         boolean NOT NULL,
-    confirmed_at   timestamptz NOT NULL,
-    confirmed_by   text NOT NULL CHECK (confirmed_by IN ('sync', 'reconcile')),
+    -- The listing as Dynamics last confirmed it, when, and how we know; NULL: not yet.
+    listed         boolean,
+    confirmed_at   timestamptz,
+    confirmed_by   text CHECK (confirmed_by IN ('sync', 'reconcile')),
     sync_queue_id  bigint,
     -- What the listing should be (status = 'active'), kept here by a trigger on status
     -- changes so that "differs" is one indexable row, not a join.
     should_list    boolean NOT NULL,
     -- Since when the confirmed listing and the status disagree; NULL while they agree.
     differs_since  timestamptz,
+    CONSTRAINT listing_confirmed_all_or_nothing
+        CHECK ((listed IS NULL) = (confirmed_at IS NULL)
+               AND (listed IS NULL) = (confirmed_by IS NULL)),
     CONSTRAINT listing_differs_since_iff_differs
-        CHECK ((listed = should_list) = (differs_since IS NULL))
+        CHECK (coalesce(listed = should_list, true) = (differs_since IS NULL))
 );
--- The "out of step" filter and counts walk only the mentors whose listing differs.
+-- The "out of step" filter and counts walk only the mentors whose listing differs, the
+-- "unconfirmed" filter only those Dynamics has not confirmed.
 CREATE INDEX listing_confirmations_differ_idx ON listing_confirmations (mentor_id)
     WHERE listed <> should_list;
+CREATE INDEX listing_confirmations_unconfirmed_idx ON listing_confirmations (mentor_id)
+    WHERE listed IS NULL;
+
+INSERT INTO listing_confirmations (mentor_id, should_list)
+SELECT id, status = 'active' FROM peer_mentors;
+
+-- A new mentor gets its (unconfirmed) row; per statement, so a seed's COPY pays one INSERT.
+CREATE FUNCTION add_listing_row() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+BEGIN
+    INSERT INTO public.listing_confirmations (mentor_id, should_list)
+    SELECT n.id, n.status = 'active' FROM added n
+    ON CONFLICT (mentor_id) DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER peer_mentors_add_listing
+    AFTER INSERT ON public.peer_mentors
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION add_listing_row();
 
 -- The "dead-lettered" filter walks open letters in mentor order.
 CREATE INDEX dead_letter_open_mentor_idx ON dead_letter_queue (mentor_id) WHERE status = 'open';
@@ -66,7 +94,7 @@ BEGIN
                                 WHEN c.listed = excluded.listed
                                 THEN coalesce(c.differs_since, excluded.confirmed_at)
                                 ELSE excluded.confirmed_at END
-     WHERE c.confirmed_at <= excluded.confirmed_at;
+     WHERE c.confirmed_at IS NULL OR c.confirmed_at <= excluded.confirmed_at;
     RETURN NULL;
 END
 $$;
@@ -83,7 +111,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
     UPDATE public.listing_confirmations c
        SET should_list = n.status = 'active',
-           differs_since = CASE WHEN c.listed = (n.status = 'active') THEN NULL
+           differs_since = CASE WHEN c.listed IS NULL OR c.listed = (n.status = 'active')
+                                THEN NULL
                                 ELSE coalesce(c.differs_since, n.status_changed_at) END
       FROM changed_new n
       JOIN changed_old o ON o.id = n.id
@@ -99,7 +128,7 @@ CREATE TRIGGER peer_mentors_track_listing
     FOR EACH STATEMENT
     EXECUTE FUNCTION track_listing_should();
 
-REVOKE EXECUTE ON FUNCTION record_synced_listing(), track_listing_should()
+REVOKE EXECUTE ON FUNCTION record_synced_listing(), track_listing_should(), add_listing_row()
     FROM PUBLIC, anon, authenticated;
 
 -- Row-level security as every mentor-keyed table: "the mentor is visible".
@@ -128,7 +157,7 @@ SELECT p.id, p.full_name, p.organization_id, p.status, p.status_reason, p.status
        CASE WHEN p.dynamics_contact_id IS NULL THEN 'unlinked'
             WHEN d.id IS NOT NULL THEN 'dead_lettered'
             WHEN q.status IN ('pending', 'in_progress') THEN 'pending'
-            WHEN c.mentor_id IS NULL THEN 'unconfirmed'
+            WHEN c.listed IS NULL THEN 'unconfirmed'
             WHEN c.listed = (p.status = 'active') THEN 'in_step'
             ELSE 'out_of_step' END AS verdict
   FROM public.peer_mentors p
@@ -176,7 +205,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
         SELECT CASE WHEN p.dynamics_contact_id IS NULL THEN 'unlinked'
                     WHEN l.n IS NOT NULL THEN 'dead_lettered'
                     WHEN f.since IS NOT NULL THEN 'pending'
-                    WHEN c.mentor_id IS NULL THEN 'unconfirmed'
+                    WHEN c.listed IS NULL THEN 'unconfirmed'
                     WHEN c.listed = (p.status = 'active') THEN 'in_step'
                     ELSE 'out_of_step' END AS verdict,
                l.n AS letters, f.since

@@ -39,8 +39,8 @@ WITH page AS (
 SELECT m.* FROM page JOIN mentor_listing m ON m.id = page.id ORDER BY m.id;
 
 -- name: api_mentor_page_judged
--- The same walk for a common verdict (in step, unconfirmed): each walk judges its rows as it
--- goes and stops at a page of matches.
+-- The same walk for the common verdict (in step): each walk judges its rows as it goes and
+-- stops at a page of matches.
 SELECT DISTINCT ON (x.id) x.*
   FROM (SELECT x.*
           FROM auth_coordinated_chapters() AS ch (id)
@@ -133,6 +133,18 @@ SELECT m.*
 -- Mentors whose confirmed listing differs from their status: walked from those differences.
 SELECT m.* FROM listing_confirmations c JOIN mentor_listing m ON m.id = c.mentor_id
  WHERE c.listed <> c.should_list AND c.mentor_id > %(after)s
+   AND (%(status)s::text IS NULL OR m.status = %(status)s)
+   AND (%(pattern)s::text IS NULL OR m.full_name ILIKE %(pattern)s)
+   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                               WHERE x.mentor_id = m.id AND x.chapter_id = %(chapter)s))
+   AND (%(verdict)s::text IS NULL OR m.verdict = %(verdict)s)
+ ORDER BY c.mentor_id LIMIT %(limit)s;
+
+-- name: api_mentor_page_unconfirmed
+-- Mentors Dynamics has not confirmed yet: walked from their own index (few, once the first
+-- reconciliation has run).
+SELECT m.* FROM listing_confirmations c JOIN mentor_listing m ON m.id = c.mentor_id
+ WHERE c.listed IS NULL AND c.mentor_id > %(after)s
    AND (%(status)s::text IS NULL OR m.status = %(status)s)
    AND (%(pattern)s::text IS NULL OR m.full_name ILIKE %(pattern)s)
    AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x

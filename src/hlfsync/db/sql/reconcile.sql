@@ -65,9 +65,10 @@ ON CONFLICT (mentor_id) DO UPDATE
                             WHEN c.listed = excluded.listed
                             THEN coalesce(c.differs_since, excluded.confirmed_at)
                             ELSE excluded.confirmed_at END
- WHERE c.confirmed_at < excluded.confirmed_at
-   AND NOT (c.confirmed_by = 'sync'
-            AND c.confirmed_at > excluded.confirmed_at - %(lag_s)s * interval '1 second');
+ WHERE (c.confirmed_at IS NULL OR c.confirmed_at < excluded.confirmed_at)
+   AND NOT coalesce(c.confirmed_by = 'sync'
+                    AND c.confirmed_at > excluded.confirmed_at - %(lag_s)s * interval '1 second',
+                    false);
 
 -- name: reconcile_drift_sample
 -- A few of them, for the report.
