@@ -50,6 +50,7 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 Csrf = Annotated[str | None, Form()]
 LetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 MentorStatus = Literal["active", "paused", "inactive"]
+Blank = Literal[""] | None
 VERDICT_LABELS: dict[str, str] = {
     "in_step": "in step",
     "out_of_step": "out of step",
@@ -136,11 +137,13 @@ async def overview_page(request: Request, state: State) -> Response:
 @router.get("/mentors")
 async def mentors_page(
     request: Request, state: State, *, cursor: pages.Cursor = None,
-    status: Annotated[MentorStatus | None, Query()] = None,
-    verdict: Annotated[models.Verdict | None, Query()] = None,
-    chapter: Annotated[UUID | None, Query()] = None,
+    status: Annotated[MentorStatus | Blank, Query()] = None,
+    verdict: Annotated[models.Verdict | Blank, Query()] = None,
+    chapter: Annotated[UUID | Blank, Query()] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:  # fmt: skip
+    # The filter form sends every field; an empty one means "any".
+    status, verdict, chapter = status or None, verdict or None, chapter or None
     after = pages.after_id(cursor)
     where = store.MentorFilter(status=status, verdict=verdict, chapter=chapter, search=q)
 
