@@ -68,9 +68,12 @@ def render(hours: Sequence[models.HourlyActivity]) -> Markup:
         f'y2="{TOP + plot_h}"/>',
         f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{y_max:.0f}</text>',
         f'<text class="tick" x="{LEFT - 6}" y="{TOP + plot_h}" text-anchor="end">0</text>',
-        f'<text class="tick lag" x="{LEFT + plot_w + 6}" y="{TOP + 4}">'
-        f"{_lag_label(lag_max)}</text>",
     ]
+    if any(v is not None for v in lags):
+        out.append(
+            f'<text class="tick lag" x="{LEFT + plot_w + 6}" y="{TOP + 4}">'
+            f"{_lag_label(lag_max)}</text>"
+        )
     for i, h in enumerate(hours):
         x = LEFT + i * slot + (slot - bar) / 2
         base = TOP + plot_h
