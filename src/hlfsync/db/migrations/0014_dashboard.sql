@@ -109,6 +109,14 @@ CREATE TRIGGER sync_queue_confirm_listing
 CREATE FUNCTION track_listing_should() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
+    -- Rows locked in mentor order, as the success trigger and the reconciliation take them:
+    -- a statement pausing many mentors cannot deadlock with either.
+    PERFORM 1 FROM public.listing_confirmations c
+      JOIN changed_new n ON n.id = c.mentor_id
+      JOIN changed_old o ON o.id = n.id
+     WHERE (o.status = 'active') IS DISTINCT FROM (n.status = 'active')
+     ORDER BY c.mentor_id
+       FOR UPDATE OF c;
     UPDATE public.listing_confirmations c
        SET should_list = n.status = 'active',
            differs_since = CASE WHEN c.listed IS NULL OR c.listed = (n.status = 'active')
