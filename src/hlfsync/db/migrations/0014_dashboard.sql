@@ -190,11 +190,15 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
     SELECT p.id FROM public.peer_mentors p
      WHERE p.organization_id IN (SELECT public.auth_admin_orgs())
     UNION
-    SELECT cm.mentor_id
-      FROM public.chapter_memberships cm
-      JOIN public.peer_mentors p ON p.id = cm.mentor_id
-                                AND p.organization_id = public.auth_user_org()
-     WHERE cm.chapter_id IN (SELECT public.auth_coordinated_chapters())
+    -- Each coordinated chapter's members by index (OFFSET 0 keeps the planner from turning
+    -- this into a scan of every membership), of the caller's organisation (an initplan, not a
+    -- call per row).
+    SELECT x.mentor_id
+      FROM public.auth_coordinated_chapters() AS ch (id)
+     CROSS JOIN LATERAL (SELECT cm.mentor_id FROM public.chapter_memberships cm
+                          WHERE cm.chapter_id = ch.id OFFSET 0) x
+      JOIN public.peer_mentors p ON p.id = x.mentor_id
+                                AND p.organization_id = (SELECT public.auth_user_org())
 $$;
 
 -- The overview's numbers, counting only the caller's mentors: how many per verdict, their
