@@ -284,7 +284,7 @@ async def _dashboard_walk(base: str, token: str, path: str, requests: int) -> Ro
 
 
 def run_dashboard(url: str, base: str, users: dict[str, tuple[uuid.UUID, int]],
-                  requests: int) -> list[Row]:  # fmt: skip
+                  requests: int, only_cases: str = "") -> list[Row]:  # fmt: skip
     """Each filter for the two-chapter coordinator; a few for the administrator."""
     rows: list[Row] = []
     for index, (name, (user, _)) in enumerate(users.items()):
@@ -294,14 +294,17 @@ def run_dashboard(url: str, base: str, users: dict[str, tuple[uuid.UUID, int]],
         cases = _dashboard_cases(url, users[next(iter(users))][0])
         if index == 2:  # the administrator: the base walk, a small set, a search, the overview
             cases = [cases[i] for i in (0, 4, 10, 15)]
+        wanted = [w for w in only_cases.split(",") if w]
         for label, path in cases:
+            if wanted and not any(w in label for w in wanted):
+                continue
             row = asyncio.run(_dashboard_walk(base, token, path, requests))
             row.scenario = f"dashboard, {name}, {label}"
             rows.append(row)
     return rows
 
 
-def run(mentors: int, requests: int, only: str = "all") -> list[Row]:
+def run(mentors: int, requests: int, only: str = "all", cases: str = "") -> list[Row]:
     url = _common.fresh_database("bench_api", mentors=mentors)
     if only in {"all", "dashboard"}:
         _lived_in(url)
@@ -314,7 +317,7 @@ def run(mentors: int, requests: int, only: str = "all") -> list[Row]:
     try:
         base = ready.get(timeout=60)
         if only in {"all", "dashboard"}:
-            rows += run_dashboard(url, base, users, requests)
+            rows += run_dashboard(url, base, users, requests, cases)
         for name, (user, _) in users.items() if only in {"all", "api"} else ():
             token = mint_token(SECRET, user, ttl_s=3600)
             for concurrency in (1, 4, 8) if name.startswith("coordinator, 2") else (4,):
@@ -340,8 +343,10 @@ def main() -> None:
     parser.add_argument("--mentors", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=1000, help="pages per scenario")
     parser.add_argument("--only", choices=["all", "api", "dashboard"], default="all")
+    parser.add_argument("--cases", default="", help="dashboard cases whose label contains "
+                        "any of these comma-separated words (default: all)")  # fmt: skip
     args = parser.parse_args()
-    rows = run(args.mentors, args.requests, args.only)
+    rows = run(args.mentors, args.requests, args.only, args.cases)
     from rich.console import Console
     from rich.table import Table
 

@@ -260,9 +260,10 @@ async def me(conn: db.Conn) -> models.Me:
 async def overview(conn: db.Conn, now: datetime, *, mine: bool = False) -> models.Overview:
     """Operational state for staff: the `status` snapshot, judged by the same rules. With
     `mine`, every number about mentors (queue, lag, dead letters) counts the caller's only."""
-    totals = await db.one(conn, "api_queue_overview")  # also refuses non-staff
     verdicts: dict[str, int] = {}
     if mine:
+        # Not the global totals: they count every operation ever queued, and are not the
+        # caller's to see. (The page shows the overview to staff only.)
         counts = await db.one(conn, "dashboard_counts")
         verdicts = counts["verdicts"]
         totals = {
@@ -270,6 +271,8 @@ async def overview(conn: db.Conn, now: datetime, *, mine: bool = False) -> model
             "oldest_pending_at": counts["oldest_pending_at"],
             "open_dead_letters": counts["open_dead_letters"],
         }
+    else:
+        totals = await db.one(conn, "api_queue_overview")  # also refuses non-staff
     snapshot = verdict.Snapshot(
         queue=totals["queue"],
         oldest_pending_at=totals["oldest_pending_at"],
