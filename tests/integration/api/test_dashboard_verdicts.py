@@ -294,19 +294,22 @@ async def test_every_overview_count_is_the_viewers_own(
 def test_the_counts_and_the_view_agree_and_visible_mentors_follow_the_policy(
     conn: Conn, world: world_mod.World, town: Town
 ) -> None:
-    """dashboard_counts() judges as the view does, and auth_visible_mentors() is the policy."""
+    """dashboard_counts() judges as the view does; auth_visible_mentors() and
+    auth_mentors_named() follow the policy."""
     for user in (*world_mod.USERS, "town_coord", "town_admin"):
         uid = town.users[user[5:]] if user.startswith("town_") else world.users[user]
         with conn.transaction():
             world_mod.as_user(conn, uid)
             policy = world_mod.ids(conn, "SELECT id FROM peer_mentors")
             helper = world_mod.ids(conn, "SELECT auth_visible_mentors()")
+            named = world_mod.ids(conn, "SELECT auth_mentors_named('%')")
             judged = dict(conn.execute(
                 "SELECT verdict, count(*)::int FROM mentor_listing GROUP BY verdict"
             ).fetchall())  # fmt: skip
             counted = conn.execute("SELECT verdicts FROM dashboard_counts()").fetchone()
             conn.execute("RESET ROLE")
         assert helper == policy, user
+        assert named == policy, user
         assert counted is not None
         assert counted[0] == judged, user
 

@@ -201,6 +201,21 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
                                 AND p.organization_id = (SELECT public.auth_user_org())
 $$;
 
+-- The caller's mentors whose name matches an ILIKE pattern. Under row-level security the
+-- planner may not use the trigram index for ILIKE (not leakproof), so a search scanned every
+-- visible mentor; here the index finds the names and each hit is checked by the policy's rule.
+-- A test compares it with the policy.
+CREATE FUNCTION auth_mentors_named(pattern text) RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+    SELECT p.id FROM public.peer_mentors p
+     WHERE p.full_name ILIKE pattern
+       AND (p.organization_id IN (SELECT public.auth_admin_orgs())
+            OR (p.organization_id = (SELECT public.auth_user_org())
+                AND EXISTS (SELECT 1 FROM public.chapter_memberships cm
+                             WHERE cm.mentor_id = p.id
+                               AND cm.chapter_id IN (SELECT public.auth_coordinated_chapters()))))
+$$;
+
 -- The overview's numbers, counting only the caller's mentors: how many per verdict, their
 -- open dead letters, and the oldest of their operations still waiting (their sync lag).
 CREATE FUNCTION dashboard_counts()
@@ -265,7 +280,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
      ORDER BY h.hour
 $$;
 
-REVOKE EXECUTE ON FUNCTION auth_visible_mentors(), dashboard_counts(),
+REVOKE EXECUTE ON FUNCTION auth_visible_mentors(), auth_mentors_named(text), dashboard_counts(),
     dashboard_hourly(timestamptz, int) FROM PUBLIC, anon;
-GRANT EXECUTE ON FUNCTION auth_visible_mentors(), dashboard_counts(),
+GRANT EXECUTE ON FUNCTION auth_visible_mentors(), auth_mentors_named(text), dashboard_counts(),
     dashboard_hourly(timestamptz, int) TO authenticated, service_role;

@@ -83,18 +83,18 @@ WITH page AS (
 SELECT m.* FROM page JOIN mentor_listing m ON m.id = page.id ORDER BY m.id;
 
 -- name: api_mentor_page_named
--- Mentors whose name contains the search: the trigram index finds them among all mentors
--- first (MATERIALIZED: walking every mentor in id order and testing each name, which the
--- planner prefers under LIMIT, costs a second for a rare name), then the page is cut from them
--- and only its rows are judged.
-WITH hits AS MATERIALIZED (
-    SELECT v.id FROM peer_mentors v
-     WHERE v.full_name ILIKE %(pattern)s AND v.id > %(after)s
+-- Mentors whose name contains the search: the trigram index finds the caller's matches among
+-- all mentors (auth_mentors_named: under RLS the planner would scan every visible mentor
+-- instead), then the page is cut from them and only its rows are judged.
+WITH page AS (
+    SELECT v.id
+      FROM auth_mentors_named(%(pattern)s) AS h (id)
+      JOIN peer_mentors v ON v.id = h.id
+     WHERE v.id > %(after)s
    AND (%(status)s::text IS NULL OR v.status = %(status)s)
    AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
                                                WHERE x.mentor_id = v.id AND x.chapter_id = %(chapter)s))
-), page AS (
-    SELECT id FROM hits ORDER BY id LIMIT %(limit)s
+     ORDER BY v.id LIMIT %(limit)s
 )
 SELECT m.* FROM page JOIN mentor_listing m ON m.id = page.id ORDER BY m.id;
 
