@@ -1,6 +1,6 @@
 """The dashboard's Help page: docs/coordinators.md rendered, so the guide has one source.
 
-The wheel carries the file as `hlfsync/api/help/coordinators.md` (pyproject's force-include);
+The wheel carries the file as `hlfsync/api/guide/coordinators.md` (pyproject's force-include);
 a checkout reads it from docs/. Raw HTML in the markdown is not passed through.
 """
 
@@ -18,7 +18,7 @@ _CHECKOUT = Path(__file__).resolve().parents[3] / "docs" / "coordinators.md"
 
 def source() -> str:
     """The guide's markdown, from the installed package or else the checkout."""
-    shipped = resources.files("hlfsync.api") / "help" / "coordinators.md"
+    shipped = resources.files("hlfsync.api") / "guide" / "coordinators.md"
     if shipped.is_file():
         return shipped.read_text("utf-8")
     return _CHECKOUT.read_text("utf-8")
