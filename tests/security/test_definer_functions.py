@@ -80,3 +80,24 @@ def test_scheduled_run_statistics_are_not_staff_reading(conn: Conn, world: World
             as_user(conn, world.users["admin_a"])
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT {column} FROM scheduled_runs".encode())
+
+
+@pytest.mark.parametrize("user", sorted(STAFF | {"idle_a"}))
+def test_dashboard_functions_answer_with_the_callers_mentors_only(
+    conn: Conn, world: World, user: str
+) -> None:
+    """The dashboard's definer functions (0014) see exactly the caller's mentors: the visible
+    set, a name search over everyone, the counts (each world mentor has one open dead letter)
+    and the hourly chart, which names no mentor at all."""
+    mine = {world.mentors[name] for name in world.mentor_names(user)}
+    with conn.transaction(force_rollback=True):
+        as_user(conn, world.users[user])
+        visible = {r[0] for r in conn.execute("SELECT auth_visible_mentors()").fetchall()}
+        named = {r[0] for r in conn.execute("SELECT auth_mentors_named('%')").fetchall()}
+        counts = conn.execute("SELECT open_dead_letters FROM dashboard_counts()").fetchone()
+        hourly = repr(conn.execute("SELECT * FROM dashboard_hourly(now(), 24)").fetchall())
+    assert visible == mine
+    assert named == mine
+    assert counts is not None
+    assert counts[0] == len(mine)
+    assert all(str(m) not in hourly for m in world.mentors.values())

@@ -1,6 +1,7 @@
 """/dashboard: the coordinator dashboard, server-rendered HTML over the same store as the API.
 
-Overview, mentors with force sync, dead letters with re-queue and resolve, a mentor's timeline.
+Overview (the caller's numbers and a 24-hour chart), mentors with their verdict, filters, search
+and force sync, dead letters with re-queue and resolve, a mentor's timeline, and Help.
 No script and no build step; forms POST and redirect back (POST/redirect/GET) with a notice
 chosen from a fixed list, so nothing from the URL is ever echoed into the page.
 """
@@ -12,14 +13,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path as FilePath
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, FastAPI, Form, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from hlfsync.api import auth, db, models, pages, session, signin, store
+from hlfsync.api import auth, chart, db, help, models, pages, session, signin, store
 from hlfsync.api.deps import AppState, State
 from hlfsync.api.problems import Problem
 
@@ -48,6 +50,16 @@ HEADERS = {
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 Csrf = Annotated[str | None, Form()]
 LetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+MentorStatus = Literal["active", "paused", "inactive"]
+Blank = Literal[""] | None
+VERDICT_LABELS: dict[str, str] = {
+    "in_step": "in step",
+    "out_of_step": "out of step",
+    "pending": "pending",
+    "dead_lettered": "dead-lettered",
+    "unlinked": "unlinked",
+    "unconfirmed": "unconfirmed",
+}
 
 
 def _when(value: datetime | None) -> str:
@@ -59,6 +71,7 @@ def _templates() -> Jinja2Templates:
     """The template environment, built on first use (autoescaping HTML, as Starlette sets it)."""
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["when"] = _when
+    templates.env.globals["verdict_labels"] = VERDICT_LABELS
     return templates
 
 
@@ -105,14 +118,15 @@ async def _act(
 
 @router.get("")
 async def overview_page(request: Request, state: State) -> Response:
+    now = state.clock.now()
+
     async def work(conn: db.Conn) -> dict[str, Any]:
         me = await store.me(conn)
         if not (me.chapters or me.administers):
             return {}
-        mine = await db.row(conn, "api_open_dead_letter_count")
         return {
-            "overview": await store.overview(conn, state.clock.now()),
-            "my_open_dead_letters": mine["n"] if mine else 0,
+            "overview": await store.overview(conn, now, mine=True),
+            "chart": chart.render(await store.hourly(conn, now)),
         }
 
     found, page = await _as_signed_in(request, state, work)
@@ -122,13 +136,46 @@ async def overview_page(request: Request, state: State) -> Response:
 
 
 @router.get("/mentors")
-async def mentors_page(request: Request, state: State, cursor: pages.Cursor = None) -> Response:
+async def mentors_page(
+    request: Request, state: State, *, cursor: pages.Cursor = None,
+    status: Annotated[MentorStatus | Blank, Query()] = None,
+    verdict: Annotated[models.Verdict | Blank, Query()] = None,
+    chapter: Annotated[UUID | Blank, Query()] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:  # fmt: skip
+    # The filter form sends every field; an empty one means "any".
+    status, verdict, chapter = status or None, verdict or None, chapter or None
     after = pages.after_id(cursor)
-    (items, last), page = await _as_signed_in(
-        request, state, lambda conn: store.mentor_page(conn, after=after, limit=pages.DEFAULT_LIMIT)
-    )
-    more = None if last is None else f"/dashboard/mentors?cursor={pages.encode(str(last))}"
-    return _render(request, "mentors.html", **page, mentors=items, more=more)
+    where = store.MentorFilter(status=status, verdict=verdict, chapter=chapter, search=q)
+
+    async def work(conn: db.Conn) -> tuple[list[models.Mentor], UUID | None, list[models.Named]]:
+        items, last = await store.mentor_page(
+            conn, after=after, limit=pages.DEFAULT_LIMIT, where=where
+        )
+        return items, last, await store.chapters(conn)
+
+    (items, last, chapters), page = await _as_signed_in(request, state, work)
+    # Only the filter's own values go back into links (validated above), never raw input.
+    kept = {"status": status, "verdict": verdict, "chapter": chapter, "q": (q or "").strip()}
+    query = {k: str(v) for k, v in kept.items() if v}
+    more = None
+    if last is not None:
+        more = f"/dashboard/mentors?{urlencode({**query, 'cursor': pages.encode(str(last))})}"
+    return _render(
+        request, "mentors.html", **page, mentors=items, more=more, chapters=chapters,
+        filters=kept, filtered=bool(query),
+    )  # fmt: skip
+
+
+@router.get("/help")
+async def help_page(request: Request, state: State) -> Response:
+    """The coordinators' guide (docs/coordinators.md), for anyone signed in."""
+    _, page = await _as_signed_in(request, state, _nothing)
+    return _render(request, "help.html", **page, guide=help.page())
+
+
+async def _nothing(conn: db.Conn) -> None:
+    return None
 
 
 @router.get("/mentors/{mentor_id}")

@@ -12,6 +12,16 @@ SyncStateName = Literal[
     "in_sync", "pending", "in_progress", "dead_lettered", "superseded", "not_queued"
 ]
 Action = Literal["force_sync", "requeue", "resolve"]
+# Is the website right? The view `mentor_listing` (migration 0014) decides; these are its words.
+Verdict = Literal["in_step", "out_of_step", "pending", "dead_lettered", "unlinked", "unconfirmed"]
+VERDICTS: tuple[Verdict, ...] = (
+    "in_step",
+    "out_of_step",
+    "pending",
+    "dead_lettered",
+    "unlinked",
+    "unconfirmed",
+)
 DeadLetterStatus = Literal["open", "requeued", "resolved"]
 
 
@@ -37,6 +47,30 @@ class SyncState(BaseModel):
     )
 
 
+class Listing(BaseModel):
+    """Is the website right? The listing as Dynamics last confirmed it, and the verdict."""
+
+    verdict: Verdict = Field(
+        description="in_step: Dynamics confirmed what the status asks; out_of_step: it "
+        "confirmed the opposite and nothing is on its way; pending: a sync is on its way; "
+        "dead_lettered: a sync failed for good and waits for a person; unlinked: no Dynamics "
+        "contact; unconfirmed: Dynamics has not confirmed this mentor's listing yet."
+    )
+    since: datetime | None = Field(
+        None,
+        description="out_of_step: since when; pending: queued at; dead_lettered: since when; "
+        "in_step: confirmed at.",
+    )
+    should_be_listed: bool = Field(description="What the status asks (listed when active).")
+    confirmed_listed: bool | None = Field(
+        None, description="The listing as Dynamics last confirmed it; null when never."
+    )
+    confirmed_at: datetime | None = None
+    confirmed_by: Literal["sync", "reconcile"] | None = Field(
+        None, description="A successful sync, or what reconciliation read from Dynamics."
+    )
+
+
 class Mentor(BaseModel):
     id: UUID
     full_name: str
@@ -46,6 +80,7 @@ class Mentor(BaseModel):
     status_changed_at: datetime
     has_contact: bool = Field(description="Whether the mentor has a Dynamics contact to sync.")
     sync: SyncState
+    listing: Listing
 
 
 class MentorPage(BaseModel):
@@ -160,12 +195,27 @@ class Overview(BaseModel):
     healthy: bool
     problems: list[str]
     queue: dict[str, int]
+    verdicts: dict[str, int] = Field(
+        default_factory=dict, description="The caller's mentors per verdict (dashboard only)."
+    )
     sync_lag_s: float
     oldest_pending_at: datetime | None
     open_dead_letters: int
     breakers: list[dict[str, Any]]
     scheduled_runs: list[dict[str, Any]]
     credentials: list[dict[str, Any]]
+
+
+class HourlyActivity(BaseModel):
+    """One hour of the overview's chart: calls by outcome and the sync lag."""
+
+    hour: datetime
+    succeeded: int
+    retried: int
+    throttled: int
+    dead_lettered: int
+    lag_p50_s: float | None
+    lag_max_s: float | None
 
 
 class Health(BaseModel):

@@ -7,6 +7,7 @@ answer, 404, so nobody learns what lies outside their scope.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -45,16 +46,88 @@ def _sync(row: dict[str, Any]) -> models.SyncState:
     )
 
 
+_SINCE = {
+    "out_of_step": "differs_since",
+    "pending": "queued_at",
+    "dead_lettered": "dead_lettered_at",
+    "in_step": "confirmed_at",
+}
+
+
+def _listing(row: dict[str, Any]) -> models.Listing:
+    verdict = row["verdict"]
+    since = _SINCE.get(verdict)
+    return models.Listing(
+        verdict=verdict,
+        since=row[since] if since else None,
+        should_be_listed=row["status"] == "active",
+        confirmed_listed=row["confirmed_listed"],
+        confirmed_at=row["confirmed_at"],
+        confirmed_by=row["confirmed_by"],
+    )
+
+
 def _mentor(row: dict[str, Any]) -> models.Mentor:
-    return models.Mentor.model_validate({**row, "sync": _sync(row)})
+    return models.Mentor.model_validate({**row, "sync": _sync(row), "listing": _listing(row)})
+
+
+@dataclass(frozen=True)
+class MentorFilter:
+    """What a mentor list may be narrowed to; None everywhere is every mentor."""
+
+    status: str | None = None
+    verdict: models.Verdict | None = None
+    chapter: UUID | None = None
+    search: str | None = None
+
+    def pattern(self) -> str | None:
+        """The search as an ILIKE pattern matching any part of the name, wildcards escaped."""
+        term = (self.search or "").strip()
+        if not term:
+            return None
+        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+
+# Small sets walked from their own index, whatever else is asked.
+_BY_VERDICT = {
+    "dead_lettered": "api_mentor_page_dead_lettered",
+    "pending": "api_mentor_page_pending",
+    "out_of_step": "api_mentor_page_out_of_step",
+    "unlinked": "api_mentor_page_unlinked",
+    "unconfirmed": "api_mentor_page_unconfirmed",
+}
+# Trigrams need three characters; a shorter search filters the walk instead.
+_TRIGRAM = 3
+
+
+def _page_query(where: MentorFilter) -> str:
+    """The walk that reaches a page of matches soonest: the smallest set the filter names."""
+    if where.verdict in _BY_VERDICT:
+        return _BY_VERDICT[where.verdict]
+    if where.verdict is not None:
+        return "api_mentor_page_judged"
+    if len((where.search or "").strip()) >= _TRIGRAM:
+        return "api_mentor_page_named"
+    if where.chapter is not None:
+        return "api_mentor_page_of_chapter"
+    return "api_mentor_page"
 
 
 async def mentor_page(
-    conn: db.Conn, *, after: UUID | None, limit: int
+    conn: db.Conn, *, after: UUID | None, limit: int, where: MentorFilter | None = None
 ) -> tuple[list[models.Mentor], UUID | None]:
     """A page of the caller's mentors in id order, and the key of the next page (None: last)."""
-    params = {"after": after or FIRST_UUID, "limit": limit + 1}
-    found = await db.rows(conn, "api_mentor_page", params)
+    where = where or MentorFilter()
+    params = {
+        "after": after or FIRST_UUID,
+        "limit": limit + 1,
+        "status": where.status,
+        "verdict": where.verdict,
+        "chapter": where.chapter,
+        "pattern": where.pattern(),
+    }
+    found = await db.rows(conn, _page_query(where), params)
     items = [_mentor(r) for r in found[:limit]]
     return items, (items[-1].id if len(found) > limit else None)
 
@@ -185,9 +258,22 @@ async def me(conn: db.Conn) -> models.Me:
     return models.Me.model_validate(await db.one(conn, "api_me"))
 
 
-async def overview(conn: db.Conn, now: datetime) -> models.Overview:
-    """Operational state for staff: the `status` snapshot, judged by the same rules."""
-    totals = await db.one(conn, "api_queue_overview")
+async def overview(conn: db.Conn, now: datetime, *, mine: bool = False) -> models.Overview:
+    """Operational state for staff: the `status` snapshot, judged by the same rules. With
+    `mine`, every number about mentors (queue, lag, dead letters) counts the caller's only."""
+    verdicts: dict[str, int] = {}
+    if mine:
+        # Not the global totals: they count every operation ever queued, and are not the
+        # caller's to see. (The page shows the overview to staff only.)
+        counts = await db.one(conn, "dashboard_counts")
+        verdicts = counts["verdicts"]
+        totals = {
+            "queue": {},
+            "oldest_pending_at": counts["oldest_pending_at"],
+            "open_dead_letters": counts["open_dead_letters"],
+        }
+    else:
+        totals = await db.one(conn, "api_queue_overview")  # also refuses non-staff
     snapshot = verdict.Snapshot(
         queue=totals["queue"],
         oldest_pending_at=totals["oldest_pending_at"],
@@ -201,6 +287,7 @@ async def overview(conn: db.Conn, now: datetime) -> models.Overview:
         healthy=not found,
         problems=found,
         queue=snapshot.queue,
+        verdicts=verdicts,
         sync_lag_s=round(verdict.lag_seconds(snapshot, now), 3),
         oldest_pending_at=snapshot.oldest_pending_at,
         open_dead_letters=snapshot.open_dead_letters,
@@ -208,3 +295,14 @@ async def overview(conn: db.Conn, now: datetime) -> models.Overview:
         scheduled_runs=[dict(r) for r in snapshot.scheduled],
         credentials=[dict(c) for c in snapshot.credentials],
     )
+
+
+async def hourly(conn: db.Conn, upto: datetime, hours: int = 24) -> list[models.HourlyActivity]:
+    """The caller's mentors' calls per hour by outcome and the sync lag, oldest hour first."""
+    found = await db.rows(conn, "dashboard_hourly", {"upto": upto, "hours": hours})
+    return [models.HourlyActivity.model_validate(r) for r in found]
+
+
+async def chapters(conn: db.Conn) -> list[models.Named]:
+    """The chapters the caller may filter by."""
+    return [models.Named.model_validate(r) for r in await db.rows(conn, "dashboard_chapters")]

@@ -101,6 +101,8 @@ async def reconcile(
             for m, listed, status in sample
         ]
         if not dry_run:
+            # Before queueing: the confirmations are what Dynamics said, not what we asked.
+            await conn.execute(q("reconcile_confirm"), {"now": now, "lag_s": read_lag_s})
             params = {"source": source, "priority": priority, "actor": actor}
             queued = await (await conn.execute(q("reconcile_enqueue"), params)).fetchone()
             report.queued = int(queued[0]) if queued else 0

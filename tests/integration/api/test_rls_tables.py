@@ -53,6 +53,7 @@ TABLES: dict[str, tuple[str, Expect]] = {
     "cert_expiry_reminders": ("SELECT mentor_id FROM cert_expiry_reminders", _mentors),
     "sync_queue": ("SELECT mentor_id FROM sync_queue", _mentors),
     "dead_letter_queue": ("SELECT mentor_id FROM dead_letter_queue", _mentors),
+    "listing_confirmations": ("SELECT mentor_id FROM listing_confirmations", _mentors),
     "audit_log": ("SELECT coalesce(mentor_id::text, event_type) FROM audit_log",
                   lambda w, u: {str(m) for m in w.visible_mentors(u)}),
     "alerts": ("SELECT coalesce(mentor_id::text, kind) FROM alerts", _alerts),

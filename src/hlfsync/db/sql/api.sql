@@ -4,9 +4,11 @@
 SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', %(claims)s, true);
 
 -- name: api_mentor_page
--- One page of the caller's mentors in id order, after the cursor, with their sync state. The
--- walk starts from the caller's chapters and organisations by index (a page costs the same
--- anywhere in 100,000 mentors); row-level security still decides every row.
+-- One page of the caller's mentors in id order, after the cursor, with their sync state and
+-- verdict; optionally of one status, chapter or name pattern. The walk starts from the caller's
+-- chapters and organisations by index (a page costs the same anywhere in 100,000 mentors), the
+-- filters apply inside each walk, and only the page's rows are judged; row-level security
+-- still decides every row.
 WITH page AS (
     SELECT DISTINCT m.id
       FROM (SELECT x.id
@@ -15,6 +17,10 @@ WITH page AS (
                    SELECT cm.mentor_id AS id
                      FROM chapter_memberships cm JOIN peer_mentors v ON v.id = cm.mentor_id
                     WHERE cm.chapter_id = ch.id AND cm.mentor_id > %(after)s
+                   AND (%(status)s::text IS NULL OR v.status = %(status)s)
+                   AND (%(pattern)s::text IS NULL OR v.full_name ILIKE %(pattern)s)
+                   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                                               WHERE x.mentor_id = v.id AND x.chapter_id = %(chapter)s))
                     ORDER BY cm.mentor_id LIMIT %(limit)s) x
             UNION ALL
             SELECT x.id
@@ -22,44 +28,147 @@ WITH page AS (
              CROSS JOIN LATERAL (
                    SELECT v.id FROM peer_mentors v
                     WHERE v.organization_id = o.id AND v.id > %(after)s
+                   AND (%(status)s::text IS NULL OR v.status = %(status)s)
+                   AND (%(pattern)s::text IS NULL OR v.full_name ILIKE %(pattern)s)
+                   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                                               WHERE x.mentor_id = v.id AND x.chapter_id = %(chapter)s))
                     ORDER BY v.id LIMIT %(limit)s) x) m
      ORDER BY m.id
      LIMIT %(limit)s
 )
-SELECT p.id, p.full_name, p.organization_id, p.status, p.status_reason, p.status_changed_at,
-       p.dynamics_contact_id IS NOT NULL AS has_contact,
-       q.id AS queue_id, q.operation, q.status AS queue_status, q.source, q.attempt_count,
-       q.next_attempt_at, q.last_error, q.updated_at AS queue_updated_at,
-       ok.finished_at AS last_synced_at, d.id AS dead_letter_id
-  FROM page
-  JOIN peer_mentors p ON p.id = page.id
-  LEFT JOIN LATERAL (SELECT * FROM sync_queue s WHERE s.mentor_id = p.id
-                      ORDER BY s.id DESC LIMIT 1) q ON true
-  LEFT JOIN LATERAL (SELECT s.finished_at FROM sync_queue s
-                      WHERE s.mentor_id = p.id AND s.status = 'succeeded'
-                      ORDER BY s.id DESC LIMIT 1) ok ON true
-  LEFT JOIN LATERAL (SELECT l.id FROM dead_letter_queue l
-                      WHERE l.mentor_id = p.id AND l.status = 'open'
-                      ORDER BY l.id DESC LIMIT 1) d ON true
- ORDER BY p.id;
+SELECT m.* FROM page JOIN mentor_listing m ON m.id = page.id ORDER BY m.id;
+
+-- name: api_mentor_page_judged
+-- The same walk for the common verdict (in step): each walk judges its rows as it goes and
+-- stops at a page of matches.
+SELECT DISTINCT ON (x.id) x.*
+  FROM (SELECT x.*
+          FROM auth_coordinated_chapters() AS ch (id)
+         CROSS JOIN LATERAL (
+               SELECT v.* FROM chapter_memberships cm JOIN mentor_listing v ON v.id = cm.mentor_id
+                WHERE cm.chapter_id = ch.id AND cm.mentor_id > %(after)s
+               AND (%(status)s::text IS NULL OR v.status = %(status)s)
+               AND (%(pattern)s::text IS NULL OR v.full_name ILIKE %(pattern)s)
+               AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                                           WHERE x.mentor_id = v.id AND x.chapter_id = %(chapter)s))
+               AND (%(verdict)s::text IS NULL OR v.verdict = %(verdict)s)
+                ORDER BY cm.mentor_id LIMIT %(limit)s) x
+        UNION ALL
+        SELECT x.*
+          FROM auth_admin_orgs() AS o (id)
+         CROSS JOIN LATERAL (
+               SELECT v.* FROM mentor_listing v
+                WHERE v.organization_id = o.id AND v.id > %(after)s
+               AND (%(status)s::text IS NULL OR v.status = %(status)s)
+               AND (%(pattern)s::text IS NULL OR v.full_name ILIKE %(pattern)s)
+               AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                                           WHERE x.mentor_id = v.id AND x.chapter_id = %(chapter)s))
+               AND (%(verdict)s::text IS NULL OR v.verdict = %(verdict)s)
+                ORDER BY v.id LIMIT %(limit)s) x) x
+ ORDER BY x.id
+ LIMIT %(limit)s;
+
+-- name: api_mentor_page_of_chapter
+-- One chapter's mentors, walked by the membership index; only the page's rows are judged.
+WITH page AS (
+    SELECT cm.mentor_id AS id
+      FROM chapter_memberships cm JOIN peer_mentors v ON v.id = cm.mentor_id
+     WHERE cm.chapter_id = %(chapter)s AND cm.mentor_id > %(after)s
+       AND (%(status)s::text IS NULL OR v.status = %(status)s)
+       AND (%(pattern)s::text IS NULL OR v.full_name ILIKE %(pattern)s)
+       AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                                   WHERE x.mentor_id = v.id AND x.chapter_id = %(chapter)s))
+     ORDER BY cm.mentor_id LIMIT %(limit)s
+)
+SELECT m.* FROM page JOIN mentor_listing m ON m.id = page.id ORDER BY m.id;
+
+-- name: api_mentor_page_named
+-- Mentors whose name contains the search: the trigram index finds the caller's matches among
+-- all mentors (auth_mentors_named: under RLS the planner would scan every visible mentor
+-- instead), then the page is cut from them and only its rows are judged.
+WITH page AS (
+    SELECT v.id
+      FROM auth_mentors_named(%(pattern)s) AS h (id)
+      JOIN peer_mentors v ON v.id = h.id
+     WHERE v.id > %(after)s
+   AND (%(status)s::text IS NULL OR v.status = %(status)s)
+   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                               WHERE x.mentor_id = v.id AND x.chapter_id = %(chapter)s))
+     ORDER BY v.id LIMIT %(limit)s
+)
+SELECT m.* FROM page JOIN mentor_listing m ON m.id = page.id ORDER BY m.id;
+
+-- name: api_mentor_page_dead_lettered
+-- Mentors with an open dead letter: walked from the open letters (few), in mentor order.
+SELECT m.*
+  FROM dead_letter_queue l
+  JOIN mentor_listing m ON m.id = l.mentor_id AND m.dead_letter_id = l.id
+ WHERE l.status = 'open' AND l.mentor_id > %(after)s
+   AND (%(status)s::text IS NULL OR m.status = %(status)s)
+   AND (%(pattern)s::text IS NULL OR m.full_name ILIKE %(pattern)s)
+   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                               WHERE x.mentor_id = m.id AND x.chapter_id = %(chapter)s))
+   AND (%(verdict)s::text IS NULL OR m.verdict = %(verdict)s)
+ ORDER BY l.mentor_id LIMIT %(limit)s;
+
+-- name: api_mentor_page_pending
+-- Mentors with an operation waiting or running: walked from those operations (the two
+-- one-per-mentor indexes, merged in mentor order).
+SELECT m.*
+  FROM (SELECT DISTINCT f.mentor_id
+          FROM (SELECT s.mentor_id FROM sync_queue s
+                 WHERE s.status = 'pending' AND s.mentor_id > %(after)s
+                UNION ALL
+                SELECT s.mentor_id FROM sync_queue s
+                 WHERE s.status = 'in_progress' AND s.mentor_id > %(after)s) f
+         ORDER BY f.mentor_id) f
+  JOIN mentor_listing m ON m.id = f.mentor_id
+ WHERE true
+   AND (%(status)s::text IS NULL OR m.status = %(status)s)
+   AND (%(pattern)s::text IS NULL OR m.full_name ILIKE %(pattern)s)
+   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                               WHERE x.mentor_id = m.id AND x.chapter_id = %(chapter)s))
+   AND (%(verdict)s::text IS NULL OR m.verdict = %(verdict)s)
+ ORDER BY f.mentor_id LIMIT %(limit)s;
+
+-- name: api_mentor_page_out_of_step
+-- Mentors whose confirmed listing differs from their status: walked from those differences.
+SELECT m.* FROM listing_confirmations c JOIN mentor_listing m ON m.id = c.mentor_id
+ WHERE c.listed <> c.should_list AND c.mentor_id > %(after)s
+   AND (%(status)s::text IS NULL OR m.status = %(status)s)
+   AND (%(pattern)s::text IS NULL OR m.full_name ILIKE %(pattern)s)
+   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                               WHERE x.mentor_id = m.id AND x.chapter_id = %(chapter)s))
+   AND (%(verdict)s::text IS NULL OR m.verdict = %(verdict)s)
+ ORDER BY c.mentor_id LIMIT %(limit)s;
+
+-- name: api_mentor_page_unconfirmed
+-- Mentors Dynamics has not confirmed yet: walked from their own index (few, once the first
+-- reconciliation has run).
+SELECT m.* FROM listing_confirmations c JOIN mentor_listing m ON m.id = c.mentor_id
+ WHERE c.listed IS NULL AND c.mentor_id > %(after)s
+   AND (%(status)s::text IS NULL OR m.status = %(status)s)
+   AND (%(pattern)s::text IS NULL OR m.full_name ILIKE %(pattern)s)
+   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                               WHERE x.mentor_id = m.id AND x.chapter_id = %(chapter)s))
+   AND (%(verdict)s::text IS NULL OR m.verdict = %(verdict)s)
+ ORDER BY c.mentor_id LIMIT %(limit)s;
+
+-- name: api_mentor_page_unlinked
+-- Mentors without a Dynamics contact (few): walked from their own index.
+SELECT m.* FROM peer_mentors p JOIN mentor_listing m ON m.id = p.id
+ WHERE p.dynamics_contact_id IS NULL AND p.id > %(after)s
+   AND (%(status)s::text IS NULL OR m.status = %(status)s)
+   AND (%(pattern)s::text IS NULL OR m.full_name ILIKE %(pattern)s)
+   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
+                                               WHERE x.mentor_id = m.id AND x.chapter_id = %(chapter)s))
+   AND (%(verdict)s::text IS NULL OR m.verdict = %(verdict)s)
+ ORDER BY p.id LIMIT %(limit)s;
 
 -- name: api_mentor
--- One mentor with its sync state (the same columns as a page row); no row when not visible.
-SELECT p.id, p.full_name, p.organization_id, p.status, p.status_reason, p.status_changed_at,
-       p.dynamics_contact_id IS NOT NULL AS has_contact,
-       q.id AS queue_id, q.operation, q.status AS queue_status, q.source, q.attempt_count,
-       q.next_attempt_at, q.last_error, q.updated_at AS queue_updated_at,
-       ok.finished_at AS last_synced_at, d.id AS dead_letter_id
-  FROM peer_mentors p
-  LEFT JOIN LATERAL (SELECT * FROM sync_queue s WHERE s.mentor_id = p.id
-                      ORDER BY s.id DESC LIMIT 1) q ON true
-  LEFT JOIN LATERAL (SELECT s.finished_at FROM sync_queue s
-                      WHERE s.mentor_id = p.id AND s.status = 'succeeded'
-                      ORDER BY s.id DESC LIMIT 1) ok ON true
-  LEFT JOIN LATERAL (SELECT l.id FROM dead_letter_queue l
-                      WHERE l.mentor_id = p.id AND l.status = 'open'
-                      ORDER BY l.id DESC LIMIT 1) d ON true
- WHERE p.id = %(mentor)s;
+-- One mentor with its sync state and verdict (the same columns as a page row); no row when
+-- not visible.
+SELECT m.* FROM mentor_listing m WHERE m.id = %(mentor)s;
 
 -- name: api_mentor_attempts
 -- The mentor's latest calls to Dynamics and their outcomes, newest first, from the audit log.
@@ -191,3 +300,18 @@ SELECT count(*)::int AS n FROM dead_letter_queue WHERE status = 'open';
 -- statistics or error (they hold samples of every organisation's mentors and contacts).
 SELECT DISTINCT ON (job) job, slot, status, started_at, finished_at
   FROM scheduled_runs ORDER BY job, slot DESC;
+
+-- name: dashboard_counts
+-- The overview's numbers, of the caller's mentors only: per verdict, open dead letters, the
+-- oldest operation still waiting.
+SELECT verdicts, open_dead_letters, oldest_pending_at FROM dashboard_counts();
+
+-- name: dashboard_hourly
+-- The overview's chart: the caller's mentors' calls per hour by outcome, and the sync lag.
+SELECT hour, succeeded, retried, throttled, dead_lettered, lag_p50_s, lag_max_s
+  FROM dashboard_hourly(%(upto)s, %(hours)s);
+
+-- name: dashboard_chapters
+-- The chapters the caller may filter by (coordinated, or of an organisation they administer).
+SELECT c.id, c.name FROM chapters c WHERE c.id IN (SELECT auth_visible_chapters())
+ ORDER BY c.name, c.id;

@@ -46,6 +46,30 @@ SELECT m.id, s.listed, m.status
 
 ;
 
+-- name: reconcile_confirm
+-- What Dynamics listed is each mentor's confirmed listing, as of the run's start (every page
+-- was read after it). Never over a newer confirmation, nor over a sync confirmed within the
+-- portal's read lag (the read may not show that write yet).
+INSERT INTO listing_confirmations AS c
+       (mentor_id, listed, confirmed_at, confirmed_by, should_list, differs_since)
+SELECT DISTINCT ON (m.id) m.id, s.listed, %(now)s, 'reconcile', m.status = 'active',
+       CASE WHEN s.listed <> (m.status = 'active') THEN %(now)s::timestamptz END
+  FROM reconcile_seen s
+  JOIN peer_mentors m ON m.dynamics_contact_id = s.contact_id
+ ORDER BY m.id
+ON CONFLICT (mentor_id) DO UPDATE
+   SET listed = excluded.listed, confirmed_at = excluded.confirmed_at,
+       confirmed_by = excluded.confirmed_by, sync_queue_id = NULL,
+       should_list = excluded.should_list,
+       differs_since = CASE WHEN excluded.listed = excluded.should_list THEN NULL
+                            WHEN c.listed = excluded.listed
+                            THEN coalesce(c.differs_since, excluded.confirmed_at)
+                            ELSE excluded.confirmed_at END
+ WHERE (c.confirmed_at IS NULL OR c.confirmed_at < excluded.confirmed_at)
+   AND NOT coalesce(c.confirmed_by = 'sync'
+                    AND c.confirmed_at > excluded.confirmed_at - %(lag_s)s * interval '1 second',
+                    false);
+
 -- name: reconcile_drift_sample
 -- A few of them, for the report.
 SELECT mentor_id, listed, status FROM reconcile_drift ORDER BY mentor_id LIMIT %(limit)s;
