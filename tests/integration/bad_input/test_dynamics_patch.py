@@ -21,7 +21,7 @@ class BadAnswer:
     status: int
     body: str
     content_type: str | None  # None: the sandbox's application/json
-    outcome: str  # "retried" (then applied), "applied", "dead_lettered"
+    outcome: str  # "retried" (then applied), "applied", "dead_lettered", "held" (then applied)
     says: str | None  # the recorded error (retried) or the dead letter's reason starts so
 
 
@@ -72,9 +72,16 @@ ANSWERS = {
         400, '{"error": "just a string"}', None, "dead_lettered",
         "requires_investigation: HTTP 400: request rejected: application/json body",
     ),
+    # 0x80048d19 is Dataverse's "payload refused" (an unknown property, a wrong type): wrong for
+    # every mentor, so issue 14 holds it as contract drift with one administrator alert.
     "400 with a 40 kB many-line message": BadAnswer(
-        400, OVERLONG, None, "dead_lettered",
-        "requires_investigation: HTTP 400 0x80048d19: request rejected: field is wrong see below",
+        400, OVERLONG, None, "held",
+        "HTTP 400 0x80048d19: contract broken (payload refused): field is wrong see below",
+    ),
+    # The same overlong message under a code about this one record: still one bounded line.
+    "400 with a 40 kB many-line message about the record": BadAnswer(
+        400, OVERLONG.replace("0x80048d19", "0x80040203"), None, "dead_lettered",
+        "requires_investigation: HTTP 400 0x80040203: request rejected: field is wrong see below",
     ),
     "404 with an empty body": BadAnswer(
         404, "", None, "dead_lettered",
@@ -96,8 +103,12 @@ async def test_a_malformed_dynamics_answer_is_classified_and_nothing_queued_is_l
     rig: sweep.Rig, case: str
 ) -> None:
     """One contact's PATCH is answered badly (once): retried when it may pass, dead-lettered
-    with the reason when it cannot; the operations queued before it complete either way."""
+    with the reason when it cannot, held with one alert when it says the contract is broken;
+    the operations queued before it complete either way."""
     bad, conn, admin = ANSWERS[case], rig.conn, rig.admin
+    if bad.outcome == "held":
+        await _held_as_contract_drift(rig, bad)
+        return
     team = sweep.team(conn, admin, 3)
     (first, first_contact), (second, second_contact), (mentor, contact) = team.pairs
     sweep.pause(conn, first, second)
@@ -135,6 +146,67 @@ async def test_a_malformed_dynamics_answer_is_classified_and_nothing_queued_is_l
     # A JSON 2xx counts as applied: the sandbox's fault answered instead of applying, so the
     # contact stays listed until reconciliation finds it; a retried change did apply.
     assert listed[str(contact)] is (bad.outcome != "retried")
+    await sweep.still_syncs(rig, team, worker)
+    assert rig.watch.leaks(conn) == set()
+
+
+async def _held_as_contract_drift(rig: sweep.Rig, bad: BadAnswer) -> None:
+    """Issue 14's rule: held with no attempt spent, no dead letter and no coordinator push,
+    one administrator alert quoting the error on one bounded line; the next probe passes
+    (the fault was one answer) and the held change is applied, nothing lost."""
+    conn, admin = rig.conn, rig.admin
+    team = sweep.team(conn, admin, 3)
+    (first, first_contact), (second, second_contact), (mentor, contact) = team.pairs
+    sweep.pause(conn, first, second)
+    admin.set_faults([{"method": "PATCH", "contactid": str(contact), "status": bad.status,
+                       "body": bad.body, "times": 1}])  # fmt: skip
+    sweep.pause(conn, mentor)
+    worker = await rig.engine()
+    await sweep.cycles(worker, rig.clock, rounds=4)
+    assert sweep.latest(conn, team) == {
+        first: ("succeeded", 1),
+        second: ("succeeded", 1),
+        mentor: ("pending", 0),
+    }
+    assert sweep.letters(conn, team) == {}
+    errors = sweep.errors_of(conn, mentor)
+    assert errors
+    assert all(e.startswith(bad.says or "") and sweep.one_line(e) for e in errors), errors
+    assert all(len(e) <= 500 for e in errors), [len(e) for e in errors]
+    raised = conn.execute(
+        "SELECT payload, mentor_id, details->>'detail' FROM alerts WHERE id > %s"
+        " AND kind IN ('contract_failure', 'auth_failure', 'sync_failure')",
+        [rig.watch.marks["alerts"]],
+    ).fetchall()
+    assert [(payload["type"], mentor_id) for payload, mentor_id, _ in raised] == [
+        ("hlf_sync_contract_failure", None)
+    ]
+    detail = raised[0][2]
+    assert detail.startswith(bad.says or ""), detail
+    assert sweep.one_line(detail)
+    assert len(detail) <= 500, len(detail)
+    assert one(conn, "SELECT state FROM circuit_breakers WHERE name = 'dynamics'") != "closed"
+    rig.clock.advance(61)  # past the held circuit's wait: the next change is its probe
+    await sweep.cycles(worker, rig.clock, rounds=3)
+    assert sweep.latest(conn, team)[mentor] == ("succeeded", 1)
+    assert sweep.patches(admin, contact) == 2  # the refused one and the replay
+    assert sweep.letters(conn, team) == {}
+    listed = sweep.listed(admin)
+    assert (listed[str(first_contact)], listed[str(second_contact)], listed[str(contact)]) == (
+        False, False, False,
+    )  # fmt: skip
+    # No coordinator hears of it: contract drift is the administrators' (an admin device may
+    # get the operator-level alert and its "recovered" notice, each at most once).
+    pushed = [(m["token"], m["data"]["type"]) for m in admin.fcm_messages()]
+    assert [p for p in pushed if p[0] == team.device] == []
+    assert len(pushed) == len(set(pushed)), pushed
+    assert {kind for _, kind in pushed} <= {"hlf_sync_contract_failure", "hlf_sync_recovered"}
+    assert one(conn, "SELECT state FROM circuit_breakers WHERE name = 'dynamics'") == "closed"
+    recovered = conn.execute(
+        "SELECT payload FROM alerts WHERE id > %s AND kind = 'hold_recovered'",
+        [rig.watch.marks["alerts"]],
+    ).fetchall()
+    assert [payload["type"] for (payload,) in recovered] == ["hlf_sync_recovered"]
     await sweep.still_syncs(rig, team, worker)
     assert rig.watch.leaks(conn) == set()
 

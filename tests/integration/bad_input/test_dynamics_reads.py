@@ -17,28 +17,34 @@ from tests.integration.bad_input import sweep
 
 WHOAMI_OFF_CONTRACT = "HTTP 200: WhoAmI does not follow the contract: WhoAmI answer"
 
-WHOAMI = {
-    "an empty object": (200, "{}", None, f"{WHOAMI_OFF_CONTRACT} has no UserId"),
-    "UserId a number": (200, '{"UserId": 42}', None, f"{WHOAMI_OFF_CONTRACT} has no UserId"),
-    "a JSON list": (200, "[]", None, f"{WHOAMI_OFF_CONTRACT} is not a JSON object"),
+WHOAMI = {  # the answer → the WhoAmI check's detail and its failure class
+    "an empty object": (200, "{}", None, f"{WHOAMI_OFF_CONTRACT} has no UserId", "permanent"),
+    "UserId a number": (200, '{"UserId": 42}', None, f"{WHOAMI_OFF_CONTRACT} has no UserId",
+                        "permanent"),
+    "a JSON list": (200, "[]", None, f"{WHOAMI_OFF_CONTRACT} is not a JSON object", "permanent"),
     "an HTML page": (200, sweep.HTML_PAGE, "text/html",
-                     "HTTP 200: expected JSON, got a text/html body"),
-    "truncated JSON": (200, '{"UserId": "', None, "HTTP 200: truncated or invalid JSON body"),
-    "an empty body": (200, "", None, "HTTP 200: expected JSON, got an empty body"),
+                     "HTTP 200: expected JSON, got a text/html body", "transient"),
+    "truncated JSON": (200, '{"UserId": "', None, "HTTP 200: truncated or invalid JSON body",
+                       "transient"),
+    "an empty body": (200, "", None, "HTTP 200: expected JSON, got an empty body", "transient"),
     "JSON sent as text/plain": (200, '{"UserId": "x"}', "text/plain",
-                                "HTTP 200: expected JSON, got a text/plain body"),
+                                "HTTP 200: expected JSON, got a text/plain body", "transient"),
     "500 with an HTML page": (500, sweep.HTML_PAGE, "text/html",
-                              "HTTP 500: server did not complete the request: text/html body"),
+                              "HTTP 500: server did not complete the request: text/html body",
+                              "transient"),
 }  # fmt: skip
+
+SUMMARY_KEYS = ("ok", "auth", "contract", "detail", "alerted", "recovered")
 
 
 @pytest.mark.parametrize("case", WHOAMI)
 async def test_a_malformed_whoami_is_an_inconclusive_check_not_a_credential_alarm(
     rig: sweep.Rig, case: str
 ) -> None:
-    """The health check's WhoAmI answered with junk: a failed check saying what came back, no
-    credential alert, the queue untouched; once WhoAmI is sane the check and the sync pass."""
-    status, body, content_type, detail = WHOAMI[case]
+    """The health check's WhoAmI answered with junk: an inconclusive WhoAmI check saying what
+    came back, no credential or contract alert, the queue untouched; once WhoAmI is sane the
+    check and the sync pass."""
+    status, body, content_type, detail, failure = WHOAMI[case]
     conn, admin = rig.conn, rig.admin
     team = sweep.team(conn, admin, 2)
     sweep.pause(conn, *team.mentors)
@@ -51,13 +57,26 @@ async def test_a_malformed_whoami_is_an_inconclusive_check_not_a_credential_alar
     was = sweep.snapshot(conn)
     ctx = worker.worker.ctx
     result = await check_credentials(worker.pool, worker.client, ctx.breaker, rig.clock)
-    assert result == {"ok": False, "auth": False, "detail": detail, "alerted": False}
+    # Issue 14: the health check runs named checks. A junk WhoAmI is neither a refusal (auth)
+    # nor contract drift: the one inconclusive check, the summary quoting it, nothing alerted.
+    assert {k: result[k] for k in SUMMARY_KEYS} == {
+        "ok": False, "auth": False, "contract": False, "detail": detail, "alerted": False,
+        "recovered": False,
+    }  # fmt: skip
+    checks = {c["name"]: c for c in result["checks"]}
+    assert list(checks)[:2] == ["token", "whoami"]
+    assert checks["whoami"] == {"name": "whoami", "verdict": "inconclusive", "detail": detail,
+                                "failure": failure}  # fmt: skip
+    assert sweep.one_line(checks["whoami"]["detail"])
+    assert {c["verdict"] for n, c in checks.items() if n != "whoami"} == {"pass"}
     assert sweep.snapshot(conn) == was
-    assert one(conn, "SELECT count(*) FROM alerts WHERE id > %s AND kind = 'auth_failure'",
+    assert one(conn, "SELECT count(*) FROM alerts WHERE id > %s"
+               " AND kind IN ('auth_failure', 'contract_failure')",
                [rig.watch.marks["alerts"]]) == 0  # fmt: skip
     admin.clear_faults()
     result = await check_credentials(worker.pool, worker.client, ctx.breaker, rig.clock)
     assert result["ok"] is True
+    assert {c["verdict"] for c in result["checks"]} == {"pass"}
     await sweep.cycles(worker, rig.clock, rounds=2)
     assert sweep.latest(conn, team) == dict.fromkeys(team.mentors, ("succeeded", 1))
     assert rig.watch.leaks(conn) == set()

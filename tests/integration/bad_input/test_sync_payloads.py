@@ -12,6 +12,7 @@ import pytest
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
+from hlfsync.db import links
 from hlfsync.testing import one
 from tests.integration.bad_input import sweep
 
@@ -25,14 +26,17 @@ class BadPayload:
 
 
 UNREADABLE = "requires_investigation: permanent: unreadable payload:"
+UNLINKED = "unlinked"  # the reason starts so: held, not dead-lettered (issue 14)
 
 PAYLOADS = {
     "contact_id missing": BadPayload(
         "remove", lambda c: {"listed": False}, f"{UNREADABLE} ('contact_id',): Field required"
     ),
+    # Issue 14: a mentor without a contact id (and no alternate key configured) is held as
+    # `unlinked`, not dead-lettered; the test unlinks the mentor so the row says what it does.
     "contact_id null": BadPayload(
         "remove", lambda c: {"contact_id": None, "listed": False},
-        "requires_investigation: permanent: mentor has no Dynamics contact id",
+        f"{UNLINKED}: mentor has no Dynamics contact id and no alternate key value",
     ),
     "contact_id a number": BadPayload(
         "remove", lambda c: {"contact_id": 42, "listed": False}, f"{UNREADABLE} ('contact_id',)"
@@ -95,11 +99,15 @@ async def test_a_malformed_sync_payload_is_dead_lettered_and_nothing_queued_is_l
     rig: sweep.Rig, case: str
 ) -> None:
     """The worker meets a payload it cannot trust: a dead letter saying why, nothing sent for
-    it, one push to the coordinator; what was queued before it completes; the worker goes on."""
+    it, one push to the coordinator (or, for an unlinked mentor, held with the reason until it
+    is linked); what was queued before it completes; the worker goes on."""
     bad, conn, admin = PAYLOADS[case], rig.conn, rig.admin
     team = sweep.team(conn, admin, 3)
     (first, first_contact), (second, second_contact), (mentor, contact) = team.pairs
     sweep.pause(conn, first, second)  # queued before, through the outbox
+    if bad.reason is not None and bad.reason.startswith(UNLINKED):
+        await _held_until_linked(rig, team, bad)
+        return
     queued = one(
         conn,
         "INSERT INTO sync_queue (mentor_id, operation, payload_json) VALUES (%s, %s, %s)"
@@ -136,6 +144,52 @@ async def test_a_malformed_sync_payload_is_dead_lettered_and_nothing_queued_is_l
     assert (listed[str(first_contact)], listed[str(second_contact)]) == (False, False)
     assert listed[str(contact)] is (bad.reason is not None)
     assert rig.watch.named("handler_crashed") == []
+    await sweep.still_syncs(rig, team, worker)
+    assert rig.watch.leaks(conn) == set()
+
+
+async def _held_until_linked(rig: sweep.Rig, team: sweep.Team, bad: BadPayload) -> None:
+    """The `unlinked` rule (issue 14): held with one line and no attempt spent, no dead letter,
+    no push, nothing sent, counted as unlinked; once linked it is applied, nothing lost."""
+    conn, admin = rig.conn, rig.admin
+    (first, first_contact), (second, second_contact), (mentor, contact) = team.pairs
+    conn.execute("UPDATE peer_mentors SET dynamics_contact_id = NULL WHERE id = %s", [mentor])
+    conn.execute(
+        "INSERT INTO sync_queue (mentor_id, operation, payload_json) VALUES (%s, %s, %s)",
+        [mentor, bad.operation, Jsonb(bad.payload(str(contact)))],
+    )
+    worker = await rig.engine()
+    await sweep.cycles(worker, rig.clock, rounds=3)
+    assert sweep.latest(conn, team) == {
+        first: ("succeeded", 1),
+        second: ("succeeded", 1),
+        mentor: ("pending", 0),
+    }
+    assert sweep.letters(conn, team) == {}
+    error = one(
+        conn,
+        "SELECT last_error FROM sync_queue WHERE mentor_id = %s AND status = 'pending'",
+        [mentor],
+    )
+    assert error.startswith(bad.reason or ""), error
+    assert sweep.one_line(error)
+    assert await links.unlinked_pending(worker.pool) == 1  # what status and health show
+    assert admin.fcm_messages() == []  # no alert per change: an unlinked mentor is no failure
+    assert sweep.patches(admin, contact) == 0
+    assert sweep.listed(admin)[str(contact)] is True
+    assert rig.watch.named("handler_crashed") == []
+    # Linking the mentor wakes the held operation (migration 0011): applied once, nothing lost.
+    conn.execute(
+        "UPDATE peer_mentors SET dynamics_contact_id = %s WHERE id = %s", [contact, mentor]
+    )
+    await sweep.cycles(worker, rig.clock, rounds=2)
+    assert sweep.latest(conn, team)[mentor] == ("succeeded", 1)
+    assert sweep.patches(admin, contact) == 1
+    listed = sweep.listed(admin)
+    assert (listed[str(first_contact)], listed[str(second_contact)], listed[str(contact)]) == (
+        False, False, False,
+    )  # fmt: skip
+    assert sweep.letters(conn, team) == {}
     await sweep.still_syncs(rig, team, worker)
     assert rig.watch.leaks(conn) == set()
 
