@@ -194,8 +194,10 @@ async def drill(
                 "          WHERE d.alert_id = a.id AND d.status <> 'delivered')"
                 " OR (a.mentor_id IS NOT NULL AND NOT EXISTS"
                 "     (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id))"
-                " OR (a.mentor_id IS NULL AND NOT EXISTS (SELECT 1 FROM operator_notices n"
-                "     WHERE n.alert_id = a.id AND n.status = 'delivered'))"
+                # The end of a hold is told by the incident's RECOVERED notice, not its own.
+                " OR (a.mentor_id IS NULL AND a.kind <> 'hold_recovered' AND NOT EXISTS"
+                "     (SELECT 1 FROM operator_notices n"
+                "      WHERE n.alert_id = a.id AND n.status = 'delivered'))"
             ).fetchone()[0]  # type: ignore[index]
             mentor_alerts = conn.execute(
                 "SELECT count(*) FROM alerts WHERE mentor_id IS NOT NULL"
