@@ -11,6 +11,24 @@
 CREATE SCHEMA auth;
 
 --
+-- Name: extensions; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA extensions;
+
+--
+-- Name: pg_trgm; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA extensions;
+
+--
+-- Name: EXTENSION pg_trgm; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching based on trigrams';
+
+--
 -- Name: jwt(); Type: FUNCTION; Schema: auth; Owner: -
 --
 
@@ -50,6 +68,22 @@ CREATE FUNCTION auth.uid() RETURNS uuid
         $$;
 
 --
+-- Name: add_listing_row(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.add_listing_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+BEGIN
+    INSERT INTO public.listing_confirmations (mentor_id, should_list)
+    SELECT n.id, n.status = 'active' FROM added n
+    ON CONFLICT (mentor_id) DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+--
 -- Name: api_force_sync(uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -78,11 +112,22 @@ BEGIN
         RAISE EXCEPTION 'only coordinators and administrators see the queue'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    RETURN QUERY SELECT
+    RETURN QUERY
+    WITH scope AS (
+        SELECT p.id FROM peer_mentors p WHERE p.organization_id IN (SELECT auth_admin_orgs())
+        UNION
+        SELECT cm.mentor_id FROM chapter_memberships cm
+          JOIN peer_mentors p ON p.id = cm.mentor_id AND p.organization_id = auth_user_org()
+         WHERE cm.chapter_id IN (SELECT auth_coordinated_chapters())
+    )
+    SELECT
         (SELECT coalesce(jsonb_object_agg(s.status, s.n), '{}'::jsonb)
-           FROM (SELECT q.status, count(*)::int AS n FROM sync_queue q GROUP BY q.status) s),
-        (SELECT min(q.created_at) FROM sync_queue q WHERE q.status IN ('pending', 'in_progress')),
-        (SELECT count(*)::int FROM dead_letter_queue l WHERE l.status = 'open');
+           FROM (SELECT q.status, count(*)::int AS n FROM sync_queue q
+                  WHERE q.mentor_id IN (SELECT id FROM scope) GROUP BY q.status) s),
+        (SELECT min(q.created_at) FROM sync_queue q
+          WHERE q.status IN ('pending', 'in_progress') AND q.mentor_id IN (SELECT id FROM scope)),
+        (SELECT count(*)::int FROM dead_letter_queue l
+          WHERE l.status = 'open' AND l.mentor_id IN (SELECT id FROM scope));
 END
 $$;
 
@@ -112,8 +157,8 @@ CREATE FUNCTION public.api_require_mentor(mentor uuid) RETURNS void
     AS $$
 BEGIN
     IF auth.uid() IS NULL OR mentor IS NULL OR NOT can_see_mentor(mentor) THEN
-        RAISE EXCEPTION 'mentor % is not in your scope', mentor
-            USING ERRCODE = 'insufficient_privilege';
+        -- Never the id: for a dead letter it would be the foreign mentor's.
+        RAISE EXCEPTION 'not found' USING ERRCODE = 'insufficient_privilege';
     END IF;
 END
 $$;
@@ -130,6 +175,21 @@ BEGIN
     PERFORM api_require_mentor((SELECT l.mentor_id FROM dead_letter_queue l WHERE l.id = letter));
     RETURN resolve_dead_letter(letter, note, auth.uid()::text);
 END
+$$;
+
+--
+-- Name: audit_actor(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.audit_actor() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+    SELECT CASE WHEN public.auth_is_api_caller()
+                THEN coalesce(auth.uid()::text, 'anonymous')
+                ELSE coalesce(nullif(current_setting('hlfsync.actor', true), ''),
+                              auth.uid()::text, session_user::text)
+           END
 $$;
 
 --
@@ -159,6 +219,18 @@ CREATE FUNCTION public.auth_coordinated_chapters() RETURNS SETOF uuid
 $$;
 
 --
+-- Name: auth_is_api_caller(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_is_api_caller() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+    SELECT current_user IN ('authenticated', 'anon')
+        OR coalesce(current_setting('role', true), 'none') IN ('authenticated', 'anon')
+$$;
+
+--
 -- Name: auth_is_staff(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -167,6 +239,23 @@ CREATE FUNCTION public.auth_is_staff() RETURNS boolean
     SET search_path TO 'public', 'pg_temp'
     AS $$
     SELECT EXISTS (SELECT auth_coordinated_chapters()) OR EXISTS (SELECT auth_admin_orgs())
+$$;
+
+--
+-- Name: auth_mentors_named(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_mentors_named(pattern text) RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    SELECT p.id FROM public.peer_mentors p
+     WHERE p.full_name ILIKE pattern
+       AND (p.organization_id IN (SELECT public.auth_admin_orgs())
+            OR (p.organization_id = (SELECT public.auth_user_org())
+                AND EXISTS (SELECT 1 FROM public.chapter_memberships cm
+                             WHERE cm.mentor_id = p.id
+                               AND cm.chapter_id IN (SELECT public.auth_coordinated_chapters()))))
 $$;
 
 --
@@ -194,6 +283,28 @@ CREATE FUNCTION public.auth_visible_chapters() RETURNS SETOF uuid
 $$;
 
 --
+-- Name: auth_visible_mentors(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_visible_mentors() RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    SELECT p.id FROM public.peer_mentors p
+     WHERE p.organization_id IN (SELECT public.auth_admin_orgs())
+    UNION
+    -- Each coordinated chapter's members by index (OFFSET 0 keeps the planner from turning
+    -- this into a scan of every membership), of the caller's organisation (an initplan, not a
+    -- call per row).
+    SELECT x.mentor_id
+      FROM public.auth_coordinated_chapters() AS ch (id)
+     CROSS JOIN LATERAL (SELECT cm.mentor_id FROM public.chapter_memberships cm
+                          WHERE cm.chapter_id = ch.id OFFSET 0) x
+      JOIN public.peer_mentors p ON p.id = x.mentor_id
+                                AND p.organization_id = (SELECT public.auth_user_org())
+$$;
+
+--
 -- Name: can_see_mentor(uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -217,6 +328,7 @@ $$;
 
 CREATE FUNCTION public.certification_renewal_history() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
     AS $$
 BEGIN
     NEW.renewal_history := NEW.renewal_history || jsonb_build_array(jsonb_build_object(
@@ -267,6 +379,75 @@ BEGIN
     END IF;
     RETURN NULL;
 END
+$$;
+
+--
+-- Name: dashboard_counts(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dashboard_counts() RETURNS TABLE(verdicts jsonb, open_dead_letters integer, oldest_pending_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    WITH v AS (SELECT public.auth_visible_mentors() AS id),
+    letters AS (SELECT l.mentor_id, count(*)::int AS n FROM public.dead_letter_queue l
+                 WHERE l.status = 'open' GROUP BY l.mentor_id),
+    flight AS (SELECT s.mentor_id, min(s.created_at) AS since FROM public.sync_queue s
+                WHERE s.status IN ('pending', 'in_progress') GROUP BY s.mentor_id),
+    judged AS (
+        -- The view's verdict, over joins instead of a lookup per mentor; a test holds the
+        -- two together.
+        SELECT CASE WHEN p.dynamics_contact_id IS NULL THEN 'unlinked'
+                    WHEN l.n IS NOT NULL THEN 'dead_lettered'
+                    WHEN f.since IS NOT NULL THEN 'pending'
+                    WHEN c.listed IS NULL THEN 'unconfirmed'
+                    WHEN c.listed = (p.status = 'active') THEN 'in_step'
+                    ELSE 'out_of_step' END AS verdict,
+               l.n AS letters, f.since
+          FROM v
+          JOIN public.peer_mentors p ON p.id = v.id
+          LEFT JOIN letters l ON l.mentor_id = v.id
+          LEFT JOIN flight f ON f.mentor_id = v.id
+          LEFT JOIN public.listing_confirmations c ON c.mentor_id = v.id)
+    SELECT coalesce((SELECT jsonb_object_agg(verdict, n)
+                       FROM (SELECT verdict, count(*)::int AS n FROM judged GROUP BY verdict) x),
+                    '{}'::jsonb),
+           (SELECT coalesce(sum(letters), 0)::int FROM judged),
+           (SELECT min(since) FROM judged)
+$$;
+
+--
+-- Name: dashboard_hourly(timestamp with time zone, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dashboard_hourly(upto timestamp with time zone, hours integer) RETURNS TABLE(hour timestamp with time zone, succeeded integer, retried integer, throttled integer, dead_lettered integer, lag_p50_s double precision, lag_max_s double precision)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    WITH v AS (SELECT public.auth_visible_mentors() AS id),
+    events AS (
+        SELECT date_trunc('hour', a.occurred_at) AS hour, a.event_type,
+               extract(epoch FROM a.occurred_at - s.created_at) AS lag_s
+          FROM public.audit_log a
+          JOIN v ON v.id = a.mentor_id
+          LEFT JOIN public.sync_queue s
+                 ON a.event_type = 'sync_succeeded' AND s.id = a.sync_queue_id
+         WHERE a.event_type IN ('sync_succeeded', 'sync_retry_scheduled', 'sync_throttled',
+                                'dead_lettered')
+           AND a.occurred_at >= date_trunc('hour', upto) - (hours - 1) * interval '1 hour'
+           AND a.occurred_at <= upto)
+    SELECT h.hour,
+           count(*) FILTER (WHERE e.event_type = 'sync_succeeded')::int,
+           count(*) FILTER (WHERE e.event_type = 'sync_retry_scheduled')::int,
+           count(*) FILTER (WHERE e.event_type = 'sync_throttled')::int,
+           count(*) FILTER (WHERE e.event_type = 'dead_lettered')::int,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY e.lag_s),
+           max(e.lag_s)
+      FROM generate_series(date_trunc('hour', upto) - (hours - 1) * interval '1 hour',
+                           date_trunc('hour', upto), interval '1 hour') AS h (hour)
+      LEFT JOIN events e ON e.hour = h.hour
+     GROUP BY h.hour
+     ORDER BY h.hour
 $$;
 
 --
@@ -329,9 +510,23 @@ $$;
 
 CREATE FUNCTION public.expiry_actor() RETURNS text
     LANGUAGE sql STABLE
+    SET search_path TO ''
     AS $$
-    SELECT coalesce(nullif(current_setting('hlfsync.actor', true), ''),
-                    auth.uid()::text, session_user::text)
+    SELECT public.audit_actor()
+$$;
+
+--
+-- Name: expiry_chunk_bounds(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_chunk_bounds(size integer) RETURNS SETOF uuid
+    LANGUAGE sql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT b.id
+      FROM (SELECT m.id, row_number() OVER (ORDER BY m.id) AS n FROM public.peer_mentors m) b
+     WHERE b.n % greatest(size, 1) = 0
+     ORDER BY b.id
 $$;
 
 --
@@ -340,6 +535,7 @@ $$;
 
 CREATE FUNCTION public.expiry_duplicates() RETURNS TABLE(finding text, mentor_id uuid, certification_expiry_date date, threshold_day integer, copies integer)
     LANGUAGE sql STABLE
+    SET search_path TO 'public', 'pg_temp'
     AS $$
     SELECT 'duplicate_reminder', r.mentor_id, r.certification_expiry_date, r.threshold_day,
            count(*)::int
@@ -360,15 +556,30 @@ $$;
 --
 
 CREATE FUNCTION public.expiry_pause_expired(today date, who text, at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(mentors_paused integer, alerts_raised integer, deliveries_created integer)
+    LANGUAGE sql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT * FROM public.expiry_pause_expired(today, who, at, NULL::uuid, NULL::uuid)
+$$;
+
+--
+-- Name: expiry_pause_expired(date, text, timestamp with time zone, uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_pause_expired(today date, who text, at timestamp with time zone, lo uuid, hi uuid) RETURNS TABLE(mentors_paused integer, alerts_raised integer, deliveries_created integer)
     LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_custom_plan'
     AS $$
 DECLARE
     prev_actor   text := current_setting('hlfsync.actor', true);
     prev_reason  text := current_setting('hlfsync.reason', true);
+    prev_prio    text := current_setting('hlfsync.priority', true);
 BEGIN
     PERFORM set_config('hlfsync.actor', who, true);
     PERFORM set_config('hlfsync.reason', 'certification_expired', true);
+    -- Bulk work: the `remove`s queued here wait behind any person's change.
+    PERFORM set_config('hlfsync.priority', '-10', true);
     RETURN QUERY
     WITH expired AS (
         -- Locks in id order, as enqueue_sync does, so the two cannot deadlock. The certificate
@@ -377,6 +588,7 @@ BEGIN
         SELECT m.id, c.expires_on
           FROM peer_mentors m JOIN certifications c ON c.mentor_id = m.id
          WHERE m.status = 'active' AND c.expires_on < today
+           AND (lo IS NULL OR m.id > lo) AND (hi IS NULL OR m.id <= hi)
          ORDER BY m.id
            FOR UPDATE OF m, c
     ), moved AS (
@@ -412,6 +624,7 @@ BEGIN
     -- Transaction-local settings outlive this call; put the caller's back.
     PERFORM set_config('hlfsync.actor', coalesce(prev_actor, ''), true);
     PERFORM set_config('hlfsync.reason', coalesce(prev_reason, ''), true);
+    PERFORM set_config('hlfsync.priority', coalesce(prev_prio, ''), true);
 END
 $$;
 
@@ -421,6 +634,18 @@ $$;
 
 CREATE FUNCTION public.expiry_send_reminders(today date, who text, at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(threshold_day integer, reminders integer, alerts integer, deliveries integer)
     LANGUAGE sql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT * FROM public.expiry_send_reminders(today, who, at, NULL::uuid, NULL::uuid)
+$$;
+
+--
+-- Name: expiry_send_reminders(date, text, timestamp with time zone, uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_send_reminders(today date, who text, at timestamp with time zone, lo uuid, hi uuid) RETURNS TABLE(threshold_day integer, reminders integer, alerts integer, deliveries integer)
+    LANGUAGE sql
+    SET search_path TO 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_custom_plan'
     AS $$
 WITH horizon AS (
@@ -439,6 +664,7 @@ WITH horizon AS (
      WHERE m.status = 'active'
        AND c.expires_on >= today
        AND c.expires_on <= today + (SELECT h.days FROM horizon h)
+       AND (lo IS NULL OR c.mentor_id > lo) AND (hi IS NULL OR c.mentor_id <= hi)
 ), sent AS (
     INSERT INTO cert_expiry_reminders AS r (mentor_id, certification_id, threshold_day,
                                             certification_expiry_date, days_left, created_at)
@@ -493,6 +719,7 @@ $$;
 
 CREATE FUNCTION public.expiry_threshold(days_left integer, thresholds integer[]) RETURNS integer
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'public', 'pg_temp'
     AS $$
 DECLARE
     best int;
@@ -516,10 +743,113 @@ $$;
 
 CREATE FUNCTION public.expiry_today(at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS date
     LANGUAGE sql STABLE
+    SET search_path TO 'public', 'pg_temp'
     AS $$
     SELECT (coalesce(at, now())
             AT TIME ZONE coalesce(nullif(current_setting('hlfsync.timezone', true), ''),
                                   'Europe/Oslo'))::date
+$$;
+
+--
+-- Name: operator_notice_breaker_closed(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.operator_notice_breaker_closed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+BEGIN
+    IF OLD.state <> 'closed' AND NEW.state = 'closed' THEN
+        PERFORM public.operator_notice_recovered(
+            'breaker_open', OLD.name || ':' || OLD.incident, NEW.updated_at,
+            jsonb_build_object('breaker', NEW.name));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: operator_notice_credentials_ok(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.operator_notice_credentials_ok() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+BEGIN
+    IF NOT OLD.ok AND NEW.ok THEN
+        -- Only the kind that raised a notice for this incident inserts (see the function).
+        PERFORM public.operator_notice_recovered(
+            kind, OLD.name || ':' || OLD.incident, NEW.checked_at,
+            jsonb_build_object('check', NEW.name, 'detail', NEW.detail))
+          FROM unnest(ARRAY['auth_failure', 'contract_failure']) AS kinds (kind);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: operator_notice_for_alert(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.operator_notice_for_alert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+BEGIN
+    -- `hold_recovered` is the end of an incident, told by operator_notice_credentials_ok().
+    IF NEW.mentor_id IS NULL AND NEW.kind <> 'hold_recovered' THEN
+        INSERT INTO public.operator_notices
+            (kind, incident_key, event, alert_id, details, next_attempt_at, created_at)
+        VALUES (NEW.kind, NEW.incident_key, 'raised', NEW.id, NEW.details, NEW.created_at,
+                NEW.created_at)
+        ON CONFLICT (kind, incident_key, event) DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: operator_notice_recovered(text, text, timestamp with time zone, jsonb); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.operator_notice_recovered(notice_kind text, notice_key text, at timestamp with time zone, notice_details jsonb) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    INSERT INTO public.operator_notices
+        (kind, incident_key, event, details, next_attempt_at, created_at)
+    SELECT notice_kind, notice_key, 'recovered', notice_details, at, at
+     WHERE EXISTS (SELECT 1 FROM public.operator_notices n
+                    WHERE n.kind = notice_kind AND n.incident_key = notice_key
+                      AND n.event = 'raised')
+    ON CONFLICT (kind, incident_key, event) DO NOTHING;
+$$;
+
+--
+-- Name: peer_mentor_reason_guard(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.peer_mentor_reason_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+BEGIN
+    IF current_user NOT IN ('authenticated', 'anon')
+       OR NEW.status_reason IS NOT DISTINCT FROM OLD.status_reason THEN
+        RETURN NEW;
+    END IF;
+    IF public.status_reason_reserved(NEW.status_reason) THEN
+        RAISE EXCEPTION 'status_reason % is set by the expiry check only', NEW.status_reason
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NEW.status IS NOT DISTINCT FROM OLD.status
+       AND public.status_reason_reserved(OLD.status_reason) THEN
+        RAISE EXCEPTION 'the reason of an expiry pause or renewal changes only with the status'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
 $$;
 
 --
@@ -532,12 +862,15 @@ CREATE FUNCTION public.peer_mentor_status_outbox() RETURNS trigger
     SET plan_cache_mode TO 'force_custom_plan'
     AS $$
 DECLARE
-    who         text := coalesce(nullif(current_setting('hlfsync.actor', true), ''),
-                                 auth.uid()::text, session_user::text);
+    who         text := audit_actor();
+    -- Bulk writers (the nightly expiry) say so; a person's change keeps the default, 0. The
+    -- API roles cannot choose: what they change is a person's change.
+    prio        smallint := CASE WHEN auth_is_api_caller() THEN 0
+                                 ELSE coalesce(nullif(current_setting('hlfsync.priority', true),
+                                                      ''), '0')::smallint END;
     moved_ids   uuid[];
     queue_ids   bigint[];
 BEGIN
-    -- Ids drawn first, in mentor order, so the superseded rows can point at their successors.
     SELECT array_agg(s.id), array_agg(nextval(pg_get_serial_sequence('sync_queue', 'id')))
       INTO moved_ids, queue_ids
       FROM (SELECT n.id
@@ -546,15 +879,13 @@ BEGIN
              ORDER BY n.id) AS s;
 
     IF moved_ids IS NOT NULL THEN
-        -- Desired state, not commands: the waiting operation, if any, is now moot. Before the
-        -- insert, since a mentor has at most one pending operation (a unique index).
         UPDATE sync_queue q
            SET status = 'superseded', superseded_by = m.queued_id,
                finished_at = now(), updated_at = now()
           FROM unnest(moved_ids, queue_ids) AS m (mentor_id, queued_id)
          WHERE q.mentor_id = m.mentor_id AND q.status = 'pending';
 
-        INSERT INTO sync_queue (id, mentor_id, operation, payload_json, source)
+        INSERT INTO sync_queue (id, mentor_id, operation, payload_json, source, priority)
         OVERRIDING SYSTEM VALUE
         SELECT m.queued_id, n.id,
                CASE WHEN n.status = 'active' THEN 'restore' ELSE 'remove' END,
@@ -563,7 +894,7 @@ BEGIN
                                   'status', n.status,
                                   'reason', n.status_reason,
                                   'changed_at', now()),
-               'status_change'
+               'status_change', prio
           FROM unnest(moved_ids, queue_ids) AS m (mentor_id, queued_id)
           JOIN changed_new n ON n.id = m.mentor_id
          ORDER BY m.queued_id;
@@ -572,9 +903,13 @@ BEGIN
     END IF;
 
     INSERT INTO audit_log (mentor_id, sync_queue_id, event_type, actor, details)
-    SELECT n.id, m.queued_id, 'status_changed', who,
+    SELECT n.id, m.queued_id,
+           CASE WHEN o.status IS DISTINCT FROM n.status THEN 'status_changed'
+                ELSE 'status_reason_changed' END,
+           who,
            jsonb_build_object('old_status', o.status, 'new_status', n.status,
                               'reason', n.status_reason,
+                              'old_reason', o.status_reason,
                               'operation', CASE WHEN m.queued_id IS NULL THEN NULL
                                                 WHEN n.status = 'active' THEN 'restore'
                                                 ELSE 'remove' END)
@@ -582,6 +917,7 @@ BEGIN
       JOIN changed_old o ON o.id = n.id
       LEFT JOIN unnest(moved_ids, queue_ids) AS m (mentor_id, queued_id) ON m.mentor_id = n.id
      WHERE o.status IS DISTINCT FROM n.status
+        OR o.status_reason IS DISTINCT FROM n.status_reason
      ORDER BY n.id;
     RETURN NULL;
 END
@@ -597,9 +933,9 @@ CREATE FUNCTION public.peer_mentor_status_stamp() RETURNS trigger
     AS $$
 BEGIN
     NEW.status_changed_at := now();
-    -- A status change that does not say why must not inherit the previous change's reason.
     IF NEW.status_reason IS NOT DISTINCT FROM OLD.status_reason THEN
-        NEW.status_reason := nullif(current_setting('hlfsync.reason', true), '');
+        NEW.status_reason := CASE WHEN current_user IN ('authenticated', 'anon') THEN 'manual'
+                                  ELSE nullif(current_setting('hlfsync.reason', true), '') END;
     END IF;
     RETURN NEW;
 END
@@ -611,6 +947,7 @@ $$;
 
 CREATE FUNCTION public.raise_compensation_alert(at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(findings integer, alert_id bigint, deliveries integer)
     LANGUAGE sql
+    SET search_path TO 'public', 'pg_temp'
     AS $$
 WITH found AS (
     SELECT f.*, f.finding || ':' || f.mentor_id || ':'
@@ -631,19 +968,11 @@ WITH found AS (
       FROM summary s WHERE s.n > 0
     ON CONFLICT (kind, incident_key) DO NOTHING
     RETURNING a.id
-), delivered AS (
-    INSERT INTO alert_deliveries AS d (alert_id, user_id, device_token, next_attempt_at,
-                                       created_at)
-    SELECT r.id, t.user_id, t.token, coalesce(at, now()), coalesce(at, now())
-      FROM raised r
-      JOIN device_tokens t ON t.user_id IN (SELECT user_id FROM organization_admins)
-    ON CONFLICT (alert_id, device_token) DO NOTHING
-    RETURNING d.id
 ), notified AS (
     SELECT pg_notify('hlfsync_alerts', 'compensation') AS woke
      WHERE EXISTS (SELECT 1 FROM raised)
 )
-SELECT s.n, (SELECT r.id FROM raised r), (SELECT count(*) FROM delivered)::int
+SELECT s.n, (SELECT r.id FROM raised r), 0
   FROM summary s CROSS JOIN (SELECT count(*) FROM notified) AS woke
 $$;
 
@@ -654,6 +983,7 @@ $$;
 CREATE FUNCTION public.raise_mentor_alerts(alert_kind text, alert_at timestamp with time zone, alert_mentors uuid[], alert_keys text[], alert_payloads jsonb[], alert_details jsonb[]) RETURNS TABLE(alert_id bigint, mentor_id uuid, incident_key text, payload jsonb, deliveries integer)
     LANGUAGE sql
     SET plan_cache_mode TO 'force_custom_plan'
+    SET search_path TO 'public', 'pg_temp'
     AS $$
 WITH wanted AS (
     SELECT w.m, w.k, w.p, w.d
@@ -663,22 +993,22 @@ WITH wanted AS (
                              created_at)
     SELECT alert_kind, w.k, pm.id, pm.organization_id, w.p, w.d, coalesce(alert_at, now())
       FROM wanted w JOIN peer_mentors pm ON pm.id = w.m
-     ORDER BY w.k  -- one order for every writer, so concurrent raises cannot deadlock
+     ORDER BY w.k
     ON CONFLICT (kind, incident_key) DO NOTHING
     RETURNING a.id, a.mentor_id, a.organization_id, a.incident_key, a.payload
 ), coordinators AS (
     SELECT DISTINCT r.id AS alert_id, cc.user_id
       FROM raised r
       JOIN chapter_memberships cm ON cm.mentor_id = r.mentor_id
+      JOIN chapters c ON c.id = cm.chapter_id AND c.organization_id = r.organization_id
       JOIN coordinator_chapters cc ON cc.chapter_id = cm.chapter_id
+      JOIN app_users u ON u.id = cc.user_id AND u.organization_id = r.organization_id
 ), recipients AS (
     SELECT c.alert_id, c.user_id FROM coordinators c
     UNION
     SELECT r.id, oa.user_id
       FROM raised r JOIN organization_admins oa ON oa.organization_id = r.organization_id
-     WHERE NOT EXISTS (SELECT 1 FROM chapter_memberships cm
-                         JOIN coordinator_chapters cc ON cc.chapter_id = cm.chapter_id
-                        WHERE cm.mentor_id = r.mentor_id)
+     WHERE NOT EXISTS (SELECT 1 FROM coordinators c WHERE c.alert_id = r.id)
 ), delivered AS (
     INSERT INTO alert_deliveries AS d (alert_id, user_id, device_token, next_attempt_at,
                                        created_at)
@@ -690,7 +1020,6 @@ WITH wanted AS (
 ), per_alert AS (
     SELECT dl.alert_id, count(*)::int AS n FROM delivered dl GROUP BY dl.alert_id
 ), notified AS (
-    -- The dispatcher only needs waking; one NOTIFY per batch, not one per alert.
     SELECT pg_notify('hlfsync_alerts', alert_kind) AS woke WHERE EXISTS (SELECT 1 FROM raised)
 )
 SELECT r.id, r.mentor_id, r.incident_key, r.payload, coalesce(pa.n, 0)
@@ -700,11 +1029,45 @@ SELECT r.id, r.mentor_id, r.incident_key, r.payload, coalesce(pa.n, 0)
 $$;
 
 --
+-- Name: record_synced_listing(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.record_synced_listing() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+BEGIN
+    INSERT INTO public.listing_confirmations AS c
+           (mentor_id, listed, confirmed_at, confirmed_by, sync_queue_id, should_list,
+            differs_since)
+    SELECT DISTINCT ON (n.mentor_id)
+           n.mentor_id, n.operation = 'restore', n.finished_at, 'sync', n.id,
+           p.status = 'active',
+           CASE WHEN (n.operation = 'restore') <> (p.status = 'active') THEN n.finished_at END
+      FROM settled n
+      JOIN public.peer_mentors p ON p.id = n.mentor_id
+     WHERE n.status = 'succeeded'
+     ORDER BY n.mentor_id, n.finished_at DESC, n.id DESC
+    ON CONFLICT (mentor_id) DO UPDATE
+       SET listed = excluded.listed, confirmed_at = excluded.confirmed_at,
+           confirmed_by = excluded.confirmed_by, sync_queue_id = excluded.sync_queue_id,
+           should_list = excluded.should_list,
+           differs_since = CASE WHEN excluded.listed = excluded.should_list THEN NULL
+                                WHEN c.listed = excluded.listed
+                                THEN coalesce(c.differs_since, excluded.confirmed_at)
+                                ELSE excluded.confirmed_at END
+     WHERE c.confirmed_at IS NULL OR c.confirmed_at <= excluded.confirmed_at;
+    RETURN NULL;
+END
+$$;
+
+--
 -- Name: refuse_delete(); Type: FUNCTION; Schema: public; Owner: -
 --
 
 CREATE FUNCTION public.refuse_delete() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
     AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
@@ -778,11 +1141,71 @@ END
 $$;
 
 --
+-- Name: status_reason_reserved(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.status_reason_reserved(reason text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+    SELECT coalesce(reason IN ('certification_expired', 'certification_renewed'), false)
+$$;
+
+--
+-- Name: sync_queue_link_contact(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.sync_queue_link_contact() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+BEGIN
+    UPDATE public.sync_queue
+       SET payload_json = jsonb_set(payload_json, '{contact_id}',
+                                    to_jsonb(NEW.dynamics_contact_id)),
+           next_attempt_at = now(), updated_at = now()
+     WHERE mentor_id = NEW.id AND status = 'pending';
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: track_listing_should(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.track_listing_should() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+BEGIN
+    -- Rows locked in mentor order, as the success trigger and the reconciliation take them:
+    -- a statement pausing many mentors cannot deadlock with either.
+    PERFORM 1 FROM public.listing_confirmations c
+      JOIN changed_new n ON n.id = c.mentor_id
+      JOIN changed_old o ON o.id = n.id
+     WHERE (o.status = 'active') IS DISTINCT FROM (n.status = 'active')
+     ORDER BY c.mentor_id
+       FOR UPDATE OF c;
+    UPDATE public.listing_confirmations c
+       SET should_list = n.status = 'active',
+           differs_since = CASE WHEN c.listed IS NULL OR c.listed = (n.status = 'active')
+                                THEN NULL
+                                ELSE coalesce(c.differs_since, n.status_changed_at) END
+      FROM changed_new n
+      JOIN changed_old o ON o.id = n.id
+     WHERE c.mentor_id = n.id
+       AND (o.status = 'active') IS DISTINCT FROM (n.status = 'active');
+    RETURN NULL;
+END
+$$;
+
+--
 -- Name: valid_threshold_days(integer[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
 CREATE FUNCTION public.valid_threshold_days(days integer[]) RETURNS boolean
     LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO 'public', 'pg_temp'
     AS $$
     SELECT cardinality(days) > 0
        AND array_position(days, NULL) IS NULL
@@ -840,7 +1263,12 @@ CREATE TABLE public.alerts (
     details jsonb DEFAULT '{}'::jsonb NOT NULL,
     status text DEFAULT 'open'::text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT alerts_kind_check CHECK ((kind = ANY (ARRAY['sync_failure'::text, 'breaker_open'::text, 'auth_failure'::text, 'cert_reminder'::text, 'cert_paused'::text, 'cert_restored'::text, 'compensation'::text]))),
+    audience text GENERATED ALWAYS AS (
+CASE
+    WHEN (organization_id IS NULL) THEN 'operators'::text
+    ELSE 'organization'::text
+END) STORED NOT NULL,
+    CONSTRAINT alerts_kind_check CHECK ((kind = ANY (ARRAY['sync_failure'::text, 'breaker_open'::text, 'auth_failure'::text, 'cert_reminder'::text, 'cert_paused'::text, 'cert_restored'::text, 'compensation'::text, 'contract_failure'::text, 'hold_recovered'::text]))),
     CONSTRAINT alerts_payload_check CHECK ((jsonb_typeof(payload) = 'object'::text)),
     CONSTRAINT alerts_status_check CHECK ((status = ANY (ARRAY['open'::text, 'acknowledged'::text])))
 );
@@ -992,9 +1420,11 @@ CREATE TABLE public.circuit_breakers (
     incident integer DEFAULT 0 NOT NULL,
     last_error text,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    hold_reason text,
     CONSTRAINT breaker_open_has_time CHECK (((state = 'closed'::text) OR (opened_at IS NOT NULL))),
     CONSTRAINT breaker_probe_only_half_open CHECK (((state = 'half_open'::text) OR (probe_started_at IS NULL))),
     CONSTRAINT circuit_breakers_consecutive_failures_check CHECK ((consecutive_failures >= 0)),
+    CONSTRAINT circuit_breakers_hold_reason_check CHECK (((hold_reason IS NULL) OR (hold_reason = ANY (ARRAY['auth'::text, 'contract'::text])))),
     CONSTRAINT circuit_breakers_incident_check CHECK ((incident >= 0)),
     CONSTRAINT circuit_breakers_state_check CHECK ((state = ANY (ARRAY['closed'::text, 'open'::text, 'half_open'::text])))
 );
@@ -1101,6 +1531,199 @@ ALTER TABLE public.device_tokens ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
 );
 
 --
+-- Name: listing_confirmations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.listing_confirmations (
+    mentor_id uuid NOT NULL,
+    listed boolean,
+    confirmed_at timestamp with time zone,
+    confirmed_by text,
+    sync_queue_id bigint,
+    should_list boolean NOT NULL,
+    differs_since timestamp with time zone,
+    CONSTRAINT listing_confirmations_confirmed_by_check CHECK ((confirmed_by = ANY (ARRAY['sync'::text, 'reconcile'::text]))),
+    CONSTRAINT listing_confirmed_all_or_nothing CHECK ((((listed IS NULL) = (confirmed_at IS NULL)) AND ((listed IS NULL) = (confirmed_by IS NULL)))),
+    CONSTRAINT listing_differs_since_iff_differs CHECK ((COALESCE((listed = should_list), true) = (differs_since IS NULL)))
+);
+
+ALTER TABLE ONLY public.listing_confirmations FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: peer_mentors; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.peer_mentors (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id uuid NOT NULL,
+    full_name text NOT NULL,
+    status text DEFAULT 'active'::text NOT NULL,
+    status_reason text,
+    status_changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    dynamics_contact_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    mentor_number text,
+    CONSTRAINT peer_mentors_mentor_number_check CHECK (((mentor_number IS NULL) OR ((length(mentor_number) >= 1) AND (length(mentor_number) <= 100)))),
+    CONSTRAINT peer_mentors_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'inactive'::text]))),
+    CONSTRAINT peer_mentors_status_reason_check CHECK (((status_reason IS NULL) OR (length(status_reason) <= 200)))
+);
+
+ALTER TABLE ONLY public.peer_mentors FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: sync_queue; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.sync_queue (
+    id bigint NOT NULL,
+    mentor_id uuid NOT NULL,
+    operation text NOT NULL,
+    payload_json jsonb NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    source text DEFAULT 'status_change'::text NOT NULL,
+    priority smallint DEFAULT 0 NOT NULL,
+    attempt_count integer DEFAULT 0 NOT NULL,
+    throttle_count integer DEFAULT 0 NOT NULL,
+    claim_count integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    locked_by text,
+    locked_until timestamp with time zone,
+    last_error text,
+    superseded_by bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT sync_queue_attempt_count_check CHECK ((attempt_count >= 0)),
+    CONSTRAINT sync_queue_claim_count_check CHECK ((claim_count >= 0)),
+    CONSTRAINT sync_queue_finished_iff_terminal CHECK (((status = ANY (ARRAY['succeeded'::text, 'dead_lettered'::text, 'superseded'::text])) = (finished_at IS NOT NULL))),
+    CONSTRAINT sync_queue_leased_iff_in_progress CHECK (((status = 'in_progress'::text) = (locked_until IS NOT NULL))),
+    CONSTRAINT sync_queue_operation_check CHECK ((operation = ANY (ARRAY['remove'::text, 'restore'::text]))),
+    CONSTRAINT sync_queue_payload_json_check CHECK ((jsonb_typeof(payload_json) = 'object'::text)),
+    CONSTRAINT sync_queue_source_check CHECK ((source = ANY (ARRAY['status_change'::text, 'reconcile'::text, 'force'::text, 'requeue'::text, 'break_glass'::text]))),
+    CONSTRAINT sync_queue_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'succeeded'::text, 'dead_lettered'::text, 'superseded'::text]))),
+    CONSTRAINT sync_queue_throttle_count_check CHECK ((throttle_count >= 0))
+);
+
+ALTER TABLE ONLY public.sync_queue FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: mentor_listing; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.mentor_listing WITH (security_invoker='true') AS
+ SELECT p.id,
+    p.full_name,
+    p.organization_id,
+    p.status,
+    p.status_reason,
+    p.status_changed_at,
+    (p.dynamics_contact_id IS NOT NULL) AS has_contact,
+    q.id AS queue_id,
+    q.operation,
+    q.status AS queue_status,
+    q.source,
+    q.attempt_count,
+    q.next_attempt_at,
+    q.last_error,
+    q.updated_at AS queue_updated_at,
+    q.created_at AS queued_at,
+    ok.finished_at AS last_synced_at,
+    d.id AS dead_letter_id,
+    d.created_at AS dead_lettered_at,
+    c.listed AS confirmed_listed,
+    c.confirmed_at,
+    c.confirmed_by,
+    c.differs_since,
+        CASE
+            WHEN (p.dynamics_contact_id IS NULL) THEN 'unlinked'::text
+            WHEN (d.id IS NOT NULL) THEN 'dead_lettered'::text
+            WHEN (q.status = ANY (ARRAY['pending'::text, 'in_progress'::text])) THEN 'pending'::text
+            WHEN (c.listed IS NULL) THEN 'unconfirmed'::text
+            WHEN (c.listed = (p.status = 'active'::text)) THEN 'in_step'::text
+            ELSE 'out_of_step'::text
+        END AS verdict
+   FROM ((((public.peer_mentors p
+     LEFT JOIN LATERAL ( SELECT s.id,
+            s.mentor_id,
+            s.operation,
+            s.payload_json,
+            s.status,
+            s.source,
+            s.priority,
+            s.attempt_count,
+            s.throttle_count,
+            s.claim_count,
+            s.next_attempt_at,
+            s.locked_by,
+            s.locked_until,
+            s.last_error,
+            s.superseded_by,
+            s.created_at,
+            s.updated_at,
+            s.finished_at
+           FROM public.sync_queue s
+          WHERE (s.mentor_id = p.id)
+          ORDER BY s.id DESC
+         LIMIT 1) q ON (true))
+     LEFT JOIN LATERAL ( SELECT s.finished_at
+           FROM public.sync_queue s
+          WHERE ((s.mentor_id = p.id) AND (s.status = 'succeeded'::text))
+          ORDER BY s.id DESC
+         LIMIT 1) ok ON (true))
+     LEFT JOIN LATERAL ( SELECT l.id,
+            l.created_at
+           FROM public.dead_letter_queue l
+          WHERE ((l.mentor_id = p.id) AND (l.status = 'open'::text))
+          ORDER BY l.id DESC
+         LIMIT 1) d ON (true))
+     LEFT JOIN public.listing_confirmations c ON ((c.mentor_id = p.id)));
+
+--
+-- Name: operator_notices; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.operator_notices (
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    incident_key text NOT NULL,
+    event text NOT NULL,
+    alert_id bigint,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    sent_to text[] DEFAULT '{}'::text[] NOT NULL,
+    attempt_count integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    locked_until timestamp with time zone,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    delivered_at timestamp with time zone,
+    CONSTRAINT operator_notice_delivered_has_time CHECK (((status = 'delivered'::text) = (delivered_at IS NOT NULL))),
+    CONSTRAINT operator_notice_leased_iff_in_progress CHECK (((status = 'in_progress'::text) = (locked_until IS NOT NULL))),
+    CONSTRAINT operator_notices_attempt_count_check CHECK ((attempt_count >= 0)),
+    CONSTRAINT operator_notices_details_check CHECK ((jsonb_typeof(details) = 'object'::text)),
+    CONSTRAINT operator_notices_event_check CHECK ((event = ANY (ARRAY['raised'::text, 'recovered'::text]))),
+    CONSTRAINT operator_notices_incident_key_check CHECK (((length(incident_key) >= 1) AND (length(incident_key) <= 200))),
+    CONSTRAINT operator_notices_kind_check CHECK (((length(kind) >= 1) AND (length(kind) <= 64))),
+    CONSTRAINT operator_notices_last_error_check CHECK ((length(last_error) <= 500)),
+    CONSTRAINT operator_notices_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'delivered'::text])))
+);
+
+ALTER TABLE ONLY public.operator_notices FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: operator_notices_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.operator_notices ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.operator_notices_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: org_settings; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1136,25 +1759,6 @@ CREATE TABLE public.organizations (
 );
 
 ALTER TABLE ONLY public.organizations FORCE ROW LEVEL SECURITY;
-
---
--- Name: peer_mentors; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.peer_mentors (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    organization_id uuid NOT NULL,
-    full_name text NOT NULL,
-    status text DEFAULT 'active'::text NOT NULL,
-    status_reason text,
-    status_changed_at timestamp with time zone DEFAULT now() NOT NULL,
-    dynamics_contact_id uuid,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT peer_mentors_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'inactive'::text]))),
-    CONSTRAINT peer_mentors_status_reason_check CHECK (((status_reason IS NULL) OR (length(status_reason) <= 200)))
-);
-
-ALTER TABLE ONLY public.peer_mentors FORCE ROW LEVEL SECURITY;
 
 --
 -- Name: scheduled_runs; Type: TABLE; Schema: public; Owner: -
@@ -1207,40 +1811,20 @@ CREATE TABLE public.schema_migrations (
 ALTER TABLE ONLY public.schema_migrations FORCE ROW LEVEL SECURITY;
 
 --
--- Name: sync_queue; Type: TABLE; Schema: public; Owner: -
+-- Name: sign_in_codes; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.sync_queue (
-    id bigint NOT NULL,
-    mentor_id uuid NOT NULL,
-    operation text NOT NULL,
-    payload_json jsonb NOT NULL,
-    status text DEFAULT 'pending'::text NOT NULL,
-    source text DEFAULT 'status_change'::text NOT NULL,
-    priority smallint DEFAULT 0 NOT NULL,
-    attempt_count integer DEFAULT 0 NOT NULL,
-    throttle_count integer DEFAULT 0 NOT NULL,
-    claim_count integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
-    locked_by text,
-    locked_until timestamp with time zone,
-    last_error text,
-    superseded_by bigint,
+CREATE TABLE public.sign_in_codes (
+    code_hash text NOT NULL,
+    user_id uuid NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    finished_at timestamp with time zone,
-    CONSTRAINT sync_queue_attempt_count_check CHECK ((attempt_count >= 0)),
-    CONSTRAINT sync_queue_claim_count_check CHECK ((claim_count >= 0)),
-    CONSTRAINT sync_queue_finished_iff_terminal CHECK (((status = ANY (ARRAY['succeeded'::text, 'dead_lettered'::text, 'superseded'::text])) = (finished_at IS NOT NULL))),
-    CONSTRAINT sync_queue_leased_iff_in_progress CHECK (((status = 'in_progress'::text) = (locked_until IS NOT NULL))),
-    CONSTRAINT sync_queue_operation_check CHECK ((operation = ANY (ARRAY['remove'::text, 'restore'::text]))),
-    CONSTRAINT sync_queue_payload_json_check CHECK ((jsonb_typeof(payload_json) = 'object'::text)),
-    CONSTRAINT sync_queue_source_check CHECK ((source = ANY (ARRAY['status_change'::text, 'reconcile'::text, 'force'::text, 'requeue'::text, 'break_glass'::text]))),
-    CONSTRAINT sync_queue_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'succeeded'::text, 'dead_lettered'::text, 'superseded'::text]))),
-    CONSTRAINT sync_queue_throttle_count_check CHECK ((throttle_count >= 0))
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone,
+    CONSTRAINT sign_in_code_expires_after_creation CHECK ((expires_at > created_at)),
+    CONSTRAINT sign_in_codes_code_hash_check CHECK ((code_hash ~ '^[0-9a-f]{64}$'::text))
 );
 
-ALTER TABLE ONLY public.sync_queue FORCE ROW LEVEL SECURITY;
+ALTER TABLE ONLY public.sign_in_codes FORCE ROW LEVEL SECURITY;
 
 --
 -- Name: sync_queue_id_seq; Type: SEQUENCE; Schema: public; Owner: -
@@ -1275,6 +1859,13 @@ ALTER TABLE ONLY public.alert_deliveries
 
 ALTER TABLE ONLY public.alerts
     ADD CONSTRAINT alerts_kind_incident_key_key UNIQUE (kind, incident_key);
+
+--
+-- Name: alerts alerts_mentor_has_organization; Type: CHECK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE public.alerts
+    ADD CONSTRAINT alerts_mentor_has_organization CHECK (((mentor_id IS NULL) OR (organization_id IS NOT NULL))) NOT VALID;
 
 --
 -- Name: alerts alerts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1396,6 +1987,27 @@ ALTER TABLE ONLY public.device_tokens
     ADD CONSTRAINT device_tokens_token_key UNIQUE (token);
 
 --
+-- Name: listing_confirmations listing_confirmations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.listing_confirmations
+    ADD CONSTRAINT listing_confirmations_pkey PRIMARY KEY (mentor_id);
+
+--
+-- Name: operator_notices operator_notices_kind_incident_key_event_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.operator_notices
+    ADD CONSTRAINT operator_notices_kind_incident_key_event_key UNIQUE (kind, incident_key, event);
+
+--
+-- Name: operator_notices operator_notices_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.operator_notices
+    ADD CONSTRAINT operator_notices_pkey PRIMARY KEY (id);
+
+--
 -- Name: org_settings org_settings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1422,6 +2034,13 @@ ALTER TABLE ONLY public.organizations
 
 ALTER TABLE ONLY public.peer_mentors
     ADD CONSTRAINT peer_mentors_dynamics_contact_id_key UNIQUE (dynamics_contact_id);
+
+--
+-- Name: peer_mentors peer_mentors_mentor_number_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.peer_mentors
+    ADD CONSTRAINT peer_mentors_mentor_number_key UNIQUE (mentor_number);
 
 --
 -- Name: peer_mentors peer_mentors_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1452,6 +2071,13 @@ ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
 --
+-- Name: sign_in_codes sign_in_codes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.sign_in_codes
+    ADD CONSTRAINT sign_in_codes_pkey PRIMARY KEY (code_hash);
+
+--
 -- Name: sync_queue sync_queue_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1475,6 +2101,12 @@ CREATE INDEX alert_deliveries_lease_idx ON public.alert_deliveries USING btree (
 --
 
 CREATE INDEX alerts_mentor_idx ON public.alerts USING btree (mentor_id, id) WHERE (mentor_id IS NOT NULL);
+
+--
+-- Name: alerts_operators_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alerts_operators_idx ON public.alerts USING btree (id) WHERE (organization_id IS NULL);
 
 --
 -- Name: audit_log_event_idx; Type: INDEX; Schema: public; Owner: -
@@ -1525,16 +2157,46 @@ CREATE INDEX dead_letter_mentor_idx ON public.dead_letter_queue USING btree (men
 CREATE INDEX dead_letter_open_idx ON public.dead_letter_queue USING btree (created_at) WHERE (status = 'open'::text);
 
 --
+-- Name: dead_letter_open_mentor_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dead_letter_open_mentor_idx ON public.dead_letter_queue USING btree (mentor_id) WHERE (status = 'open'::text);
+
+--
 -- Name: device_tokens_user_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX device_tokens_user_idx ON public.device_tokens USING btree (user_id);
 
 --
+-- Name: listing_confirmations_differ_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX listing_confirmations_differ_idx ON public.listing_confirmations USING btree (mentor_id) WHERE (listed <> should_list);
+
+--
+-- Name: listing_confirmations_unconfirmed_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX listing_confirmations_unconfirmed_idx ON public.listing_confirmations USING btree (mentor_id) WHERE (listed IS NULL);
+
+--
+-- Name: operator_notices_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX operator_notices_due_idx ON public.operator_notices USING btree (next_attempt_at, id) WHERE (status <> 'delivered'::text);
+
+--
 -- Name: organization_admins_org_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX organization_admins_org_idx ON public.organization_admins USING btree (organization_id);
+
+--
+-- Name: peer_mentors_name_trgm_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX peer_mentors_name_trgm_idx ON public.peer_mentors USING gin (full_name extensions.gin_trgm_ops);
 
 --
 -- Name: peer_mentors_organization_id_idx; Type: INDEX; Schema: public; Owner: -
@@ -1555,6 +2217,12 @@ CREATE INDEX peer_mentors_organization_idx ON public.peer_mentors USING btree (o
 CREATE INDEX peer_mentors_status_idx ON public.peer_mentors USING btree (status);
 
 --
+-- Name: peer_mentors_unlinked_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX peer_mentors_unlinked_idx ON public.peer_mentors USING btree (id) WHERE (dynamics_contact_id IS NULL);
+
+--
 -- Name: scheduled_runs_job_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1565,6 +2233,12 @@ CREATE INDEX scheduled_runs_job_idx ON public.scheduled_runs USING btree (job, s
 --
 
 CREATE INDEX scheduled_runs_running_idx ON public.scheduled_runs USING btree (heartbeat_at) WHERE (status = 'running'::text);
+
+--
+-- Name: sign_in_codes_expires_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX sign_in_codes_expires_idx ON public.sign_in_codes USING btree (expires_at);
 
 --
 -- Name: sync_queue_claim_idx; Type: INDEX; Schema: public; Owner: -
@@ -1603,6 +2277,12 @@ CREATE UNIQUE INDEX sync_queue_one_running_per_mentor ON public.sync_queue USING
 CREATE INDEX sync_queue_status_idx ON public.sync_queue USING btree (status);
 
 --
+-- Name: alerts alerts_operator_notice; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER alerts_operator_notice AFTER INSERT ON public.alerts FOR EACH ROW EXECUTE FUNCTION public.operator_notice_for_alert();
+
+--
 -- Name: audit_log audit_log_append_only; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -1627,6 +2307,18 @@ CREATE TRIGGER certifications_renewal_history BEFORE UPDATE OF expires_on ON pub
 CREATE TRIGGER certifications_renewal_restore AFTER UPDATE OF expires_on ON public.certifications FOR EACH ROW WHEN ((new.expires_on > old.expires_on)) EXECUTE FUNCTION public.certification_renewal_restore();
 
 --
+-- Name: circuit_breakers circuit_breakers_operator_notice; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER circuit_breakers_operator_notice AFTER UPDATE ON public.circuit_breakers FOR EACH ROW EXECUTE FUNCTION public.operator_notice_breaker_closed();
+
+--
+-- Name: credential_health credential_health_operator_notice; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER credential_health_operator_notice AFTER UPDATE ON public.credential_health FOR EACH ROW EXECUTE FUNCTION public.operator_notice_credentials_ok();
+
+--
 -- Name: dead_letter_queue dead_letter_queue_no_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -1639,6 +2331,18 @@ CREATE TRIGGER dead_letter_queue_no_delete BEFORE DELETE ON public.dead_letter_q
 CREATE TRIGGER dead_letter_queue_no_truncate BEFORE TRUNCATE ON public.dead_letter_queue FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_delete();
 
 --
+-- Name: peer_mentors peer_mentors_add_listing; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_add_listing AFTER INSERT ON public.peer_mentors REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.add_listing_row();
+
+--
+-- Name: peer_mentors peer_mentors_linked; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_linked AFTER UPDATE OF dynamics_contact_id ON public.peer_mentors FOR EACH ROW WHEN (((new.dynamics_contact_id IS NOT NULL) AND (old.dynamics_contact_id IS DISTINCT FROM new.dynamics_contact_id))) EXECUTE FUNCTION public.sync_queue_link_contact();
+
+--
 -- Name: peer_mentors peer_mentors_status_outbox; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -1649,6 +2353,24 @@ CREATE TRIGGER peer_mentors_status_outbox AFTER UPDATE ON public.peer_mentors RE
 --
 
 CREATE TRIGGER peer_mentors_status_stamp BEFORE UPDATE OF status ON public.peer_mentors FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION public.peer_mentor_status_stamp();
+
+--
+-- Name: peer_mentors peer_mentors_track_listing; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_track_listing AFTER UPDATE ON public.peer_mentors REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION public.track_listing_should();
+
+--
+-- Name: peer_mentors peer_mentors_z_reason_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_z_reason_guard BEFORE UPDATE ON public.peer_mentors FOR EACH ROW EXECUTE FUNCTION public.peer_mentor_reason_guard();
+
+--
+-- Name: sync_queue sync_queue_confirm_listing; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER sync_queue_confirm_listing AFTER UPDATE ON public.sync_queue REFERENCING NEW TABLE AS settled FOR EACH STATEMENT EXECUTE FUNCTION public.record_synced_listing();
 
 --
 -- Name: alert_deliveries alert_deliveries_alert_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -1742,6 +2464,20 @@ ALTER TABLE ONLY public.device_tokens
     ADD CONSTRAINT device_tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.app_users(id) ON DELETE CASCADE;
 
 --
+-- Name: listing_confirmations listing_confirmations_mentor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.listing_confirmations
+    ADD CONSTRAINT listing_confirmations_mentor_id_fkey FOREIGN KEY (mentor_id) REFERENCES public.peer_mentors(id) ON DELETE CASCADE;
+
+--
+-- Name: operator_notices operator_notices_alert_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.operator_notices
+    ADD CONSTRAINT operator_notices_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES public.alerts(id);
+
+--
 -- Name: org_settings org_settings_organization_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1768,6 +2504,13 @@ ALTER TABLE ONLY public.organization_admins
 
 ALTER TABLE ONLY public.peer_mentors
     ADD CONSTRAINT peer_mentors_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE RESTRICT;
+
+--
+-- Name: sign_in_codes sign_in_codes_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.sign_in_codes
+    ADD CONSTRAINT sign_in_codes_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.app_users(id) ON DELETE CASCADE;
 
 --
 -- Name: sync_queue sync_queue_mentor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -1862,6 +2605,14 @@ ALTER TABLE public.dead_letter_queue ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.device_tokens ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: alerts in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY in_scope ON public.alerts FOR SELECT TO authenticated USING (((organization_id IS NOT NULL) AND ((EXISTS ( SELECT 1
+   FROM public.peer_mentors p
+  WHERE (p.id = alerts.mentor_id))) OR ((mentor_id IS NULL) AND (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))))));
+
+--
 -- Name: chapter_memberships in_scope; Type: POLICY; Schema: public; Owner: -
 --
 
@@ -1894,6 +2645,12 @@ CREATE POLICY in_scope ON public.peer_mentors FOR SELECT TO authenticated USING 
 CREATE POLICY in_scope_status ON public.peer_mentors FOR UPDATE TO authenticated USING (public.can_see_mentor(id)) WITH CHECK (public.can_see_mentor(id));
 
 --
+-- Name: listing_confirmations; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.listing_confirmations ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: org_settings member_reads; Type: POLICY; Schema: public; Owner: -
 --
 
@@ -1904,14 +2661,6 @@ CREATE POLICY member_reads ON public.org_settings FOR SELECT TO authenticated US
 --
 
 CREATE POLICY member_reads ON public.organizations FOR SELECT TO authenticated USING (((id = ( SELECT public.auth_user_org() AS auth_user_org)) OR (id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
-
---
--- Name: alerts mentor_in_scope; Type: POLICY; Schema: public; Owner: -
---
-
-CREATE POLICY mentor_in_scope ON public.alerts FOR SELECT TO authenticated USING (((EXISTS ( SELECT 1
-   FROM public.peer_mentors p
-  WHERE (p.id = alerts.mentor_id))) OR ((mentor_id IS NULL) AND (EXISTS ( SELECT public.auth_admin_orgs() AS auth_admin_orgs)) AND ((organization_id IS NULL) OR (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))))));
 
 --
 -- Name: audit_log mentor_in_scope; Type: POLICY; Schema: public; Owner: -
@@ -1946,12 +2695,26 @@ CREATE POLICY mentor_in_scope ON public.dead_letter_queue FOR SELECT TO authenti
   WHERE (p.id = dead_letter_queue.mentor_id))));
 
 --
+-- Name: listing_confirmations mentor_in_scope; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY mentor_in_scope ON public.listing_confirmations FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
+   FROM public.peer_mentors p
+  WHERE (p.id = listing_confirmations.mentor_id))));
+
+--
 -- Name: sync_queue mentor_in_scope; Type: POLICY; Schema: public; Owner: -
 --
 
 CREATE POLICY mentor_in_scope ON public.sync_queue FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
    FROM public.peer_mentors p
   WHERE (p.id = sync_queue.mentor_id))));
+
+--
+-- Name: operator_notices; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.operator_notices ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: org_settings; Type: ROW SECURITY; Schema: public; Owner: -
@@ -1975,13 +2738,13 @@ ALTER TABLE public.organizations ENABLE ROW LEVEL SECURITY;
 -- Name: alert_deliveries own; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY own ON public.alert_deliveries FOR SELECT TO authenticated USING ((user_id = auth.uid()));
+CREATE POLICY own ON public.alert_deliveries FOR SELECT TO authenticated USING ((user_id = ( SELECT auth.uid() AS uid)));
 
 --
 -- Name: device_tokens own; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY own ON public.device_tokens FOR SELECT TO authenticated USING ((user_id = auth.uid()));
+CREATE POLICY own ON public.device_tokens FOR SELECT TO authenticated USING ((user_id = ( SELECT auth.uid() AS uid)));
 
 --
 -- Name: peer_mentors; Type: ROW SECURITY; Schema: public; Owner: -
@@ -2005,13 +2768,13 @@ ALTER TABLE public.schema_migrations ENABLE ROW LEVEL SECURITY;
 -- Name: app_users self_or_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY self_or_admin ON public.app_users FOR SELECT TO authenticated USING (((id = auth.uid()) OR (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
+CREATE POLICY self_or_admin ON public.app_users FOR SELECT TO authenticated USING (((id = ( SELECT auth.uid() AS uid)) OR (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
 
 --
 -- Name: organization_admins self_or_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY self_or_admin ON public.organization_admins FOR SELECT TO authenticated USING (((user_id = auth.uid()) OR (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
+CREATE POLICY self_or_admin ON public.organization_admins FOR SELECT TO authenticated USING (((user_id = ( SELECT auth.uid() AS uid)) OR (organization_id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
 
 --
 -- Name: alert_deliveries service_access; Type: POLICY; Schema: public; Owner: -
@@ -2092,6 +2855,18 @@ CREATE POLICY service_access ON public.dead_letter_queue TO service_role USING (
 CREATE POLICY service_access ON public.device_tokens TO service_role USING (true) WITH CHECK (true);
 
 --
+-- Name: listing_confirmations service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.listing_confirmations TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: operator_notices service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.operator_notices TO service_role USING (true) WITH CHECK (true);
+
+--
 -- Name: org_settings service_access; Type: POLICY; Schema: public; Owner: -
 --
 
@@ -2128,10 +2903,22 @@ CREATE POLICY service_access ON public.scheduled_runs TO service_role USING (tru
 CREATE POLICY service_access ON public.schema_migrations TO service_role USING (true) WITH CHECK (true);
 
 --
+-- Name: sign_in_codes service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.sign_in_codes TO service_role USING (true) WITH CHECK (true);
+
+--
 -- Name: sync_queue service_access; Type: POLICY; Schema: public; Owner: -
 --
 
 CREATE POLICY service_access ON public.sync_queue TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: sign_in_codes; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.sign_in_codes ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: circuit_breakers staff_reads; Type: POLICY; Schema: public; Owner: -
@@ -2164,6 +2951,12 @@ ALTER TABLE public.sync_queue ENABLE ROW LEVEL SECURITY;
 GRANT USAGE ON SCHEMA auth TO anon;
 GRANT USAGE ON SCHEMA auth TO authenticated;
 GRANT USAGE ON SCHEMA auth TO service_role;
+
+--
+-- Name: FUNCTION add_listing_row(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.add_listing_row() FROM PUBLIC;
 
 --
 -- Name: FUNCTION api_force_sync(mentor uuid); Type: ACL; Schema: public; Owner: -
@@ -2206,6 +2999,14 @@ GRANT ALL ON FUNCTION public.api_resolve_dead_letter(letter bigint, note text) T
 GRANT ALL ON FUNCTION public.api_resolve_dead_letter(letter bigint, note text) TO service_role;
 
 --
+-- Name: FUNCTION audit_actor(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.audit_actor() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.audit_actor() TO authenticated;
+GRANT ALL ON FUNCTION public.audit_actor() TO service_role;
+
+--
 -- Name: FUNCTION auth_admin_orgs(); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2222,12 +3023,28 @@ GRANT ALL ON FUNCTION public.auth_coordinated_chapters() TO authenticated;
 GRANT ALL ON FUNCTION public.auth_coordinated_chapters() TO service_role;
 
 --
+-- Name: FUNCTION auth_is_api_caller(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_is_api_caller() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_is_api_caller() TO authenticated;
+GRANT ALL ON FUNCTION public.auth_is_api_caller() TO service_role;
+
+--
 -- Name: FUNCTION auth_is_staff(); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.auth_is_staff() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.auth_is_staff() TO authenticated;
 GRANT ALL ON FUNCTION public.auth_is_staff() TO service_role;
+
+--
+-- Name: FUNCTION auth_mentors_named(pattern text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_mentors_named(pattern text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text) TO authenticated;
+GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text) TO service_role;
 
 --
 -- Name: FUNCTION auth_user_org(); Type: ACL; Schema: public; Owner: -
@@ -2246,6 +3063,14 @@ GRANT ALL ON FUNCTION public.auth_visible_chapters() TO authenticated;
 GRANT ALL ON FUNCTION public.auth_visible_chapters() TO service_role;
 
 --
+-- Name: FUNCTION auth_visible_mentors(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_visible_mentors() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_visible_mentors() TO authenticated;
+GRANT ALL ON FUNCTION public.auth_visible_mentors() TO service_role;
+
+--
 -- Name: FUNCTION can_see_mentor(mentor uuid); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2254,11 +3079,34 @@ GRANT ALL ON FUNCTION public.can_see_mentor(mentor uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.can_see_mentor(mentor uuid) TO service_role;
 
 --
+-- Name: FUNCTION dashboard_counts(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.dashboard_counts() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.dashboard_counts() TO authenticated;
+GRANT ALL ON FUNCTION public.dashboard_counts() TO service_role;
+
+--
+-- Name: FUNCTION dashboard_hourly(upto timestamp with time zone, hours integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.dashboard_hourly(upto timestamp with time zone, hours integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.dashboard_hourly(upto timestamp with time zone, hours integer) TO authenticated;
+GRANT ALL ON FUNCTION public.dashboard_hourly(upto timestamp with time zone, hours integer) TO service_role;
+
+--
 -- Name: FUNCTION enqueue_sync(mentors uuid[], src text, prio integer, who text); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.enqueue_sync(mentors uuid[], src text, prio integer, who text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.enqueue_sync(mentors uuid[], src text, prio integer, who text) TO service_role;
+
+--
+-- Name: FUNCTION expiry_chunk_bounds(size integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.expiry_chunk_bounds(size integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.expiry_chunk_bounds(size integer) TO service_role;
 
 --
 -- Name: FUNCTION expiry_duplicates(); Type: ACL; Schema: public; Owner: -
@@ -2275,11 +3123,55 @@ REVOKE ALL ON FUNCTION public.expiry_pause_expired(today date, who text, at time
 GRANT ALL ON FUNCTION public.expiry_pause_expired(today date, who text, at timestamp with time zone) TO service_role;
 
 --
+-- Name: FUNCTION expiry_pause_expired(today date, who text, at timestamp with time zone, lo uuid, hi uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.expiry_pause_expired(today date, who text, at timestamp with time zone, lo uuid, hi uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.expiry_pause_expired(today date, who text, at timestamp with time zone, lo uuid, hi uuid) TO service_role;
+
+--
 -- Name: FUNCTION expiry_send_reminders(today date, who text, at timestamp with time zone); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.expiry_send_reminders(today date, who text, at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.expiry_send_reminders(today date, who text, at timestamp with time zone) TO service_role;
+
+--
+-- Name: FUNCTION expiry_send_reminders(today date, who text, at timestamp with time zone, lo uuid, hi uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.expiry_send_reminders(today date, who text, at timestamp with time zone, lo uuid, hi uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.expiry_send_reminders(today date, who text, at timestamp with time zone, lo uuid, hi uuid) TO service_role;
+
+--
+-- Name: FUNCTION operator_notice_breaker_closed(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.operator_notice_breaker_closed() FROM PUBLIC;
+
+--
+-- Name: FUNCTION operator_notice_credentials_ok(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.operator_notice_credentials_ok() FROM PUBLIC;
+
+--
+-- Name: FUNCTION operator_notice_for_alert(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.operator_notice_for_alert() FROM PUBLIC;
+
+--
+-- Name: FUNCTION operator_notice_recovered(notice_kind text, notice_key text, at timestamp with time zone, notice_details jsonb); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.operator_notice_recovered(notice_kind text, notice_key text, at timestamp with time zone, notice_details jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION peer_mentor_reason_guard(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.peer_mentor_reason_guard() FROM PUBLIC;
 
 --
 -- Name: FUNCTION peer_mentor_status_outbox(); Type: ACL; Schema: public; Owner: -
@@ -2308,6 +3200,12 @@ REVOKE ALL ON FUNCTION public.raise_mentor_alerts(alert_kind text, alert_at time
 GRANT ALL ON FUNCTION public.raise_mentor_alerts(alert_kind text, alert_at timestamp with time zone, alert_mentors uuid[], alert_keys text[], alert_payloads jsonb[], alert_details jsonb[]) TO service_role;
 
 --
+-- Name: FUNCTION record_synced_listing(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.record_synced_listing() FROM PUBLIC;
+
+--
 -- Name: FUNCTION requeue_dead_letters(letters bigint[], who text); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2320,6 +3218,20 @@ GRANT ALL ON FUNCTION public.requeue_dead_letters(letters bigint[], who text) TO
 
 REVOKE ALL ON FUNCTION public.resolve_dead_letter(letter bigint, note text, who text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.resolve_dead_letter(letter bigint, note text, who text) TO service_role;
+
+--
+-- Name: FUNCTION status_reason_reserved(reason text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.status_reason_reserved(reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.status_reason_reserved(reason text) TO authenticated;
+GRANT ALL ON FUNCTION public.status_reason_reserved(reason text) TO service_role;
+
+--
+-- Name: FUNCTION track_listing_should(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.track_listing_should() FROM PUBLIC;
 
 --
 -- Name: TABLE alert_deliveries; Type: ACL; Schema: public; Owner: -
@@ -2449,25 +3361,11 @@ GRANT SELECT ON TABLE public.device_tokens TO authenticated;
 GRANT ALL ON SEQUENCE public.device_tokens_id_seq TO service_role;
 
 --
--- Name: TABLE org_settings; Type: ACL; Schema: public; Owner: -
+-- Name: TABLE listing_confirmations; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.org_settings TO service_role;
-GRANT SELECT ON TABLE public.org_settings TO authenticated;
-
---
--- Name: TABLE organization_admins; Type: ACL; Schema: public; Owner: -
---
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.organization_admins TO service_role;
-GRANT SELECT ON TABLE public.organization_admins TO authenticated;
-
---
--- Name: TABLE organizations; Type: ACL; Schema: public; Owner: -
---
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.organizations TO service_role;
-GRANT SELECT ON TABLE public.organizations TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.listing_confirmations TO service_role;
+GRANT SELECT ON TABLE public.listing_confirmations TO authenticated;
 
 --
 -- Name: TABLE peer_mentors; Type: ACL; Schema: public; Owner: -
@@ -2489,11 +3387,105 @@ GRANT UPDATE(status) ON TABLE public.peer_mentors TO authenticated;
 GRANT UPDATE(status_reason) ON TABLE public.peer_mentors TO authenticated;
 
 --
+-- Name: TABLE sync_queue; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sync_queue TO service_role;
+GRANT SELECT ON TABLE public.sync_queue TO authenticated;
+
+--
+-- Name: TABLE mentor_listing; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.mentor_listing TO authenticated;
+GRANT SELECT ON TABLE public.mentor_listing TO service_role;
+
+--
+-- Name: TABLE operator_notices; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.operator_notices TO service_role;
+
+--
+-- Name: SEQUENCE operator_notices_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.operator_notices_id_seq TO service_role;
+
+--
+-- Name: TABLE org_settings; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.org_settings TO service_role;
+GRANT SELECT ON TABLE public.org_settings TO authenticated;
+
+--
+-- Name: TABLE organization_admins; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.organization_admins TO service_role;
+GRANT SELECT ON TABLE public.organization_admins TO authenticated;
+
+--
+-- Name: TABLE organizations; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.organizations TO service_role;
+GRANT SELECT ON TABLE public.organizations TO authenticated;
+
+--
 -- Name: TABLE scheduled_runs; Type: ACL; Schema: public; Owner: -
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.scheduled_runs TO service_role;
-GRANT SELECT ON TABLE public.scheduled_runs TO authenticated;
+
+--
+-- Name: COLUMN scheduled_runs.id; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT(id) ON TABLE public.scheduled_runs TO authenticated;
+
+--
+-- Name: COLUMN scheduled_runs.job; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT(job) ON TABLE public.scheduled_runs TO authenticated;
+
+--
+-- Name: COLUMN scheduled_runs.slot; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT(slot) ON TABLE public.scheduled_runs TO authenticated;
+
+--
+-- Name: COLUMN scheduled_runs.status; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT(status) ON TABLE public.scheduled_runs TO authenticated;
+
+--
+-- Name: COLUMN scheduled_runs.started_at; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT(started_at) ON TABLE public.scheduled_runs TO authenticated;
+
+--
+-- Name: COLUMN scheduled_runs.finished_at; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT(finished_at) ON TABLE public.scheduled_runs TO authenticated;
+
+--
+-- Name: COLUMN scheduled_runs.heartbeat_at; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT(heartbeat_at) ON TABLE public.scheduled_runs TO authenticated;
+
+--
+-- Name: COLUMN scheduled_runs.attempts; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT(attempts) ON TABLE public.scheduled_runs TO authenticated;
 
 --
 -- Name: SEQUENCE scheduled_runs_id_seq; Type: ACL; Schema: public; Owner: -
@@ -2508,11 +3500,10 @@ GRANT ALL ON SEQUENCE public.scheduled_runs_id_seq TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.schema_migrations TO service_role;
 
 --
--- Name: TABLE sync_queue; Type: ACL; Schema: public; Owner: -
+-- Name: TABLE sign_in_codes; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sync_queue TO service_role;
-GRANT SELECT ON TABLE public.sync_queue TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sign_in_codes TO service_role;
 
 --
 -- Name: SEQUENCE sync_queue_id_seq; Type: ACL; Schema: public; Owner: -

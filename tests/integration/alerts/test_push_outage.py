@@ -27,9 +27,8 @@ from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.receiver import WebhookReceiver
 from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
-from hlfsync.testing import FakeClock
+from hlfsync.testing import FakeClock, make_chapter, make_mentor, make_org, make_user
 from hlfsync.worker import push_health
-from tests.integration.db.factories import make_chapter, make_mentor, make_org, make_user
 
 Conn = psycopg.Connection[Any]
 DEVICE = "coordinator-1:APA91bDEVICE"

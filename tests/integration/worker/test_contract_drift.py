@@ -18,9 +18,8 @@ from hlfsync.dataverse.factory import build_tokens, tls_verify
 from hlfsync.sandbox.client import AdminClient
 from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
-from hlfsync.testing import FakeClock
+from hlfsync.testing import FakeClock, make_chapter, make_mentor, make_org, make_user
 from hlfsync.worker.health import check_credentials
-from tests.integration.db.factories import make_chapter, make_mentor, make_org, make_user
 
 Conn = psycopg.Connection[Any]
 RENAMED = "hlf_listed_v2"

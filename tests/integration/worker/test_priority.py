@@ -11,10 +11,16 @@ import psycopg
 
 from hlfsync.db import expiry
 from hlfsync.db.jobs import BULK_PRIORITY, LIVE_PRIORITY
-from hlfsync.testing import FakeClock, ScriptedDynamics
+from hlfsync.testing import (
+    FakeClock,
+    ScriptedDynamics,
+    make_chapter,
+    make_mentor,
+    make_org,
+    make_user,
+)
 from hlfsync.worker import handlers
 from hlfsync.worker.lag import LagProbe
-from tests.integration.db.factories import make_chapter, make_mentor, make_org, make_user
 from tests.integration.worker.conftest import Build
 
 Conn = psycopg.Connection[Any]
