@@ -15,12 +15,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from hlfsync import settings
+from hlfsync import testing as f
 from hlfsync.api import mint_token, sign_in_url
 from hlfsync.db import seed
 from tests.browser.conftest import shoot
 from tests.integration.api.live import LiveServer
 from tests.integration.api.world import dead_letter
-from tests.integration.db import factories as f
 
 pytestmark = pytest.mark.browser
 SECRET = "browser-test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"

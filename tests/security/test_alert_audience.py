@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from hlfsync import testing as f
 from hlfsync.db.queries import q
 from tests.integration.api.world import USERS, World, as_user, ids
-from tests.integration.db import factories as f
 
 Conn = psycopg.Connection[Any]
 

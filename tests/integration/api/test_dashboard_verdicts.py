@@ -15,13 +15,13 @@ import psycopg
 import pytest
 
 from hlfsync import settings
+from hlfsync import testing as f
 from hlfsync.api import create_app, sign_in_url
 from hlfsync.dataverse.base import ContactListing
 from hlfsync.db import reconcile
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queries import q
 from tests.integration.api import world as world_mod
-from tests.integration.db import factories as f
 
 Conn = psycopg.Connection[Any]
 CLAIM_LEASE_S = 60
