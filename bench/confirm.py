@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from bench import _common
+from hlfsync.db.jobs import LOWEST_PRIORITY
 from hlfsync.db.queries import q
 
 
@@ -25,7 +26,15 @@ def _drain(conn: psycopg.Connection[tuple[object, ...]], batch: int) -> tuple[in
     while True:
         now = datetime.now(UTC)
         claimed = conn.execute(
-            q("claim"), {"due": now, "limit": batch, "worker": "b", "now": now, "lease": 60}
+            q("claim"),
+            {
+                "due": now,
+                "limit": batch,
+                "worker": "b",
+                "now": now,
+                "lease": 60,
+                "min_priority": LOWEST_PRIORITY,
+            },
         ).fetchall()
         if not claimed:
             return done, time.perf_counter() - began

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from hlfsync.sandbox.server import SandboxServer
 from tests.acceptance.conftest import Run
@@ -27,5 +28,5 @@ def test_health_checks_the_push_credentials(
     env = {**sandbox.env(), "HLFSYNC_DATABASE_URL": db_url}
     result = hlfsync("health", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "push: ok: FCM token granted" in result.stdout
-    assert "operators: off: operators would not be told" in result.stdout
+    assert re.search(r"^ok +push +FCM token granted$", result.stdout, re.M), result.stdout
+    assert re.search(r"^off +operators +operators would not be told", result.stdout, re.M)

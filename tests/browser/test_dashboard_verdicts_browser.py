@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from hlfsync import settings
 from hlfsync import testing as f
-from hlfsync.api import mint_token, sign_in_url
+from hlfsync.api import mint_token, sign_in_url, signin
 from hlfsync.db import seed
 from tests.browser.conftest import shoot
 from tests.integration.api.live import LiveServer
@@ -34,6 +34,12 @@ class Lived:
     dead: str
     pending: str
     chapter: str
+    conn: psycopg.Connection[Any]
+    user: uuid.UUID
+
+    def sign_in(self) -> str:
+        """A fresh one-time sign-in link (a code works once)."""
+        return sign_in_url(self.url, signin.issue(self.conn, self.user, 60))
 
 
 def _coordinator(conn: psycopg.Connection[Any]) -> tuple[uuid.UUID, uuid.UUID, list[Any]]:
@@ -90,7 +96,7 @@ def lived(db_url: str, conn: psycopg.Connection[Any]) -> Iterator[Lived]:
     chapter_name = f.one(conn, "SELECT name FROM chapters WHERE id = %s", [chapter])
     conf = settings.load(database_url=db_url, jwt_secret=SECRET, db_pool_size=4)
     with LiveServer(conf) as server:
-        yield Lived(server.url, mint_token(SECRET, user), *names, chapter_name)
+        yield Lived(server.url, mint_token(SECRET, user), *names, chapter_name, conn, user)
 
 
 def _rows(page: Page) -> list[str]:
@@ -100,7 +106,7 @@ def _rows(page: Page) -> list[str]:
 def test_the_overview_draws_the_chart_and_counts_the_verdicts(page: Page, lived: Lived) -> None:
     """The overview shows the caller's verdict counts and a 24-hour SVG chart with bars and a
     lag line's legend, drawn by the server (the page has no script)."""
-    page.goto(sign_in_url(lived.url, lived.token))
+    page.goto(lived.sign_in())
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     chart = page.locator("svg.chart")
     expect(chart).to_be_visible()
@@ -119,7 +125,7 @@ def test_the_overview_draws_the_chart_and_counts_the_verdicts(page: Page, lived:
 def test_filters_search_and_the_verdict_column(page: Page, lived: Lived) -> None:
     """Choosing a verdict, a status or a chapter and searching by name narrows the list to the
     matching mentors; each row says what Dynamics confirmed and the verdict."""
-    page.goto(sign_in_url(lived.url, lived.token))
+    page.goto(lived.sign_in())
     page.get_by_role("link", name="Mentors").first.click()
     expect(page.get_by_role("columnheader", name="Verdict")).to_be_visible()
     shoot(page, "13-mentors-verdicts")
@@ -158,7 +164,7 @@ def test_filters_search_and_the_verdict_column(page: Page, lived: Lived) -> None
 
 def test_the_help_page_is_the_coordinators_guide(page: Page, lived: Lived) -> None:
     """Help, from the navigation, explains the verdicts, the lag and Power Pages' cache."""
-    page.goto(sign_in_url(lived.url, lived.token))
+    page.goto(lived.sign_in())
     page.get_by_role("link", name="Help").click()
     expect(page.get_by_role("heading", name="A guide for coordinators")).to_be_visible()
     expect(page.get_by_role("heading", name="Is the website right? The verdicts")).to_be_visible()
@@ -169,7 +175,7 @@ def test_the_help_page_is_the_coordinators_guide(page: Page, lived: Lived) -> No
 
 def test_the_new_pages_read_at_a_phones_width(phone: Page, lived: Lived) -> None:
     """The overview with its chart, the filtered mentors and Help fit a 390 px screen."""
-    phone.goto(sign_in_url(lived.url, lived.token))
+    phone.goto(lived.sign_in())
     for name, path in {
         "17-phone-overview-chart": "/dashboard",
         "18-phone-mentors-filters": "/dashboard/mentors?verdict=in_step",

@@ -101,6 +101,7 @@ def health(as_json: JsonOpt = False) -> None:
                 f"{check['verdict']:<12} {check['name']:<14} {check['detail']}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
         for name in ("push", "operators"):
             if name in result:
@@ -108,7 +109,12 @@ def health(as_json: JsonOpt = False) -> None:
                     f"{result[name]['status']:<12} {name:<14} {result[name]['detail']}",
                     highlight=False,
                     markup=False,
+                    soft_wrap=True,
                 )
-        out.print("healthy" if result["ok"] else f"unhealthy: {result['detail']}", markup=False)
+        out.print(
+            "healthy" if result["ok"] else f"unhealthy: {result['detail']}",
+            markup=False,
+            soft_wrap=True,
+        )
     if not result["ok"] or result.get("push", {}).get("status") == "failing":
         raise typer.Exit(1)

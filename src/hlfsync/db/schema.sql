@@ -1163,8 +1163,10 @@ BEGIN
     UPDATE public.sync_queue
        SET payload_json = jsonb_set(payload_json, '{contact_id}',
                                     to_jsonb(NEW.dynamics_contact_id)),
-           next_attempt_at = now(), updated_at = now()
-     WHERE mentor_id = NEW.id AND status = 'pending';
+           -- In flight, the worker's release sets the time; a pending one runs at once.
+           next_attempt_at = CASE WHEN status = 'pending' THEN now() ELSE next_attempt_at END,
+           updated_at = now()
+     WHERE mentor_id = NEW.id AND status IN ('pending', 'in_progress');
     RETURN NULL;
 END
 $$;

@@ -16,9 +16,10 @@ import pytest
 
 from hlfsync import settings
 from hlfsync import testing as f
-from hlfsync.api import create_app, sign_in_url
+from hlfsync.api import create_app, sign_in_url, signin
 from hlfsync.dataverse.base import ContactListing
 from hlfsync.db import reconcile
+from hlfsync.db.jobs import LOWEST_PRIORITY
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queries import q
 from tests.integration.api import world as world_mod
@@ -47,7 +48,15 @@ def _succeed(conn: Conn, mentor: uuid.UUID, at: datetime) -> None:
     conn.execute("SELECT enqueue_sync(ARRAY[%s]::uuid[], 'force', 10, 'test')", [mentor])
     due = datetime.now(UTC) + timedelta(minutes=1)
     claimed = conn.execute(
-        q("claim"), {"due": due, "limit": 100, "worker": "t", "now": at, "lease": CLAIM_LEASE_S}
+        q("claim"),
+        {
+            "due": due,
+            "limit": 100,
+            "worker": "t",
+            "now": at,
+            "lease": CLAIM_LEASE_S,
+            "min_priority": LOWEST_PRIORITY,
+        },
     ).fetchall()
     mine = [row for row in claimed if row[1] == mentor]
     assert mine, "the operation was not claimed"
@@ -222,10 +231,10 @@ NAMES = {
 
 @pytest.mark.parametrize("user", ["coord", "admin"])
 async def test_filters_and_search_return_exactly_the_matching_mentors(
-    browser: httpx.AsyncClient, town: Town, token: Callable[..., str], user: str
+    browser: httpx.AsyncClient, conn: Conn, town: Town, token: Callable[..., str], user: str
 ) -> None:
     """Each verdict, status, chapter and name filter lists exactly the caller's matching mentors."""
-    await browser.get(sign_in_url("", token(town.users[user])))
+    await browser.get(sign_in_url("", signin.issue(conn, town.users[user], 60)))
     seen = set(NAMES) - ({"hidden"} if user == "coord" else set())
     for verdict in ("in_step", "out_of_step", "pending", "dead_lettered", "unlinked",
                     "unconfirmed"):  # fmt: skip
@@ -275,7 +284,7 @@ async def test_every_overview_count_is_the_viewers_own(
 ) -> None:
     """The overview's counts, dead letters and problems count only the caller's mentors: a
     dead letter the coordinator cannot see is in nobody's number but the administrator's."""
-    await browser.get(sign_in_url("", token(town.users[user])))
+    await browser.get(sign_in_url("", signin.issue(conn, town.users[user], 60)))
     html = (await browser.get("/dashboard")).text
     expected = {}
     for v in _verdicts(conn, town.users[user]).values():
@@ -327,7 +336,7 @@ async def test_the_chart_counts_the_viewers_calls_per_hour(
     assert len(hours) == 24
     assert sum(h[1] for h in hours) == 2  # two successes in C1
     assert sum(h[4] for h in hours) == 2  # C1's two dead letters, not C2's
-    await browser.get(sign_in_url("", token(town.users["coord"])))
+    await browser.get(sign_in_url("", signin.issue(conn, town.users["coord"], 60)))
     html = (await browser.get("/dashboard")).text
     assert '<svg class="chart"' in html
     assert html.count('class="bar succeeded"') == 2
@@ -335,12 +344,31 @@ async def test_the_chart_counts_the_viewers_calls_per_hour(
 
 
 async def test_the_help_page_renders_the_coordinators_guide(
-    browser: httpx.AsyncClient, town: Town, token: Callable[..., str]
+    browser: httpx.AsyncClient, conn: Conn, town: Town, token: Callable[..., str]
 ) -> None:
     """/dashboard/help is docs/coordinators.md as HTML, for a signed-in user."""
-    await browser.get(sign_in_url("", token(town.users["coord"])))
+    await browser.get(sign_in_url("", signin.issue(conn, town.users["coord"], 60)))
     page = await browser.get("/dashboard/help")
     assert page.status_code == 200
     assert "<h1>A guide for coordinators</h1>" in page.text
     assert "up to 15 minutes" in page.text
     assert "<td>out of step</td>" in page.text
+
+
+@pytest.mark.parametrize("reason", ["contract", "auth"])
+async def test_the_overview_says_when_every_change_is_held(
+    browser: httpx.AsyncClient, conn: Conn, town: Town, token: Callable[..., str], reason: str
+) -> None:
+    """A hold (contract drift or refused credentials) is named on a coordinator's overview: their
+    changes wait, nothing is lost, administrators know; a closed circuit shows no such line."""
+    await browser.get(sign_in_url("", signin.issue(conn, town.users["coord"], 60)))
+    assert 'id="hold-dynamics"' not in (await browser.get("/dashboard")).text
+    conn.execute(
+        "UPDATE circuit_breakers SET state = 'open', opened_at = now(), auth_failed = true,"
+        " hold_reason = %s WHERE name = 'dynamics'",
+        [reason],
+    )
+    html = (await browser.get("/dashboard")).text
+    assert 'id="hold-dynamics"' in html
+    assert ("contract with Dynamics is broken" in html) == (reason == "contract")
+    assert ("refuses hlfsync's credentials" in html) == (reason == "auth")

@@ -46,7 +46,7 @@ def _staff_only(rows: set[Any]) -> Expect:
 
 # table -> (the ids query, what each user should get)
 # Tables the API roles may not read at all (tests below check the refusal).
-SERVICE_ONLY = {"schema_migrations", "sign_in_codes"}
+SERVICE_ONLY = {"schema_migrations", "sign_in_codes", "operator_notices"}
 TABLES: dict[str, tuple[str, Expect]] = {
     "peer_mentors": ("SELECT id FROM peer_mentors", _mentors),
     "certifications": ("SELECT mentor_id FROM certifications", _mentors),

@@ -128,8 +128,12 @@ async def test_drill_rename_the_listing_field_mid_run_then_restore_it(
     breaker = conn.execute("SELECT state, hold_reason FROM circuit_breakers").fetchone()
     assert breaker is not None
     assert breaker[1] == "contract"
-    pushed = {m["token"] for m in admin.fcm_messages()}
-    assert pushed == {"admin-device"}  # coordinators are not buried in alerts
+    # Coordinators are not buried in alerts, and the incident is the service's operators' (no
+    # organisation's push): one notice for their channel, none to any device.
+    assert {m["token"] for m in admin.fcm_messages()} == set()
+    assert conn.execute(
+        "SELECT kind, event FROM operator_notices ORDER BY id"
+    ).fetchall() == [("contract_failure", "raised")]  # fmt: skip
 
     admin.clear_faults()
     await _cycles(worker, clock, rounds=10, step_s=10)
@@ -138,6 +142,10 @@ async def test_drill_rename_the_listing_field_mid_run_then_restore_it(
     ).fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)
     assert _alerts(conn) == {"contract_failure": 1, "hold_recovered": 1}
+    assert conn.execute("SELECT kind, event FROM operator_notices ORDER BY id").fetchall() == [
+        ("contract_failure", "raised"),
+        ("contract_failure", "recovered"),
+    ]
     assert conn.execute("SELECT state, hold_reason FROM circuit_breakers").fetchone() == (
         "closed", None,
     )  # fmt: skip
@@ -174,6 +182,10 @@ async def test_health_check_proves_the_contract_and_raises_the_same_alert(
     assert fixed["recovered"] is True
     assert conn.execute("SELECT state FROM circuit_breakers").fetchone() == ("closed",)
     assert _alerts(conn) == {"contract_failure": 1, "hold_recovered": 1}
+    assert conn.execute("SELECT kind, event FROM operator_notices ORDER BY id").fetchall() == [
+        ("contract_failure", "raised"),
+        ("contract_failure", "recovered"),
+    ]
 
 
 async def test_a_deleted_contact_still_dead_letters_alone(
@@ -294,3 +306,7 @@ async def test_a_webhook_that_is_gone_holds_instead_of_dead_lettering(
         "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
     ).fetchone() == (3,)
     assert _alerts(conn) == {"contract_failure": 1, "hold_recovered": 1}
+    assert conn.execute("SELECT kind, event FROM operator_notices ORDER BY id").fetchall() == [
+        ("contract_failure", "raised"),
+        ("contract_failure", "recovered"),
+    ]
