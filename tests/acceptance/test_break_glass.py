@@ -65,3 +65,33 @@ def test_break_glass_refuses_an_empty_secret(
     assert (
         result.stderr.strip() == "hlfsync: no client secret given (prompt or first line of stdin)"
     )
+
+
+def test_break_glass_finishes_beside_unlinked_mentors(
+    sandbox: SandboxServer, admin: AdminClient, db_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    """A mentor without a contact id is given back to the workers as unlinked once, and
+    break-glass still finishes (it claims everything waiting, so it must not meet it again and
+    again); the linked mentors are synced."""
+    org = make_org(conn)
+    linked = make_mentor(conn, org, status="paused")
+    unlinked = make_mentor(conn, org, contact=False)
+    conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [unlinked])
+    contact = conn.execute(
+        "SELECT dynamics_contact_id FROM peer_mentors WHERE id = %s", [linked]
+    ).fetchone()
+    assert contact is not None
+    admin.put_contacts([{"contactid": str(contact[0]), "listed": True}])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    env |= sandbox.env() | {"HLFSYNC_DATABASE_URL": db_url, "HLFSYNC_LOG_LEVEL": "warning"}
+    result = _run(env, tmp_path, sandbox.client_secret + "\n", "--json")
+    summary = json.loads(result.stdout)
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 1, 0), summary
+    assert result.returncode == 1  # something was left: said by the exit code
+    held = conn.execute(
+        "SELECT status, attempt_count, last_error LIKE 'unlinked:%%' FROM sync_queue"
+        " WHERE mentor_id = %s",
+        [unlinked],
+    ).fetchall()
+    assert held == [("pending", 0, True)]
+    assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)

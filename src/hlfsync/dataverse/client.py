@@ -61,6 +61,8 @@ class DataverseClient:
         self._root = wire.api_root(self._org_url, api_version)
         self._entity_set = entity_set
         self._id_field = id_field
+        # The health check's write probe is a real PATCH: who it wrote, for the audit log.
+        self.last_write_probe: dict[str, str] | None = None
         self._listing_field = listing_field
         self._batch_size = batch_size
         self.max_batch = batch_size
@@ -124,6 +126,7 @@ class DataverseClient:
         headers = {**self._write_headers(), "If-Match": etag,
                    wire.CORRELATION_HEADER: correlation_id}  # fmt: skip
         body = wire.listing_body(self._listing_field, bool(listed))
+        self.last_write_probe = {"correlation_id": correlation_id, "contact_id": raw_id}
         response = await self._send("PATCH", url, headers, body, correlation_id)
         if response.status_code == 412:
             return f"{self._listing_field} writable (row changed meanwhile: 412)"

@@ -93,3 +93,21 @@ async def record_recovered(pool: Pool, *, detail: str, now: datetime) -> list[st
         for name in HOLD_CHECKS.values()
         if await record_ok(pool, name=name, detail=detail, now=now)
     ]
+
+
+async def audit_write_probe(
+    pool: Pool,
+    *,
+    correlation_id: str,
+    contact_id: str,
+    verdict: str,
+    detail: str,
+    now: datetime,
+) -> None:
+    """The health check wrote a contact's listing back as it was: audited like any call."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            q("audit_write_probe"),
+            {"correlation_id": correlation_id, "contact_id": contact_id, "verdict": verdict,
+             "detail": detail, "now": now},
+        )  # fmt: skip

@@ -23,7 +23,7 @@ from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.db import reconcile as reconcile_mod
 from hlfsync.db.jobs import CallFacts, Job, JobStore
 from hlfsync.db.pool import Pool
-from hlfsync.worker.handlers import Unlinked, to_change
+from hlfsync.worker.handlers import UNLINKED, Unlinked, to_change
 
 ACTOR = "break-glass"
 PRIORITY = 20
@@ -48,6 +48,9 @@ class _Ctx:
     clock: Clock
     rng: random.Random
     summary: Summary
+    # Operations given back in this run (held or unlinked) and why: a later claim meets them
+    # again, since break-glass claims everything waiting, and must not loop on them.
+    held: dict[int, str] = field(default_factory=dict)
 
 
 async def _one(job: Job, ctx: _Ctx) -> None:
@@ -59,8 +62,11 @@ async def _one(job: Job, ctx: _Ctx) -> None:
         # Credentials, a broken contract or an unaddressable mentor: wrong for everyone or not
         # this operation's fault, so it waits (no dead letter) like the workers would have it.
         event = "sync_auth_refused" if isinstance(failure, Held) else None
-        await store.release(job, at=clock.now(), now=clock.now(), error=failure.summary(),
-                            event=event)  # fmt: skip
+        # Worded as the workers word it, so `status` counts an unlinked one as unlinked.
+        why = (f"{UNLINKED}: {failure.detail}" if isinstance(failure, Unlinked)
+               else failure.summary())  # fmt: skip
+        ctx.held[job.id] = why
+        await store.release(job, at=clock.now(), now=clock.now(), error=why, event=event)
         summary.skipped += 1
         summary.errors.append(failure.summary())
         return
@@ -112,9 +118,15 @@ async def run(
         jobs = await store.claim(limit=concurrency, now=now, lease_s=120, due=now + FAR_FUTURE)
         if not jobs:
             break
-        await asyncio.gather(*(_one(job, ctx) for job in jobs))
-        on_progress(len(jobs))
-        if summary.errors and all("auth" in e.lower() for e in summary.errors[-len(jobs) :]):
+        fresh = [job for job in jobs if job.id not in ctx.held]
+        for job in jobs:
+            if job.id in ctx.held:  # already tried in this run: back to the workers, as it was
+                await store.release(job, at=now, now=now, error=ctx.held[job.id])
+        if not fresh:
+            break  # only what this run already gave back is left
+        await asyncio.gather(*(_one(job, ctx) for job in fresh))
+        on_progress(len(fresh))
+        if summary.errors and all("auth" in e.lower() for e in summary.errors[-len(fresh) :]):
             break  # the new credentials stopped working too: stop rather than spin
     return summary
 

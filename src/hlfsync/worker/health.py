@@ -147,7 +147,27 @@ async def check_credentials(
 ) -> dict[str, Any]:
     """Run every check once; returns what `hlfsync health`, status and the scheduler record."""
     results = await run_checks(dynamics_checks(client))
+    await _audit_write_probe(pool, client, results, clock)
     return await record(pool, results, breaker, clock, client.contract)
+
+
+async def _audit_write_probe(
+    pool: Pool, client: DynamicsClient, results: Sequence[CheckResult], clock: Clock
+) -> None:
+    """Every call that writes to Dynamics leaves an audit row, the health check's too."""
+    probe = getattr(client, "last_write_probe", None)
+    if not probe:
+        return
+    client.last_write_probe = None  # type: ignore[attr-defined]
+    verdict = next((r for r in results if r.name == "writable"), None)
+    await health.audit_write_probe(
+        pool,
+        correlation_id=probe["correlation_id"],
+        contact_id=probe["contact_id"],
+        verdict=verdict.verdict if verdict else "unknown",
+        detail=verdict.detail if verdict else "",
+        now=clock.now(),
+    )
 
 
 __all__ = [

@@ -41,3 +41,14 @@ VALUES (%(name)s, true, %(now)s, %(detail)s)
 ON CONFLICT (name) DO UPDATE
    SET ok = true, checked_at = %(now)s, failing_since = NULL, detail = %(detail)s
 RETURNING (SELECT NOT ok FROM credential_health WHERE name = %(name)s) AS recovered, h.incident;
+
+-- name: audit_write_probe
+-- The health check's write probe (a contact's listing written back as it was) is a real call to
+-- Dynamics: one audit row, with its correlation id, for the mentor of that contact if any.
+INSERT INTO audit_log (occurred_at, mentor_id, event_type, actor, details)
+SELECT %(now)s, (SELECT m.id FROM peer_mentors m
+                  WHERE m.dynamics_contact_id = %(contact_id)s::uuid),
+       'health_write_probe', 'health_check',
+       jsonb_build_object('correlation_id', %(correlation_id)s::text,
+                          'contact_id', %(contact_id)s::text,
+                          'verdict', %(verdict)s::text, 'detail', %(detail)s::text);
