@@ -72,7 +72,7 @@ def test_break_glass_finishes_beside_unlinked_mentors(
 ) -> None:
     """A mentor without a contact id is given back to the workers as unlinked once, and
     break-glass still finishes (it claims everything waiting, so it must not meet it again and
-    again); the linked mentors are synced."""
+    again), counts it apart and exits 0; the linked mentors are synced."""
     org = make_org(conn)
     linked = make_mentor(conn, org, status="paused")
     unlinked = make_mentor(conn, org, contact=False)
@@ -86,8 +86,11 @@ def test_break_glass_finishes_beside_unlinked_mentors(
     env |= sandbox.env() | {"HLFSYNC_DATABASE_URL": db_url, "HLFSYNC_LOG_LEVEL": "warning"}
     result = _run(env, tmp_path, sandbox.client_secret + "\n", "--json")
     summary = json.loads(result.stdout)
-    assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 1, 0), summary
-    assert result.returncode == 1  # something was left: said by the exit code
+    assert (summary["done"], summary["unlinked"], summary["skipped"], summary["failed"]) == (
+        1, 1, 0, 0,
+    ), summary  # fmt: skip
+    # Unlinked is a known state the workers hold and status shows, not a failure of the run.
+    assert result.returncode == 0, result.stderr
     held = conn.execute(
         "SELECT status, attempt_count, last_error LIKE 'unlinked:%%' FROM sync_queue"
         " WHERE mentor_id = %s",

@@ -81,6 +81,7 @@ def test_the_readme_tour_works_in_its_written_order(tmp_path: Path) -> None:
     finally:
         for process, _ in running.values():
             process.kill()
+            process.wait(timeout=60)
         subprocess.run(
             [sys.executable, "-m", "hlfsync", "db", "stop"], env=env, cwd=tmp_path,
             capture_output=True, check=False,
@@ -101,6 +102,7 @@ def _background(
     while marker not in log.read_text(errors="replace"):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
+            process.wait(timeout=60)
             pytest.fail(f"{line!r} never said {marker!r}:\n{log.read_text(errors='replace')}")
         time.sleep(0.05)
     return process, log

@@ -70,7 +70,8 @@ def break_glass(
     else:
         out.print(
             f"break-glass: {result['done']} done, {result['failed']} failed,"
-            f" {result['skipped']} skipped, {result['left_for_retry']} left for retry"
+            f" {result['skipped']} skipped, {result['left_for_retry']} left for retry,"
+            f" {result['unlinked']} unlinked (no contact id: held for the workers)"
             f" ({result['queued_by_reconcile']} queued by reconciliation)"
         )
         for line in result["first_errors"]:

@@ -37,6 +37,7 @@ class Summary:
     failed: int = 0
     skipped: int = 0
     left_for_retry: int = 0
+    unlinked: int = 0  # no contact id to address: held for the workers, as they hold it
     errors: list[str] = field(default_factory=list)
 
 
@@ -67,6 +68,9 @@ async def _one(job: Job, ctx: _Ctx) -> None:
                else failure.summary())  # fmt: skip
         ctx.held[job.id] = why
         await store.release(job, at=clock.now(), now=clock.now(), error=why, event=event)
+        if isinstance(failure, Unlinked):
+            summary.unlinked += 1  # a known, visible state (status, dashboard), not a failure
+            return
         summary.skipped += 1
         summary.errors.append(failure.summary())
         return
@@ -135,6 +139,7 @@ def describe(summary: Summary) -> dict[str, Any]:
     return {
         "queued_by_reconcile": summary.queued_by_reconcile,
         "done": summary.done,
+        "unlinked": summary.unlinked,
         "failed": summary.failed,
         "skipped": summary.skipped,
         "left_for_retry": summary.left_for_retry,
