@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.types.json import Jsonb
 
 from hlfsync import testing as f
@@ -69,9 +70,15 @@ def test_compensation_findings_go_to_operators_only(conn: Conn, world: World) ->
 
 
 def test_a_mentors_alert_is_pushed_inside_its_organisation_only(conn: Conn, world: World) -> None:
-    """m_stray (org B) sits in chapter A1 by a stray row: its alert goes to org B's admin, never
-    to org A's coordinator of A1; the single and the batch form agree."""
+    """m_stray (org B, in no chapter) cannot be put in org A's chapter A1 (0017), so its alert
+    goes to org B's admin and never to org A's coordinator; the single and the batch form
+    agree."""
     mentor = world.mentors["m_stray"]
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute(
+            "INSERT INTO chapter_memberships (mentor_id, chapter_id) VALUES (%s, %s)",
+            [mentor, world.chapters["A1"]],
+        )
     single = conn.execute(
         q("raise_mentor_alert"),
         {"kind": "sync_failure", "key": "sec:stray", "mentor": mentor,
@@ -89,14 +96,15 @@ def test_a_mentors_alert_is_pushed_inside_its_organisation_only(conn: Conn, worl
         assert users == {world.users["admin_b"]}
 
 
-def test_a_coordinator_linked_to_a_foreign_chapter_gets_no_push(conn: Conn, world: World) -> None:
-    """A stray coordination row (an org B user on chapter A1) pushes none of org A's alerts to
-    that user, and org A's alert still reaches A1's own coordinator."""
+def test_a_coordinator_cannot_be_linked_to_a_foreign_chapter(conn: Conn, world: World) -> None:
+    """A coordination row joining an org B user to chapter A1 is refused (0017), so org A's
+    alert reaches A1's own coordinator and nobody of org B."""
     stray = f.make_user(conn, world.orgs["B"], token="device-stray-coordinator")
-    conn.execute(
-        "INSERT INTO coordinator_chapters (user_id, chapter_id) VALUES (%s, %s)",
-        [stray, world.chapters["A1"]],
-    )
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute(
+            "INSERT INTO coordinator_chapters (user_id, chapter_id) VALUES (%s, %s)",
+            [stray, world.chapters["A1"]],
+        )
     row = conn.execute(
         q("raise_mentor_alert"),
         {"kind": "sync_failure", "key": "sec:a1", "mentor": world.mentors["m_a1"],
@@ -105,3 +113,20 @@ def test_a_coordinator_linked_to_a_foreign_chapter_gets_no_push(conn: Conn, worl
     assert row is not None
     users = ids(conn, "SELECT user_id FROM alert_deliveries WHERE alert_id = %s", [row[0]])
     assert users == {world.users["coord_a1"]}
+
+
+@pytest.mark.parametrize(
+    ("table", "row"),
+    [("peer_mentors", "m_a1"), ("app_users", "coord_a1"), ("chapters", "A1")],
+)
+def test_nothing_tied_to_a_chapter_moves_to_another_organisation(
+    conn: Conn, world: World, table: str, row: str
+) -> None:
+    """A mentor, coordinator or chapter with chapter rows cannot change organisation: the
+    rows would then join two organisations (0017)."""
+    ident = {**world.mentors, **world.users, **world.chapters}[row]
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute(
+            f"UPDATE {table} SET organization_id = %s WHERE id = %s",
+            [world.orgs["B"], ident],
+        )

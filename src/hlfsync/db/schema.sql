@@ -1062,6 +1062,32 @@ END
 $$;
 
 --
+-- Name: refuse_cross_organisation_row(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.refuse_cross_organisation_row() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+DECLARE
+    member_org  uuid;
+    chapter_org uuid;
+BEGIN
+    SELECT organization_id INTO chapter_org FROM public.chapters WHERE id = NEW.chapter_id;
+    IF TG_TABLE_NAME = 'chapter_memberships' THEN
+        SELECT organization_id INTO member_org FROM public.peer_mentors WHERE id = NEW.mentor_id;
+    ELSE
+        SELECT organization_id INTO member_org FROM public.app_users WHERE id = NEW.user_id;
+    END IF;
+    IF member_org IS DISTINCT FROM chapter_org THEN
+        RAISE EXCEPTION 'a chapter of one organisation cannot hold a member of another'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+--
 -- Name: refuse_delete(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1072,6 +1098,30 @@ CREATE FUNCTION public.refuse_delete() RETURNS trigger
 BEGIN
     RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+--
+-- Name: refuse_organisation_move(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.refuse_organisation_move() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+BEGIN
+    IF (TG_TABLE_NAME = 'peer_mentors' AND EXISTS (
+            SELECT 1 FROM public.chapter_memberships WHERE mentor_id = NEW.id))
+       OR (TG_TABLE_NAME = 'app_users' AND EXISTS (
+            SELECT 1 FROM public.coordinator_chapters WHERE user_id = NEW.id))
+       OR (TG_TABLE_NAME = 'chapters' AND (
+            EXISTS (SELECT 1 FROM public.chapter_memberships WHERE chapter_id = NEW.id)
+            OR EXISTS (SELECT 1 FROM public.coordinator_chapters WHERE chapter_id = NEW.id)))
+    THEN
+        RAISE EXCEPTION 'remove its chapter rows before moving it to another organisation'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
 END
 $$;
 
@@ -2285,6 +2335,12 @@ CREATE INDEX sync_queue_status_idx ON public.sync_queue USING btree (status);
 CREATE TRIGGER alerts_operator_notice AFTER INSERT ON public.alerts FOR EACH ROW EXECUTE FUNCTION public.operator_notice_for_alert();
 
 --
+-- Name: app_users app_users_organisation_move; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER app_users_organisation_move BEFORE UPDATE OF organization_id ON public.app_users FOR EACH ROW WHEN ((old.organization_id IS DISTINCT FROM new.organization_id)) EXECUTE FUNCTION public.refuse_organisation_move();
+
+--
 -- Name: audit_log audit_log_append_only; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -2309,10 +2365,28 @@ CREATE TRIGGER certifications_renewal_history BEFORE UPDATE OF expires_on ON pub
 CREATE TRIGGER certifications_renewal_restore AFTER UPDATE OF expires_on ON public.certifications FOR EACH ROW WHEN ((new.expires_on > old.expires_on)) EXECUTE FUNCTION public.certification_renewal_restore();
 
 --
+-- Name: chapter_memberships chapter_memberships_one_organisation; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chapter_memberships_one_organisation BEFORE INSERT OR UPDATE ON public.chapter_memberships FOR EACH ROW EXECUTE FUNCTION public.refuse_cross_organisation_row();
+
+--
+-- Name: chapters chapters_organisation_move; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chapters_organisation_move BEFORE UPDATE OF organization_id ON public.chapters FOR EACH ROW WHEN ((old.organization_id IS DISTINCT FROM new.organization_id)) EXECUTE FUNCTION public.refuse_organisation_move();
+
+--
 -- Name: circuit_breakers circuit_breakers_operator_notice; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER circuit_breakers_operator_notice AFTER UPDATE ON public.circuit_breakers FOR EACH ROW EXECUTE FUNCTION public.operator_notice_breaker_closed();
+
+--
+-- Name: coordinator_chapters coordinator_chapters_one_organisation; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER coordinator_chapters_one_organisation BEFORE INSERT OR UPDATE ON public.coordinator_chapters FOR EACH ROW EXECUTE FUNCTION public.refuse_cross_organisation_row();
 
 --
 -- Name: credential_health credential_health_operator_notice; Type: TRIGGER; Schema: public; Owner: -
@@ -2343,6 +2417,12 @@ CREATE TRIGGER peer_mentors_add_listing AFTER INSERT ON public.peer_mentors REFE
 --
 
 CREATE TRIGGER peer_mentors_linked AFTER UPDATE OF dynamics_contact_id ON public.peer_mentors FOR EACH ROW WHEN (((new.dynamics_contact_id IS NOT NULL) AND (old.dynamics_contact_id IS DISTINCT FROM new.dynamics_contact_id))) EXECUTE FUNCTION public.sync_queue_link_contact();
+
+--
+-- Name: peer_mentors peer_mentors_organisation_move; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_organisation_move BEFORE UPDATE OF organization_id ON public.peer_mentors FOR EACH ROW WHEN ((old.organization_id IS DISTINCT FROM new.organization_id)) EXECUTE FUNCTION public.refuse_organisation_move();
 
 --
 -- Name: peer_mentors peer_mentors_status_outbox; Type: TRIGGER; Schema: public; Owner: -
@@ -3206,6 +3286,18 @@ GRANT ALL ON FUNCTION public.raise_mentor_alerts(alert_kind text, alert_at times
 --
 
 REVOKE ALL ON FUNCTION public.record_synced_listing() FROM PUBLIC;
+
+--
+-- Name: FUNCTION refuse_cross_organisation_row(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.refuse_cross_organisation_row() FROM PUBLIC;
+
+--
+-- Name: FUNCTION refuse_organisation_move(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.refuse_organisation_move() FROM PUBLIC;
 
 --
 -- Name: FUNCTION requeue_dead_letters(letters bigint[], who text); Type: ACL; Schema: public; Owner: -

@@ -3,7 +3,7 @@ visibility rule has a case, and what each user should see, stated independently 
 
 Org A: chapters A1, A2, A3. Org B: chapter B1.
   m_a1 in A1; m_a2 in A2; m_a12 in A1 and A2 (multi-chapter); m_a3 in A3; m_a0 in no chapter;
-  m_b1 in B1; m_stray is org B's but listed in chapter A1 (inconsistent data: opens nothing).
+  m_b1 in B1; m_stray is org B's and in no chapter (a membership in A1 is refused, 0017).
   coord_a1 coordinates A1; coord_a23 coordinates A2 and A3 (multi-chapter); admin_a administers A;
   coord_b1 coordinates B1 (the other organisation); admin_b administers B;
   idle_a is a user of A with no role; stranger has a valid token but is nobody to hlfsync.
@@ -82,7 +82,7 @@ class World:
 MEMBERSHIP = {
     "m_a1": ("A", ("A1",)), "m_a2": ("A", ("A2",)), "m_a12": ("A", ("A1", "A2")),
     "m_a3": ("A", ("A3",)), "m_a0": ("A", ()), "m_b1": ("B", ("B1",)),
-    "m_stray": ("B", ("A1",)),
+    "m_stray": ("B", ()),
 }  # fmt: skip
 ROLES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "coord_a1": ("A", ("A1",), False), "coord_a23": ("A", ("A2", "A3"), False),
