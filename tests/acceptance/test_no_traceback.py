@@ -1,23 +1,17 @@
 """Every `hlfsync` command, walked through the failures a user can cause: one line, an exit code,
 never a traceback.
 
-The commands run in-process (`cli.main()` with its argv), which is what the console script
-does after its imports; the few that need a real process (Ctrl-C) are in `test_signals.py`.
+The commands run in-process (`hlfsync.testing.run_cli`), which is what the console script does
+after its imports; the few that need a real process (Ctrl-C) are in `test_signals.py`.
 """
 
 from __future__ import annotations
 
-import io
-import sys
-from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import structlog
 
-from hlfsync import cli
+from hlfsync.testing import CommandResult, run_cli
 
 UNREACHABLE_DB = "postgresql://hlfsync:secret-pw@127.0.0.1:1/hlfsync"
 UNREACHABLE_DYNAMICS = {
@@ -49,39 +43,13 @@ COMMANDS: list[list[str]] = [
 ]
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
+def run(*args: str, env: dict[str, str], stdin: str = "") -> CommandResult:
+    """`hlfsync ARGS` in this process (hlfsync.testing.run_cli), with the given settings."""
+    return run_cli(*args, env=env, input=stdin)
 
 
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """Run `hlfsync ARGS` in this process with the given settings; logging restored after."""
-
-    def invoke(*args: str, env: dict[str, str], stdin: str = "") -> Result:
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setattr(sys, "argv", ["hlfsync", *args])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        out, err = io.StringIO(), io.StringIO()
-        for console in (cli.out, cli.err):
-            monkeypatch.setattr(console, "_console", None)
-        code = 0
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                cli.main()
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-        return Result(code, out.getvalue(), err.getvalue())
-
-    yield invoke
-    structlog.reset_defaults()
-
-
-def _assert_one_line(result: Result, args: list[str]) -> None:
-    assert result.code != 0, (args, result)
+def _assert_one_line(result: CommandResult, args: list[str]) -> None:
+    assert result.returncode != 0, (args, result)
     assert "Traceback" not in result.stderr + result.stdout, (args, result.stderr)
     # The reason: an `hlfsync: ` line on stderr, or a command's own verdict on stdout (health).
     told = [line for line in result.stderr.splitlines() if line.startswith("hlfsync: ")]
@@ -90,7 +58,7 @@ def _assert_one_line(result: Result, args: list[str]) -> None:
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
-def test_an_unreachable_database_is_one_line(run, args: list[str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_database_is_one_line(args: list[str], tmp_path: Path) -> None:
     """With the database down, every command that needs it says so in one line, no password."""
     env = {"HLFSYNC_DATABASE_URL": UNREACHABLE_DB, "HLFSYNC_DATA_DIR": str(tmp_path),
            "HLFSYNC_JWT_SECRET": "x" * 40, **UNREACHABLE_DYNAMICS}  # fmt: skip
@@ -109,7 +77,7 @@ DYNAMICS_COMMANDS: list[list[str]] = [
 
 
 @pytest.mark.parametrize("args", DYNAMICS_COMMANDS, ids=" ".join)
-def test_dynamics_not_running_is_one_line(run, args: list[str], db_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_dynamics_not_running_is_one_line(args: list[str], db_url: str) -> None:
     """With nothing listening at the Dynamics URL, commands that call it say so in one line."""
     env = {"HLFSYNC_DATABASE_URL": db_url, **UNREACHABLE_DYNAMICS}
     result = run(*args, env=env, stdin="client-secret-value\n")
@@ -118,7 +86,7 @@ def test_dynamics_not_running_is_one_line(run, args: list[str], db_url: str) -> 
 
 
 @pytest.mark.parametrize("args", DYNAMICS_COMMANDS, ids=" ".join)
-def test_dynamics_not_configured_is_one_line(run, args: list[str], db_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_dynamics_not_configured_is_one_line(args: list[str], db_url: str) -> None:
     """Without a Dynamics URL, commands that need one name the setting in one line."""
     result = run(*args, env={"HLFSYNC_DATABASE_URL": db_url}, stdin="client-secret-value\n")
     _assert_one_line(result, args)
@@ -127,20 +95,20 @@ def test_dynamics_not_configured_is_one_line(run, args: list[str], db_url: str) 
 
 @pytest.mark.parametrize("args", [["token", "--user", "0b7c7ae5-3e0c-4a4f-9b55-2f7a4f4c8d11"],
                                   ["api", "--port", "0"]], ids=" ".join)  # fmt: skip
-def test_a_missing_jwt_secret_is_one_line(run, args: list[str], db_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_jwt_secret_is_one_line(args: list[str], db_url: str) -> None:
     """The API and `token` need HLFSYNC_JWT_SECRET: without it, one line naming it."""
     result = run(*args, env={"HLFSYNC_DATABASE_URL": db_url})
     _assert_one_line(result, args)
     assert "HLFSYNC_JWT_SECRET" in result.stderr
 
 
-def test_worker_once_with_dynamics_down_keeps_the_operations(run, db_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_worker_once_with_dynamics_down_keeps_the_operations(db_url: str) -> None:
     """`worker --once` against a Dynamics that is down exits 0 and loses nothing: the operation
     is still there to retry, and nothing was printed as a traceback."""
     import psycopg
 
     env = {"HLFSYNC_DATABASE_URL": db_url, **UNREACHABLE_DYNAMICS}
-    assert run("seed", "--mentors", "5", env=env).code == 0
+    assert run("seed", "--mentors", "5", env=env).returncode == 0
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             "UPDATE peer_mentors SET status = 'inactive' WHERE dynamics_contact_id IS NOT NULL"
@@ -157,10 +125,10 @@ def test_worker_once_with_dynamics_down_keeps_the_operations(run, db_url: str) -
     assert row[1] == 0
 
 
-def test_seed_twice_adds(run, db_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_seed_twice_adds(db_url: str) -> None:
     """`seed` on a seeded database adds beside the data (the tour seeds after the demo did)."""
     env = {"HLFSYNC_DATABASE_URL": db_url}
-    assert run("seed", "--mentors", "20", env=env).code == 0
+    assert run("seed", "--mentors", "20", env=env).returncode == 0
     again = run("seed", "--mentors", "30", "--json", env=env)
-    assert again.code == 0, again.stderr
+    assert again.returncode == 0, again.stderr
     assert '"mentors": 30' in again.stdout
