@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 import psycopg
 
 from bench import _common
-from hlfsync.db.jobs import LOWEST_PRIORITY
 from hlfsync.db.queries import q
+from hlfsync.db.queue import LOWEST_PRIORITY
 
 
 def _drain(conn: psycopg.Connection[tuple[object, ...]], batch: int) -> tuple[int, float]:

@@ -119,8 +119,8 @@ async def build_worker(
     from hlfsync.core.clock import SystemClock
     from hlfsync.dataverse.factory import build_client
     from hlfsync.db.breaker import DynamicsCircuitBreaker
-    from hlfsync.db.jobs import JobStore
     from hlfsync.db.pool import open_pool
+    from hlfsync.db.queue import OperationStore
     from hlfsync.notify.factory import build_notifier
     from hlfsync.worker.dispatcher import AlertDispatcher
     from hlfsync.worker.handlers import CallSlots, SyncContext
@@ -140,7 +140,7 @@ async def build_worker(
     clock = clock or SystemClock()
     worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
     ctx = SyncContext(
-        store=JobStore(pool, worker_id=worker_id),
+        store=OperationStore(pool, worker_id=worker_id),
         breaker=DynamicsCircuitBreaker(pool, breaker_config(settings)),
         client=client,
         policy=retry_policy(settings),
@@ -174,12 +174,12 @@ def build_scheduler(
     settings: Settings, pool: Any, clock: Any, client: Any, breaker: Any, *, notifier: Any = None
 ) -> Any:
     """The worker's scheduler: expiry check, compensation, reconciliation, credential health."""
-    from hlfsync import scheduled
+    from hlfsync import tasks
     from hlfsync.db import reconcile as reconcile_mod
-    from hlfsync.db.jobs import BULK_PRIORITY
+    from hlfsync.db.queue import BULK_PRIORITY
     from hlfsync.worker import push_health
     from hlfsync.worker.health import check_credentials
-    from hlfsync.worker.scheduler import ScheduledJob, Scheduler
+    from hlfsync.worker.scheduler import ScheduledTask, Scheduler
 
     async def health_job(at: datetime) -> dict[str, Any]:
         result = await check_credentials(pool, client, breaker, clock)
@@ -198,11 +198,11 @@ def build_scheduler(
         )  # fmt: skip
         return {k: v for k, v in report.stats().items() if "sample" not in k}
 
-    extra = {"health_check": ScheduledJob(cron=settings.health_schedule, run=health_job)}
+    extra = {"health_check": ScheduledTask(cron=settings.health_schedule, run=health_job)}
     # webhook-v1 has no read API: nothing to reconcile against (reconcile says so when asked).
     if settings.dynamics_contract != "webhook-v1":
-        extra["reconcile"] = ScheduledJob(cron=settings.reconcile_schedule, run=reconcile_job)
-    jobs = scheduled.default_jobs(settings, pool, clock, extra=extra)
+        extra["reconcile"] = ScheduledTask(cron=settings.reconcile_schedule, run=reconcile_job)
+    jobs = tasks.default_tasks(settings, pool, clock, extra=extra)
     return Scheduler(pool, clock, settings.zone, jobs)
 
 

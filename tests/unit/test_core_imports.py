@@ -112,7 +112,7 @@ def test_core_module_is_pure(path: Path) -> None:
     [
         ("import httpx", ["1: import httpx"]),
         ("import psycopg.rows", ["1: import psycopg.rows"]),
-        ("from hlfsync.db import jobs", ["1: import hlfsync.db"]),
+        ("from hlfsync.db import queue", ["1: import hlfsync.db"]),
         ("from hlfsync import worker", ["1: import hlfsync.worker"]),
         ("from .. import dataverse", ["1: import hlfsync.dataverse"]),
         ("from ..notify import fcm", ["1: import hlfsync.notify"]),

@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Form, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from hlfsync.api import auth, chart, db, help, models, pages, session, signin, store
+from hlfsync.api import auth, chart, help, models, pages, rls, session, signin, store
 from hlfsync.api.deps import AppState, State
 from hlfsync.api.problems import Problem
 
@@ -90,11 +90,11 @@ def _back(path: str, notice: str) -> RedirectResponse:
 
 
 async def _as_signed_in(
-    request: Request, state: AppState, work: Callable[[db.Conn], Awaitable[T]]
+    request: Request, state: AppState, work: Callable[[rls.Conn], Awaitable[T]]
 ) -> tuple[T, dict[str, Any]]:
     """Run `work` as the signed-in caller; also returns what every page shows about them."""
     who, token = session.caller(request, state.secret, state.settings.jwt_audience)
-    async with db.as_caller(state.require_pool(), who) as conn:
+    async with rls.as_caller(state.require_pool(), who) as conn:
         me = await store.me(conn)
         result = await work(conn)
     return result, {"me": me, "csrf": session.csrf_token(state.secret, token)}
@@ -102,14 +102,14 @@ async def _as_signed_in(
 
 async def _act(
     request: Request, state: State, csrf: str | None, *, back: str, done: str,
-    work: Callable[[db.Conn], Awaitable[object]],
+    work: Callable[[rls.Conn], Awaitable[object]],
 ) -> RedirectResponse:  # fmt: skip
     """A form's action: check the CSRF token, run `work` as the caller, redirect with a notice."""
     who, token = session.caller(request, state.secret, state.settings.jwt_audience)
     if not session.csrf_ok(state.secret, token, csrf):
         return _back(back, "csrf")
     try:
-        async with db.as_caller(state.require_pool(), who) as conn:
+        async with rls.as_caller(state.require_pool(), who) as conn:
             await work(conn)
     except Problem as problem:
         return _back(back, problem.kind)
@@ -120,7 +120,7 @@ async def _act(
 async def overview_page(request: Request, state: State) -> Response:
     now = state.clock.now()
 
-    async def work(conn: db.Conn) -> dict[str, Any]:
+    async def work(conn: rls.Conn) -> dict[str, Any]:
         me = await store.me(conn)
         if not (me.chapters or me.administers):
             return {}
@@ -148,7 +148,7 @@ async def mentors_page(
     after = pages.after_id(cursor)
     where = store.MentorFilter(status=status, verdict=verdict, chapter=chapter, search=q)
 
-    async def work(conn: db.Conn) -> tuple[list[models.Mentor], UUID | None, list[models.Named]]:
+    async def work(conn: rls.Conn) -> tuple[list[models.Mentor], UUID | None, list[models.Named]]:
         items, last = await store.mentor_page(
             conn, after=after, limit=pages.DEFAULT_LIMIT, where=where
         )
@@ -174,7 +174,7 @@ async def help_page(request: Request, state: State) -> Response:
     return _render(request, "help.html", **page, guide=help.page())
 
 
-async def _nothing(conn: db.Conn) -> None:
+async def _nothing(conn: rls.Conn) -> None:
     return None
 
 
@@ -184,7 +184,7 @@ async def mentor_page(
 ) -> Response:
     before = pages.before_id(cursor)
 
-    async def work(conn: db.Conn) -> tuple[models.MentorSync, list[models.AuditEvent], int | None]:
+    async def work(conn: rls.Conn) -> tuple[models.MentorSync, list[models.AuditEvent], int | None]:
         sync = await store.mentor_sync(conn, mentor_id)
         events, last = await store.audit_page(conn, mentor_id, before=before, limit=100)
         return sync, events, last
@@ -278,7 +278,7 @@ async def _redeem(request: Request, state: AppState, code: str) -> Response:
     # it could only be someone else's code, signing this browser in as them.
     if request.headers.get("sec-fetch-site") == "cross-site":
         return _login_form(request, state, 403, "a sign-in link works only when opened directly")
-    async with db.as_service(state.require_pool()) as conn:
+    async with rls.as_service(state.require_pool()) as conn:
         user = await signin.redeem(conn, code)
     if user is None:
         return _login_form(

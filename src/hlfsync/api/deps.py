@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hlfsync.api import auth, db
+from hlfsync.api import auth, rls
 from hlfsync.api.metrics import Metrics
 from hlfsync.api.problems import unauthorized
 from hlfsync.core.clock import Clock
@@ -68,11 +68,11 @@ async def current_caller(
 CurrentCaller = Annotated[auth.Caller, Depends(current_caller)]
 
 
-async def caller_connection(state: State, caller: CurrentCaller) -> AsyncIterator[db.Conn]:
-    async with db.as_caller(state.require_pool(), caller) as conn:
+async def caller_connection(state: State, caller: CurrentCaller) -> AsyncIterator[rls.Conn]:
+    async with rls.as_caller(state.require_pool(), caller) as conn:
         yield conn
 
 
 # scope="function": the transaction ends with the route, before the response goes out, so a
 # client that got 202 for a force-sync finds the operation in its very next request.
-CallerDb = Annotated[db.Conn, Depends(caller_connection, scope="function")]
+CallerDb = Annotated[rls.Conn, Depends(caller_connection, scope="function")]

@@ -27,7 +27,7 @@ from prometheus_client.core import (
 )
 
 from hlfsync import metrics as registry
-from hlfsync.api import db
+from hlfsync.api import rls
 from hlfsync.core import renewals
 from hlfsync.core.clock import Clock
 from hlfsync.db.pool import Pool
@@ -99,18 +99,18 @@ class AuditTotals:
         self.settled_upto = 0
         self.settled = Tally()
 
-    async def read(self, conn: db.Conn) -> Tally:
-        boundary = await db.row(conn, "metrics_audit_settled", {"settle_s": SETTLE_S})
+    async def read(self, conn: rls.Conn) -> Tally:
+        boundary = await rls.row(conn, "metrics_audit_settled", {"settle_s": SETTLE_S})
         upto = int(boundary["upto"]) if boundary else 0
         if upto > self.settled_upto:
             self.settled.add(await self._rows(conn, self.settled_upto, upto))
             self.settled_upto = upto
         return self.settled.plus(Tally().add(await self._rows(conn, self.settled_upto, None)))
 
-    async def _rows(self, conn: db.Conn, lo: int, hi: int | None) -> list[Any]:
+    async def _rows(self, conn: rls.Conn, lo: int, hi: int | None) -> list[Any]:
         negated = sorted(-bound for bound in BOUNDS_MS)
         params = {"lo": lo, "hi": hi, "neg_bounds_ms": negated}
-        return await db.rows(conn, "metrics_audit_counts", params)
+        return await rls.rows(conn, "metrics_audit_counts", params)
 
 
 @dataclass
@@ -128,20 +128,20 @@ class Reading:
     audit: Tally
 
 
-async def read(conn: db.Conn, totals: AuditTotals, now: datetime) -> Reading:
+async def read(conn: rls.Conn, totals: AuditTotals, now: datetime) -> Reading:
     def by_status(found: list[Any]) -> dict[str, int]:
         return {r["status"]: int(r["n"]) for r in found}
 
-    oldest = await db.row(conn, "oldest_pending")
-    oversized = await db.row(conn, "expiry_oversized_histories", {"limit": renewals.SIZE_GUARD})
+    oldest = await rls.row(conn, "oldest_pending")
+    oversized = await rls.row(conn, "expiry_oversized_histories", {"limit": renewals.SIZE_GUARD})
     return Reading(
         at=now,
-        queue=by_status(await db.rows(conn, "queue_counts")),
+        queue=by_status(await rls.rows(conn, "queue_counts")),
         oldest_pending_at=oldest["oldest"] if oldest else None,
-        dead_letters=by_status(await db.rows(conn, "metrics_dead_letters")),
-        breakers=await db.rows(conn, "breaker_state"),
-        credentials=await db.rows(conn, "credential_health"),
-        deliveries=by_status(await db.rows(conn, "metrics_alert_deliveries")),
+        dead_letters=by_status(await rls.rows(conn, "metrics_dead_letters")),
+        breakers=await rls.rows(conn, "breaker_state"),
+        credentials=await rls.rows(conn, "credential_health"),
+        deliveries=by_status(await rls.rows(conn, "metrics_alert_deliveries")),
         oversized_histories=int(oversized["n"]) if oversized else 0,
         audit=await totals.read(conn),
     )
@@ -260,7 +260,7 @@ class Metrics:
         """The exposition text of the default registry, with fresh database families."""
         async with self._lock:  # one reader at a time; the others use what it read
             if time.monotonic() - self._read_at >= CACHE_S:
-                async with db.as_service(pool) as conn:
+                async with rls.as_service(pool) as conn:
                     reading = await read(conn, self.totals, self.clock.now())
                 registry.FROM_DATABASE.families = families(reading)
                 self._read_at = time.monotonic()

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from hlfsync.api import db, models
+from hlfsync.api import models, rls
 from hlfsync.api.problems import Problem, not_found
 from hlfsync.core import status as verdict
 
@@ -115,7 +115,7 @@ def _page_query(where: MentorFilter) -> str:
 
 
 async def mentor_page(
-    conn: db.Conn, *, after: UUID | None, limit: int, where: MentorFilter | None = None
+    conn: rls.Conn, *, after: UUID | None, limit: int, where: MentorFilter | None = None
 ) -> tuple[list[models.Mentor], UUID | None]:
     """A page of the caller's mentors in id order, and the key of the next page (None: last)."""
     where = where or MentorFilter()
@@ -127,22 +127,22 @@ async def mentor_page(
         "chapter": where.chapter,
         "pattern": where.pattern(),
     }
-    found = await db.rows(conn, _page_query(where), params)
+    found = await rls.rows(conn, _page_query(where), params)
     items = [_mentor(r) for r in found[:limit]]
     return items, (items[-1].id if len(found) > limit else None)
 
 
-async def mentor(conn: db.Conn, mentor_id: UUID) -> models.Mentor:
-    found = await db.row(conn, "api_mentor", {"mentor": mentor_id})
+async def mentor(conn: rls.Conn, mentor_id: UUID) -> models.Mentor:
+    found = await rls.row(conn, "api_mentor", {"mentor": mentor_id})
     if found is None:
         raise not_found("mentor")
     return _mentor(found)
 
 
-async def mentor_sync(conn: db.Conn, mentor_id: UUID) -> models.MentorSync:
+async def mentor_sync(conn: rls.Conn, mentor_id: UUID) -> models.MentorSync:
     """The state, the latest attempts, the open dead letter and the actions on offer."""
     current = await mentor(conn, mentor_id)
-    audit = await db.rows(
+    audit = await rls.rows(
         conn, "api_mentor_attempts", {"mentor": mentor_id, "limit": ATTEMPTS_SHOWN}
     )
     letter = None
@@ -175,21 +175,21 @@ def _attempt(row: dict[str, Any]) -> models.Attempt:
     )
 
 
-async def force_sync(conn: db.Conn, mentor_id: UUID) -> models.Queued:
+async def force_sync(conn: rls.Conn, mentor_id: UUID) -> models.Queued:
     current = await mentor(conn, mentor_id)
     if not current.has_contact:
         raise Problem(409, "the mentor has no Dynamics contact: nothing to sync", kind="no-contact")
-    queued = await db.row(conn, "api_force_sync", {"mentor": mentor_id})
+    queued = await rls.row(conn, "api_force_sync", {"mentor": mentor_id})
     if queued is None:
         raise Problem(409, "nothing was queued", kind="not-queued")
     return models.Queued.model_validate(queued)
 
 
 async def dead_letter_page(
-    conn: db.Conn, *, before: int | None, status: str | None, limit: int
+    conn: rls.Conn, *, before: int | None, status: str | None, limit: int
 ) -> tuple[list[models.DeadLetter], int | None]:
     params = {"before": before or LAST_ID, "status": status, "limit": limit + 1}
-    found = await db.rows(conn, "api_dead_letter_page", params)
+    found = await rls.rows(conn, "api_dead_letter_page", params)
     items = [_letter(r) for r in found[:limit]]
     return items, (items[-1].id if len(found) > limit else None)
 
@@ -198,8 +198,8 @@ def _letter(row: dict[str, Any]) -> models.DeadLetter:
     return models.DeadLetter.model_validate({**row, "operation": row["operation_type"]})
 
 
-async def dead_letter(conn: db.Conn, letter: int) -> models.DeadLetter:
-    found = await db.row(conn, "api_dead_letter", {"letter": letter})
+async def dead_letter(conn: rls.Conn, letter: int) -> models.DeadLetter:
+    found = await rls.row(conn, "api_dead_letter", {"letter": letter})
     if found is None:
         raise not_found("dead letter")
     return _letter(found)
@@ -209,15 +209,15 @@ def _not_open(letter: models.DeadLetter) -> Problem:
     return Problem(409, f"the dead letter is {letter.status}, not open", kind="not-open")
 
 
-async def requeue(conn: db.Conn, letter_id: int) -> models.Queued:
+async def requeue(conn: rls.Conn, letter_id: int) -> models.Queued:
     letter = await dead_letter(conn, letter_id)
     if letter.status != "open":
         raise _not_open(letter)
-    done = await db.row(conn, "api_requeue_dead_letter", {"letter": letter_id})
+    done = await rls.row(conn, "api_requeue_dead_letter", {"letter": letter_id})
     if done is None:
         raise Problem(409, "the mentor has no Dynamics contact: nothing to sync", kind="no-contact")
     # The caller sees the letter, so they see its mentor's queue.
-    queued = await db.one(conn, "api_queue_row", {"id": done["sync_queue_id"]})
+    queued = await rls.one(conn, "api_queue_row", {"id": done["sync_queue_id"]})
     return models.Queued(
         mentor_id=queued["mentor_id"],
         sync_queue_id=queued["id"],
@@ -226,46 +226,48 @@ async def requeue(conn: db.Conn, letter_id: int) -> models.Queued:
     )
 
 
-async def resolve(conn: db.Conn, letter_id: int, note: str) -> models.DeadLetter:
+async def resolve(conn: rls.Conn, letter_id: int, note: str) -> models.DeadLetter:
     letter = await dead_letter(conn, letter_id)
     if letter.status != "open":
         raise _not_open(letter)
     if not note.strip():
         raise Problem(422, "a resolution note is required", kind="invalid-request")
-    await db.row(conn, "api_resolve_dead_letter", {"letter": letter_id, "note": note.strip()})
+    await rls.row(conn, "api_resolve_dead_letter", {"letter": letter_id, "note": note.strip()})
     return await dead_letter(conn, letter_id)
 
 
 async def audit_page(
-    conn: db.Conn, mentor_id: UUID, *, before: int | None, limit: int
+    conn: rls.Conn, mentor_id: UUID, *, before: int | None, limit: int
 ) -> tuple[list[models.AuditEvent], int | None]:
     await mentor(conn, mentor_id)  # 404 rather than an empty page for an unknown mentor
     params = {"mentor": mentor_id, "before": before or LAST_ID, "limit": limit + 1}
-    found = await db.rows(conn, "api_mentor_audit_page", params)
+    found = await rls.rows(conn, "api_mentor_audit_page", params)
     items = [models.AuditEvent.model_validate({**r, "at": r["occurred_at"]}) for r in found[:limit]]
     return items, (items[-1].id if len(found) > limit else None)
 
 
 async def alert_page(
-    conn: db.Conn, *, before: int | None, limit: int
+    conn: rls.Conn, *, before: int | None, limit: int
 ) -> tuple[list[models.Alert], int | None]:
-    found = await db.rows(conn, "api_alert_page", {"before": before or LAST_ID, "limit": limit + 1})
+    found = await rls.rows(
+        conn, "api_alert_page", {"before": before or LAST_ID, "limit": limit + 1}
+    )
     items = [models.Alert.model_validate(r) for r in found[:limit]]
     return items, (items[-1].id if len(found) > limit else None)
 
 
-async def me(conn: db.Conn) -> models.Me:
-    return models.Me.model_validate(await db.one(conn, "api_me"))
+async def me(conn: rls.Conn) -> models.Me:
+    return models.Me.model_validate(await rls.one(conn, "api_me"))
 
 
-async def overview(conn: db.Conn, now: datetime, *, mine: bool = False) -> models.Overview:
+async def overview(conn: rls.Conn, now: datetime, *, mine: bool = False) -> models.Overview:
     """Operational state for staff: the `status` snapshot, judged by the same rules. With
     `mine`, every number about mentors (queue, lag, dead letters) counts the caller's only."""
     verdicts: dict[str, int] = {}
     if mine:
         # Not the global totals: they count every operation ever queued, and are not the
         # caller's to see. (The page shows the overview to staff only.)
-        counts = await db.one(conn, "dashboard_counts")
+        counts = await rls.one(conn, "dashboard_counts")
         verdicts = counts["verdicts"]
         totals = {
             "queue": {},
@@ -273,14 +275,14 @@ async def overview(conn: db.Conn, now: datetime, *, mine: bool = False) -> model
             "open_dead_letters": counts["open_dead_letters"],
         }
     else:
-        totals = await db.one(conn, "api_queue_overview")  # also refuses non-staff
+        totals = await rls.one(conn, "api_queue_overview")  # also refuses non-staff
     snapshot = verdict.Snapshot(
         queue=totals["queue"],
         oldest_pending_at=totals["oldest_pending_at"],
         open_dead_letters=totals["open_dead_letters"],
-        breakers=await db.rows(conn, "breaker_state"),
-        scheduled=await db.rows(conn, "api_last_scheduled_runs"),
-        credentials=await db.rows(conn, "credential_health"),
+        breakers=await rls.rows(conn, "breaker_state"),
+        scheduled=await rls.rows(conn, "api_last_scheduled_runs"),
+        credentials=await rls.rows(conn, "credential_health"),
     )
     found = verdict.problems(snapshot, now)
     return models.Overview(
@@ -297,12 +299,12 @@ async def overview(conn: db.Conn, now: datetime, *, mine: bool = False) -> model
     )
 
 
-async def hourly(conn: db.Conn, upto: datetime, hours: int = 24) -> list[models.HourlyActivity]:
+async def hourly(conn: rls.Conn, upto: datetime, hours: int = 24) -> list[models.HourlyActivity]:
     """The caller's mentors' calls per hour by outcome and the sync lag, oldest hour first."""
-    found = await db.rows(conn, "dashboard_hourly", {"upto": upto, "hours": hours})
+    found = await rls.rows(conn, "dashboard_hourly", {"upto": upto, "hours": hours})
     return [models.HourlyActivity.model_validate(r) for r in found]
 
 
-async def chapters(conn: db.Conn) -> list[models.Named]:
+async def chapters(conn: rls.Conn) -> list[models.Named]:
     """The chapters the caller may filter by."""
-    return [models.Named.model_validate(r) for r in await db.rows(conn, "dashboard_chapters")]
+    return [models.Named.model_validate(r) for r in await rls.rows(conn, "dashboard_chapters")]

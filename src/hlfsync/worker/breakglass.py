@@ -21,8 +21,8 @@ from hlfsync.core.clock import Clock
 from hlfsync.core.errors import Held, SyncFailure
 from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.db import reconcile as reconcile_mod
-from hlfsync.db.jobs import CallFacts, Job, JobStore
 from hlfsync.db.pool import Pool
+from hlfsync.db.queue import CallFacts, Operation, OperationStore
 from hlfsync.worker.handlers import UNLINKED, Unlinked, to_change
 
 ACTOR = "break-glass"
@@ -43,7 +43,7 @@ class Summary:
 
 @dataclass
 class _Ctx:
-    store: JobStore
+    store: OperationStore
     client: DynamicsClient
     policy: retry.RetryPolicy
     clock: Clock
@@ -54,10 +54,10 @@ class _Ctx:
     held: dict[int, str] = field(default_factory=dict)
 
 
-async def _one(job: Job, ctx: _Ctx) -> None:
+async def _one(op: Operation, ctx: _Ctx) -> None:
     store, client, clock, summary = ctx.store, ctx.client, ctx.clock, ctx.summary
     try:
-        change = to_change(job)
+        change = to_change(op)
         await client.apply(change)
     except (Held, Unlinked) as failure:
         # Credentials, a broken contract or an unaddressable mentor: wrong for everyone or not
@@ -66,8 +66,8 @@ async def _one(job: Job, ctx: _Ctx) -> None:
         # Worded as the workers word it, so `status` counts an unlinked one as unlinked.
         why = (f"{UNLINKED}: {failure.detail}" if isinstance(failure, Unlinked)
                else failure.summary())  # fmt: skip
-        ctx.held[job.id] = why
-        await store.release(job, at=clock.now(), now=clock.now(), error=why, event=event)
+        ctx.held[op.id] = why
+        await store.release(op, at=clock.now(), now=clock.now(), error=why, event=event)
         if isinstance(failure, Unlinked):
             summary.unlinked += 1  # a known, visible state (status, dashboard), not a failure
             return
@@ -76,18 +76,18 @@ async def _one(job: Job, ctx: _Ctx) -> None:
         return
     except SyncFailure as failure:
         now = clock.now()
-        decision = retry.decide(ctx.policy, job.attempt_count, failure, now, ctx.rng)
+        decision = retry.decide(ctx.policy, op.attempt_count, failure, now, ctx.rng)
         if isinstance(decision, retry.Retry):
-            await store.retry(job, at=decision.at, now=now, spent=decision.spend_attempt,
+            await store.retry(op, at=decision.at, now=now, spent=decision.spend_attempt,
                               error=failure.summary(), facts=CallFacts())  # fmt: skip
             summary.left_for_retry += 1
         else:
             reason = getattr(decision, "reason", failure.summary())
-            await store.dead_letter(job, reason=reason, now=now, spent=True, facts=CallFacts())
+            await store.dead_letter(op, reason=reason, now=now, spent=True, facts=CallFacts())
             summary.failed += 1
         summary.errors.append(failure.summary())
         return
-    await store.succeed(job, now=clock.now(), facts=CallFacts(http_status=204))
+    await store.succeed(op, now=clock.now(), facts=CallFacts(http_status=204))
     summary.done += 1
 
 
@@ -109,7 +109,7 @@ async def run(
         source="break_glass", priority=PRIORITY,
     )  # fmt: skip
     summary.queued_by_reconcile = report.queued
-    store = JobStore(pool, worker_id="break-glass", actor=ACTOR)
+    store = OperationStore(pool, worker_id="break-glass", actor=ACTOR)
     async with pool.connection() as conn:
         row = await (
             await conn.execute("SELECT count(*) FROM sync_queue WHERE status = 'pending'")
@@ -119,16 +119,16 @@ async def run(
     ctx = _Ctx(store, client, policy, clock, rng, summary)
     while True:
         now = clock.now()
-        jobs = await store.claim(limit=concurrency, now=now, lease_s=120, due=now + FAR_FUTURE)
-        if not jobs:
+        ops = await store.claim(limit=concurrency, now=now, lease_s=120, due=now + FAR_FUTURE)
+        if not ops:
             break
-        fresh = [job for job in jobs if job.id not in ctx.held]
-        for job in jobs:
-            if job.id in ctx.held:  # already tried in this run: back to the workers, as it was
-                await store.release(job, at=now, now=now, error=ctx.held[job.id])
+        fresh = [op for op in ops if op.id not in ctx.held]
+        for op in ops:
+            if op.id in ctx.held:  # already tried in this run: back to the workers, as it was
+                await store.release(op, at=now, now=now, error=ctx.held[op.id])
         if not fresh:
             break  # only what this run already gave back is left
-        await asyncio.gather(*(_one(job, ctx) for job in fresh))
+        await asyncio.gather(*(_one(op, ctx) for op in fresh))
         on_progress(len(fresh))
         if summary.errors and all("auth" in e.lower() for e in summary.errors[-len(fresh) :]):
             break  # the new credentials stopped working too: stop rather than spin

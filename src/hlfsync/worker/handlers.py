@@ -37,7 +37,7 @@ from hlfsync.core.pacing import CallLimit
 from hlfsync.dataverse.base import DynamicsClient, ListingChange
 from hlfsync.db import health, links
 from hlfsync.db.breaker import DynamicsCircuitBreaker
-from hlfsync.db.jobs import CallFacts, Job, JobStore
+from hlfsync.db.queue import CallFacts, Operation, OperationStore
 
 log = structlog.get_logger("hlfsync.sync")
 
@@ -119,7 +119,7 @@ class CallSlots:
 class SyncContext:
     """Everything a handler needs; built once per worker."""
 
-    store: JobStore
+    store: OperationStore
     breaker: DynamicsCircuitBreaker
     client: DynamicsClient
     policy: retry.RetryPolicy
@@ -131,86 +131,86 @@ class SyncContext:
     alternate_key_column: str | None = None
 
 
-def to_change(job: Job, key_value: str | None = None) -> ListingChange:
-    """The listing change a job asks for; raises Permanent when the payload cannot say, and
+def to_change(op: Operation, key_value: str | None = None) -> ListingChange:
+    """The listing change a op asks for; raises Permanent when the payload cannot say, and
     Unlinked when the contact can be addressed neither by id nor by `key_value`."""
     try:
-        payload = SyncPayload.model_validate(job.payload)
+        payload = SyncPayload.model_validate(op.payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise Permanent(f"unreadable payload: {first['loc']}: {first['msg']}") from exc
     if payload.contact_id is None and key_value is None:
         raise Unlinked("mentor has no Dynamics contact id and no alternate key value")
-    if payload.listed != (job.operation == "restore"):
-        raise Permanent(f"payload says listed={payload.listed} for a {job.operation}")
+    if payload.listed != (op.operation == "restore"):
+        raise Permanent(f"payload says listed={payload.listed} for a {op.operation}")
     return ListingChange(
-        mentor_id=job.mentor_id,
+        mentor_id=op.mentor_id,
         contact_id=payload.contact_id,
-        operation="restore" if job.operation == "restore" else "remove",
-        idempotency_key=f"hlfsync-{job.id}",
-        occurred_at=payload.changed_at or job.created_at,
-        correlation_id=job.correlation_id,
+        operation="restore" if op.operation == "restore" else "remove",
+        idempotency_key=f"hlfsync-{op.id}",
+        occurred_at=payload.changed_at or op.created_at,
+        correlation_id=op.correlation_id,
         key_value=key_value if payload.contact_id is None else None,
     )
 
 
-async def prepare(job: Job, ctx: SyncContext) -> ListingChange:
+async def prepare(op: Operation, ctx: SyncContext) -> ListingChange:
     """`to_change`, reading the alternate key's value when the mentor has no contact id."""
     key_value = None
-    unlinked = isinstance(job.payload, dict) and job.payload.get("contact_id") is None
+    unlinked = isinstance(op.payload, dict) and op.payload.get("contact_id") is None
     if unlinked and ctx.alternate_key_column is not None:
-        key_value = await links.key_value(ctx.pool, ctx.alternate_key_column, job.mentor_id)
-    return to_change(job, key_value)
+        key_value = await links.key_value(ctx.pool, ctx.alternate_key_column, op.mentor_id)
+    return to_change(op, key_value)
 
 
-def _bind(job: Job) -> Any:
+def _bind(op: Operation) -> Any:
     return log.bind(
-        queue_id=job.id,
-        mentor_id=str(job.mentor_id),
-        operation=job.operation,
-        attempt=job.attempt_count + 1,
-        correlation_id=job.correlation_id,
+        queue_id=op.id,
+        mentor_id=str(op.mentor_id),
+        operation=op.operation,
+        attempt=op.attempt_count + 1,
+        correlation_id=op.correlation_id,
     )
 
 
-async def _unreadable(job: Job, ctx: SyncContext, bad: Permanent, bound: Any) -> str:
+async def _unreadable(op: Operation, ctx: SyncContext, bad: Permanent, bound: Any) -> str:
     # Nothing was sent, so no attempt is spent; a person must fix the data.
     reason = f"{retry.REQUIRES_INVESTIGATION}: {bad.summary()}"
-    await ctx.store.dead_letter(job, reason=reason, now=ctx.clock.now(), spent=False,
+    await ctx.store.dead_letter(op, reason=reason, now=ctx.clock.now(), spent=False,
                                 facts=CallFacts())  # fmt: skip
     bound.warning("sync_attempt", outcome="dead_lettered", reason=reason)
     return "dead_lettered"
 
 
-async def _unlinked(job: Job, ctx: SyncContext, why: Unlinked, bound: Any) -> str:
+async def _unlinked(op: Operation, ctx: SyncContext, why: Unlinked, bound: Any) -> str:
     # Nothing was sent and nothing a retry can fix: held (no attempt spent, no dead letter, no
     # alert per change) until the mentor is linked or an alternate key is configured.
     now = ctx.clock.now()
-    await ctx.store.release(job, at=now + UNLINKED_RECHECK, now=now,
+    await ctx.store.release(op, at=now + UNLINKED_RECHECK, now=now,
                             error=f"{UNLINKED}: {why.detail}")  # fmt: skip
     bound.warning("sync_attempt", outcome="held_unlinked", reason=why.detail)
     return "held"
 
 
-async def _held(job: Job, ctx: SyncContext, admission: Admission, bound: Any) -> str:
+async def _held(op: Operation, ctx: SyncContext, admission: Admission, bound: Any) -> str:
     now = ctx.clock.now()
     at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
-    await ctx.store.release(job, at=at, now=now, error=f"not sent: {admission.value}")
+    await ctx.store.release(op, at=at, now=now, error=f"not sent: {admission.value}")
     bound.info("sync_attempt", outcome="held", admission=admission.value)
     return "held"
 
 
-async def _poisoned(job: Job, ctx: SyncContext, exc: BaseException, facts: CallFacts,
+async def _poisoned(op: Operation, ctx: SyncContext, exc: BaseException, facts: CallFacts,
                     bound: Any) -> str:  # fmt: skip
     dead = retry.poison(exc)
-    await ctx.store.dead_letter(job, reason=dead.reason, now=ctx.clock.now(), spent=True,
+    await ctx.store.dead_letter(op, reason=dead.reason, now=ctx.clock.now(), spent=True,
                                 facts=facts)  # fmt: skip
     bound.error("sync_attempt", outcome="dead_lettered", reason=dead.reason)
     return "dead_lettered"
 
 
-async def _succeeded(job: Job, ctx: SyncContext, facts: CallFacts, bound: Any) -> str:
-    await ctx.store.succeed(job, now=ctx.clock.now(), facts=facts)
+async def _succeeded(op: Operation, ctx: SyncContext, facts: CallFacts, bound: Any) -> str:
+    await ctx.store.succeed(op, now=ctx.clock.now(), facts=facts)
     bound.info("sync_attempt", outcome="succeeded", duration_ms=facts.duration_ms)
     return "succeeded"
 
@@ -237,73 +237,75 @@ async def _apply(change: ListingChange, ctx: SyncContext) -> _Sent:
     return _Sent(facts=CallFacts(duration_ms=_ms(started), http_status=204))
 
 
-async def handle(job: Job, ctx: SyncContext) -> str:
-    """Run one claimed job to a recorded outcome; returns the outcome's name."""
-    bound = _bind(job)
+async def handle(op: Operation, ctx: SyncContext) -> str:
+    """Run one claimed op to a recorded outcome; returns the outcome's name."""
+    bound = _bind(op)
     try:
-        change = await prepare(job, ctx)
+        change = await prepare(op, ctx)
     except Unlinked as why:
-        return await _unlinked(job, ctx, why, bound)
+        return await _unlinked(op, ctx, why, bound)
     except Permanent as bad:
-        return await _unreadable(job, ctx, bad, bound)
+        return await _unreadable(op, ctx, bad, bound)
     # Admission inside the slot: a call waiting for a slot asks the breaker when it can go,
     # so one opened meanwhile stops it.
     async with ctx.slots.hold():
         admission = await ctx.breaker.admit(ctx.clock.now())
         sent = await _apply(change, ctx) if admission.allowed else None
     if sent is None:
-        return await _held(job, ctx, admission, bound)
-    return await _record_one(job, ctx, admission, sent, bound)
+        return await _held(op, ctx, admission, bound)
+    return await _record_one(op, ctx, admission, sent, bound)
 
 
 async def _record_one(
-    job: Job, ctx: SyncContext, admission: Admission, sent: _Sent, bound: Any
+    op: Operation, ctx: SyncContext, admission: Admission, sent: _Sent, bound: Any
 ) -> str:
     if sent.crash is not None:
-        return await _poisoned(job, ctx, sent.crash, sent.facts, bound)
+        return await _poisoned(op, ctx, sent.crash, sent.facts, bound)
     if sent.failure is None:
         ctx.slots.succeeded()
-        outcome = await _succeeded(job, ctx, sent.facts, bound)
+        outcome = await _succeeded(op, ctx, sent.facts, bound)
         if admission is Admission.PROBE or ctx.breaker.view.state.value != "closed":
             await close_on_success(ctx, ctx.clock.now(), proof="a sync call succeeded")
         return outcome
-    return await _failed(job, ctx, sent.failure, admission=admission, facts=sent.facts,
+    return await _failed(op, ctx, sent.failure, admission=admission, facts=sent.facts,
                          bound=bound)  # fmt: skip
 
 
-async def handle_many(jobs: Sequence[Job], ctx: SyncContext) -> list[str]:
-    """Several claimed jobs (distinct mentors) in one call to `apply_many` (a `$batch`); each
+async def handle_many(ops: Sequence[Operation], ctx: SyncContext) -> list[str]:
+    """Several claimed ops (distinct mentors) in one call to `apply_many` (a `$batch`); each
     ends in its own recorded outcome, exactly as if sent alone.
 
     The breaker sees the batch as one call — one success or one failure, whatever the number of
     changes in it —, so a batch failing whole counts once towards opening the circuit.
     """
-    if len(jobs) == 1:
-        return [await handle(jobs[0], ctx)]
+    if len(ops) == 1:
+        return [await handle(ops[0], ctx)]
     outcomes: dict[int, str] = {}
-    ready: list[tuple[Job, ListingChange, Any]] = []
-    for job in jobs:
-        bound = _bind(job)
+    ready: list[tuple[Operation, ListingChange, Any]] = []
+    for op in ops:
+        bound = _bind(op)
         try:
-            change = await prepare(job, ctx)
+            change = await prepare(op, ctx)
         except Unlinked as why:
-            outcomes[job.id] = await _unlinked(job, ctx, why, bound)
+            outcomes[op.id] = await _unlinked(op, ctx, why, bound)
             continue
         except Permanent as bad:
-            outcomes[job.id] = await _unreadable(job, ctx, bad, bound)
+            outcomes[op.id] = await _unreadable(op, ctx, bad, bound)
             continue
         if change.contact_id is None:
             # Addressed by alternate key: sent alone, so the contactid it answers is stored.
-            outcomes[job.id] = await handle(job, ctx)
+            outcomes[op.id] = await handle(op, ctx)
         else:
-            ready.append((job, change, bound))
+            ready.append((op, change, bound))
     if ready:
-        for job, outcome in zip([r[0] for r in ready], await _send_many(ready, ctx), strict=True):
-            outcomes[job.id] = outcome
-    return [outcomes[job.id] for job in jobs]
+        for op, outcome in zip([r[0] for r in ready], await _send_many(ready, ctx), strict=True):
+            outcomes[op.id] = outcome
+    return [outcomes[op.id] for op in ops]
 
 
-async def _send_many(ready: list[tuple[Job, ListingChange, Any]], ctx: SyncContext) -> list[str]:
+async def _send_many(
+    ready: list[tuple[Operation, ListingChange, Any]], ctx: SyncContext
+) -> list[str]:
     first, *rest = ready
     answers: list[Exception | None] | None = None
     probe: _Sent | None = None
@@ -323,7 +325,7 @@ async def _send_many(ready: list[tuple[Job, ListingChange, Any]], ctx: SyncConte
                 crash = exc
         duration = _ms(started)
     if admission is not Admission.ALLOW:
-        held = [_held(job, ctx, admission, bound) for job, _, bound in rest]
+        held = [_held(op, ctx, admission, bound) for op, _, bound in rest]
         head = (_record_one(first[0], ctx, admission, probe, first[2]) if probe is not None
                 else _held(first[0], ctx, admission, first[2]))  # fmt: skip
         return list(await asyncio.gather(head, *held))
@@ -331,7 +333,7 @@ async def _send_many(ready: list[tuple[Job, ListingChange, Any]], ctx: SyncConte
         error = crash or RuntimeError("apply_many gave no answer")
         facts = CallFacts(duration_ms=duration)
         return list(await asyncio.gather(
-            *(_poisoned(job, ctx, error, facts, bound) for job, _, bound in ready)
+            *(_poisoned(op, ctx, error, facts, bound) for op, _, bound in ready)
         ))  # fmt: skip
     results = answers
     now = ctx.clock.now()
@@ -340,17 +342,17 @@ async def _send_many(ready: list[tuple[Job, ListingChange, Any]], ctx: SyncConte
     await _batch_verdict(ctx, [r for r in results if isinstance(r, SyncFailure)],
                          len(results), now)  # fmt: skip
 
-    async def settle(job: Job, bound: Any, result: Exception | None) -> str:
+    async def settle(op: Operation, bound: Any, result: Exception | None) -> str:
         if result is None:
-            return await _succeeded(job, ctx, CallFacts(duration_ms=duration, http_status=204),
+            return await _succeeded(op, ctx, CallFacts(duration_ms=duration, http_status=204),
                                     bound)  # fmt: skip
         if not isinstance(result, SyncFailure):
-            return await _poisoned(job, ctx, result, CallFacts(duration_ms=duration), bound)
+            return await _poisoned(op, ctx, result, CallFacts(duration_ms=duration), bound)
         facts = CallFacts(duration_ms=duration, http_status=result.status)
-        return await _settle(job, ctx, result, facts=facts, bound=bound)
+        return await _settle(op, ctx, result, facts=facts, bound=bound)
 
     pairs = zip(ready, results, strict=True)
-    return list(await asyncio.gather(*(settle(job, bound, r) for (job, _, bound), r in pairs)))
+    return list(await asyncio.gather(*(settle(op, bound, r) for (op, _, bound), r in pairs)))
 
 
 async def _batch_verdict(
@@ -422,7 +424,7 @@ async def close_on_success(ctx: SyncContext, now: datetime, *, proof: str) -> No
 
 
 async def _failed(
-    job: Job,
+    op: Operation,
     ctx: SyncContext,
     failure: SyncFailure,
     *,
@@ -437,7 +439,7 @@ async def _failed(
         # not pay for the outage, or a long one would dead-letter mentors one probe at a time.
         await ctx.breaker.on_failure(now, summary)
         at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
-        await ctx.store.release(job, at=at, now=now, error=f"probe failed: {summary}",
+        await ctx.store.release(op, at=at, now=now, error=f"probe failed: {summary}",
                                 event="sync_probe_failed", facts=facts)  # fmt: skip
         bound.warning("sync_attempt", outcome="probe_failed", error=summary,
                       http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
@@ -450,18 +452,18 @@ async def _failed(
             await close_on_success(ctx, now, proof="Dynamics answered a sync call")
     else:
         await _touch_breaker(ctx, failure, now)
-    return await _settle(job, ctx, failure, facts=facts, bound=bound)
+    return await _settle(op, ctx, failure, facts=facts, bound=bound)
 
 
 async def _settle(
-    job: Job, ctx: SyncContext, failure: SyncFailure, *, facts: CallFacts, bound: Any
+    op: Operation, ctx: SyncContext, failure: SyncFailure, *, facts: CallFacts, bound: Any
 ) -> str:
     """Carry out the retry policy's decision for one failed call (the breaker already knows)."""
     now = ctx.clock.now()
-    decision = retry.decide(ctx.policy, job.attempt_count, failure, now, ctx.rng)
+    decision = retry.decide(ctx.policy, op.attempt_count, failure, now, ctx.rng)
     summary = failure.summary()
     if isinstance(decision, retry.Retry):
-        await ctx.store.retry(job, at=decision.at, now=now, spent=decision.spend_attempt,
+        await ctx.store.retry(op, at=decision.at, now=now, spent=decision.spend_attempt,
                               error=summary, facts=facts)  # fmt: skip
         outcome = "retry_scheduled" if decision.spend_attempt else "throttled"
         bound.warning("sync_attempt", outcome=outcome, error=summary,
@@ -469,7 +471,7 @@ async def _settle(
                       http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
         return outcome
     if isinstance(decision, retry.DeadLetter):
-        await ctx.store.dead_letter(job, reason=decision.reason, now=now, spent=True, facts=facts)
+        await ctx.store.dead_letter(op, reason=decision.reason, now=now, spent=True, facts=facts)
         bound.error("sync_attempt", outcome="dead_lettered", reason=decision.reason,
                     http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
         return "dead_lettered"
@@ -478,7 +480,7 @@ async def _settle(
     reason = hold_reason(failure) if isinstance(failure, Held) else "auth"
     event = "sync_contract_held" if reason == "contract" else "sync_auth_refused"
     at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
-    await ctx.store.release(job, at=at, now=now, error=summary, event=event,
+    await ctx.store.release(op, at=at, now=now, error=summary, event=event,
                             facts=facts)  # fmt: skip
     outcome = "held_for_contract" if reason == "contract" else "held_for_credentials"
     bound.error("sync_attempt", outcome=outcome, error=summary,

@@ -19,7 +19,7 @@ import psycopg
 import structlog
 
 from hlfsync.core.breaker import Admission
-from hlfsync.db.jobs import LIVE_PRIORITY, Job
+from hlfsync.db.queue import LIVE_PRIORITY, Operation
 from hlfsync.worker import handlers
 from hlfsync.worker.handlers import SyncContext
 from hlfsync.worker.lag import LagProbe
@@ -64,10 +64,10 @@ class SyncWorker:
         self.handled = 0
         self._inflight: set[asyncio.Task[list[str]]] = set()
         self._inflight_jobs = 0
-        # Claimed jobs waiting for a free slot: a finished call starts the next one at once,
+        # Claimed ops waiting for a free slot: a finished call starts the next one at once,
         # without a round trip to the database in between.
-        self._buffer: collections.deque[Job] = collections.deque()
-        self._buffered_bulk = 0  # bulk jobs (below LIVE_PRIORITY) among them
+        self._buffer: collections.deque[Operation] = collections.deque()
+        self._buffered_bulk = 0  # bulk ops (below LIVE_PRIORITY) among them
         # The loop-lag probe, when the process runs one (`worker.lag`): bulk work yields to it.
         self.lag: LagProbe | None = None
         self._bulk_tasks = 0
@@ -107,7 +107,7 @@ class SyncWorker:
         return 0
 
     def _take(self, waiting: int, free: int) -> int:
-        """How many of `waiting` jobs the next call carries.
+        """How many of `waiting` ops the next call carries.
 
         Normally they are shared out over the `free` slots: calls in parallel, each batch
         small, the lowest latency. After a throttle, requests are what Dynamics rations, so
@@ -128,10 +128,10 @@ class SyncWorker:
             if not self._buffer[0].live and not self._bulk_may_start():
                 return
             take = self._take(len(self._buffer), self.concurrency - len(self._inflight))
-            jobs = [self._buffer.popleft() for _ in range(take)]
-            bulk = sum(not job.live for job in jobs)
+            ops = [self._buffer.popleft() for _ in range(take)]
+            bulk = sum(not op.live for op in ops)
             self._buffered_bulk -= bulk
-            self._start(jobs, bulk=bulk > 0)
+            self._start(ops, bulk=bulk > 0)
 
     def _bulk_may_start(self) -> bool:
         """Whether another bulk call may start, given how busy the loop is (AIMD on its lag)."""
@@ -167,37 +167,37 @@ class SyncWorker:
             limit = self._claim_limit(now, capacity=self.concurrency * self.batch)
             if limit == 0:
                 break
-            jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
-            if not jobs:
+            ops = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
+            if not ops:
                 break
             await asyncio.gather(*(handlers.handle_many(chunk, self.ctx)
-                                   for chunk in self._chunks(jobs)))  # fmt: skip
-            handled += len(jobs)
+                                   for chunk in self._chunks(ops)))  # fmt: skip
+            handled += len(ops)
         self.handled += handled
         return handled
 
-    def _chunks(self, jobs: Sequence[Job]) -> list[Sequence[Job]]:
-        """`jobs` cut into calls as `_take` would, all slots free."""
-        size = self._take(len(jobs), self.concurrency)
-        return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    def _chunks(self, ops: Sequence[Operation]) -> list[Sequence[Operation]]:
+        """`ops` cut into calls as `_take` would, all slots free."""
+        size = self._take(len(ops), self.concurrency)
+        return [ops[i : i + size] for i in range(0, len(ops), size)]
 
-    def _start(self, jobs: list[Job], *, urgent: bool = False, bulk: bool = False) -> None:
+    def _start(self, ops: list[Operation], *, urgent: bool = False, bulk: bool = False) -> None:
         context = contextvars.copy_context()
         if urgent:
             # Its call takes the next free slot, ahead of bulk calls waiting for one.
             context.run(handlers.URGENT.set, True)
         task = asyncio.create_task(
-            handlers.handle_many(jobs, self.ctx), name=f"sync-{jobs[0].id}", context=context
+            handlers.handle_many(ops, self.ctx), name=f"sync-{ops[0].id}", context=context
         )
         self._inflight.add(task)
-        self._inflight_jobs += len(jobs)
+        self._inflight_jobs += len(ops)
         self._bulk_tasks += bulk
 
         def done(finished: asyncio.Task[list[str]]) -> None:
             self._inflight.discard(finished)
-            self._inflight_jobs -= len(jobs)
+            self._inflight_jobs -= len(ops)
             self._bulk_tasks -= bulk
-            self.handled += len(jobs)
+            self.handled += len(ops)
             self.wake.set()
             if not finished.cancelled() and finished.exception() is not None:
                 log.error("handler_crashed", error=repr(finished.exception()))
@@ -214,11 +214,11 @@ class SyncWorker:
             wait = max(wait, min(self.poll_interval_s, (blocked - now).total_seconds()))
         return max(wait, 0.001)
 
-    def _admit(self, jobs: list[Job]) -> None:
-        """Buffer claimed jobs; a person's changes claimed beside bulk work, or while bulk work
+    def _admit(self, ops: list[Operation]) -> None:
+        """Buffer claimed ops; a person's changes claimed beside bulk work, or while bulk work
         waits in the buffer, start at once instead, ahead of it (their calls urgent)."""
-        live = [job for job in jobs if job.live]
-        bulk = [job for job in jobs if not job.live]
+        live = [op for op in ops if op.live]
+        bulk = [op for op in ops if not op.live]
         if live and (bulk or self._buffered_bulk):
             size = self._take(len(live), self.concurrency)
             for i in range(0, len(live), size):
@@ -234,10 +234,10 @@ class SyncWorker:
         limit = self._claim_limit(now, capacity=held + self.concurrency)
         if limit == 0:
             return
-        jobs = await self.ctx.store.claim(
+        ops = await self.ctx.store.claim(
             limit=limit, now=now, lease_s=self.lease_s, min_priority=LIVE_PRIORITY
         )
-        self._admit(jobs)
+        self._admit(ops)
 
     async def _tick(self) -> bool:
         """One pass: rescue, claim and start work; True when it should loop again at once."""
@@ -253,19 +253,17 @@ class SyncWorker:
         limit = self._claim_limit(now, capacity=self.capacity)
         if limit == 0:
             return False
-        jobs = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
-        self._admit(jobs)
+        ops = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
+        self._admit(ops)
         self._fill_slots()
-        return len(jobs) == limit and bool(self._buffer)
+        return len(ops) == limit and bool(self._buffer)
 
     async def _release_buffer(self) -> None:
         now = self.ctx.clock.now()
         self._buffered_bulk = 0
         while self._buffer:
-            job = self._buffer.popleft()
-            await self.ctx.store.release(
-                job, at=now, now=now, error="worker stopped before sending"
-            )
+            op = self._buffer.popleft()
+            await self.ctx.store.release(op, at=now, now=now, error="worker stopped before sending")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; then finish the calls in flight and return."""

@@ -29,9 +29,9 @@ from typing import Any
 import psycopg
 import structlog
 
-from hlfsync.core import schedule
+from hlfsync.core import cron
 from hlfsync.core.clock import Clock
-from hlfsync.db import schedule as runs
+from hlfsync.db import scheduled_runs as runs
 from hlfsync.db.pool import Pool
 
 log = structlog.get_logger(__name__)
@@ -43,7 +43,7 @@ STALE_AFTER_S = 90.0
 
 
 @dataclass(frozen=True, slots=True)
-class ScheduledJob:
+class ScheduledTask:
     """A cron expression (in the scheduler's zone) and the job, called with the run's start.
 
     The job gets the instant the run starts, not the slot, so a slot caught up after downtime
@@ -82,7 +82,7 @@ class Scheduler:
         pool: Pool,
         clock: Clock,
         zone: tzinfo,
-        jobs: Mapping[str, ScheduledJob],
+        jobs: Mapping[str, ScheduledTask],
         *,
         worker_id: str | None = None,
         max_sleep_s: float = 60.0,
@@ -93,7 +93,7 @@ class Scheduler:
             raise ValueError("need 0 < heartbeat_s < stale_after_s")
         for name, job in jobs.items():
             try:
-                schedule.validate(job.cron)
+                cron.validate(job.cron)
             except ValueError as exc:
                 raise ValueError(f"scheduled job {name}: {exc}") from exc
         self.pool = pool
@@ -117,7 +117,7 @@ class Scheduler:
         last = await runs.last_slots(self.pool)
         due: dict[str, datetime] = {}
         for name, job in self.jobs.items():
-            slot = schedule.slot_to_run(job.cron, self.zone, now, last.get(name))
+            slot = cron.slot_to_run(job.cron, self.zone, now, last.get(name))
             if slot is not None:
                 due[name] = slot
         if not due:
@@ -191,7 +191,7 @@ class Scheduler:
     def seconds_until_next(self) -> float:
         """How long to sleep: until the next slot of any job, capped at `max_sleep_s`."""
         crons = [job.cron for job in self.jobs.values()]
-        return schedule.wait_seconds(crons, self.zone, self.clock.now(), self.max_sleep_s)
+        return cron.wait_seconds(crons, self.zone, self.clock.now(), self.max_sleep_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run due jobs until `stop` is set; a database outage is logged and waited out."""

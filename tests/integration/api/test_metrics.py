@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from hlfsync import testing as f
 from hlfsync.api import metrics
 from hlfsync.core import renewals
-from hlfsync.db.jobs import CallFacts, JobStore
 from hlfsync.db.pool import open_pool
+from hlfsync.db.queue import CallFacts, OperationStore
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,7 @@ async def _scrape(client: httpx.AsyncClient) -> Samples:
 
 
 async def _work_of_a_worker(db_url: str, conn: psycopg.Connection[Any]) -> None:
-    """Three operations through the real JobStore on its own pool: one success, one retry, one
+    """Three operations through the real OperationStore on its own pool: one success, one retry, one
     dead letter (with its alert), as a separate worker process would record them."""
     org = f.make_org(conn)
     chapter = f.make_chapter(conn, org)
@@ -49,7 +49,7 @@ async def _work_of_a_worker(db_url: str, conn: psycopg.Connection[Any]) -> None:
     conn.execute("UPDATE peer_mentors SET status = 'paused'")
     pool = await open_pool(db_url, max_size=2)
     try:
-        store = JobStore(pool, worker_id="metrics-test")
+        store = OperationStore(pool, worker_id="metrics-test")
         now = datetime.now(UTC) + timedelta(seconds=1)
         ok, retry, dead = await store.claim(limit=3, now=now, lease_s=30)
         await store.succeed(ok, now=now, facts=CallFacts(7.0, 204))

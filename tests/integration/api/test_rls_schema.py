@@ -15,8 +15,8 @@ from psycopg import conninfo, sql
 from hlfsync import testing as f
 from hlfsync.core.errors import ConfigError
 from hlfsync.db import migrate, operations, status
-from hlfsync.db.jobs import CallFacts, JobStore
 from hlfsync.db.pool import open_pool
+from hlfsync.db.queue import CallFacts, OperationStore
 
 OWNER = f"hlfsync_owner_{os.getpid()}"
 
@@ -126,7 +126,7 @@ async def test_the_worker_side_works_as_a_plain_owner_in_service_role(
 async def _worker_outcomes(url: str, mentors: list[Any]) -> None:
     pool = await open_pool(url, max_size=2)
     try:
-        store = JobStore(pool, worker_id="owner-test")
+        store = OperationStore(pool, worker_id="owner-test")
         now = datetime.now(UTC) + timedelta(seconds=1)
         jobs = await store.claim(limit=10, now=now, lease_s=30)
         assert {j.mentor_id for j in jobs} == set(mentors)

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from hlfsync import scheduled, settings
+from hlfsync import settings, tasks
 from hlfsync.db.pool import Pool
 from hlfsync.testing import FakeClock
-from hlfsync.worker.scheduler import ScheduledJob, Scheduler
+from hlfsync.worker.scheduler import ScheduledTask, Scheduler
 from tests.integration.expiry.world import Conn, mentor, status, thresholds_sent, world
 
 EXPIRES = date(2026, 3, 31)
 
 
-def _jobs(db_url: str, pool: Pool, clock: FakeClock) -> dict[str, ScheduledJob]:
-    return scheduled.default_jobs(settings.load(database_url=db_url), pool, clock)
+def _jobs(db_url: str, pool: Pool, clock: FakeClock) -> dict[str, ScheduledTask]:
+    return tasks.default_tasks(settings.load(database_url=db_url), pool, clock)
 
 
 async def test_the_check_flips_to_the_next_day_at_oslo_midnight(

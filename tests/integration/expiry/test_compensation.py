@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hlfsync import scheduled
+from hlfsync import tasks
 from hlfsync.db import expiry
 from hlfsync.db.pool import Pool
 from tests.integration.expiry.world import TODAY, Conn, alerts, check, deliveries, mentor, world
@@ -87,8 +87,8 @@ async def test_the_scheduled_job_raises_the_alert_through_the_pool(conn: Conn, p
     """compensation_check, as the scheduler calls it, finds and alerts the same way."""
     mentor(conn, world(conn), 7)
     check(conn)
-    assert (await scheduled.compensation_check(pool, now=NOW))["duplicates"] == 0
+    assert (await tasks.compensation_check(pool, now=NOW))["duplicates"] == 0
     _drop_reminder_key(conn)
     _duplicate_reminders(conn)
-    result = await scheduled.compensation_check(pool, now=NOW)
+    result = await tasks.compensation_check(pool, now=NOW)
     assert (result["duplicates"], result["new_alert"]) == (1, True)

@@ -13,7 +13,7 @@ import pytest
 
 from hlfsync.db.pool import Pool, open_pool
 from hlfsync.testing import FakeClock
-from hlfsync.worker.scheduler import ScheduledJob, Scheduler
+from hlfsync.worker.scheduler import ScheduledTask, Scheduler
 from tests.integration.expiry.world import Conn
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -58,7 +58,7 @@ async def test_two_schedulers_racing_on_one_slot_run_it_once(
     """Both see the slot due; the unique key lets one claim it; the job runs once."""
     job = Counting()
     clock = FakeClock(NOW)
-    jobs = {"expiry_check": ScheduledJob("0 2 * * *", job)}
+    jobs = {"expiry_check": ScheduledTask("0 2 * * *", job)}
     one = Scheduler(pool, clock, OSLO, jobs, worker_id="worker-1")
     two = Scheduler(second_pool, clock, OSLO, jobs, worker_id="worker-2")
     made = await asyncio.gather(one.run_once(), two.run_once())
@@ -79,7 +79,7 @@ async def test_a_slot_missed_during_downtime_runs_once_at_start(conn: Conn, pool
     )
     job = Counting()
     clock = FakeClock(NOW)
-    scheduler = Scheduler(pool, clock, OSLO, {"expiry_check": ScheduledJob("0 2 * * *", job)})
+    scheduler = Scheduler(pool, clock, OSLO, {"expiry_check": ScheduledTask("0 2 * * *", job)})
     [record] = await scheduler.run_once()
     assert (record.slot, record.status, record.stats["n"]) == (TODAYS_SLOT, "succeeded", 1)
     assert [slot for _, slot, *_ in _runs(conn)] == [TODAYS_SLOT - timedelta(days=3), TODAYS_SLOT]
@@ -94,8 +94,8 @@ async def test_a_slot_missed_during_downtime_runs_once_at_start(conn: Conn, pool
 async def test_a_failing_job_is_recorded_and_the_others_still_run(conn: Conn, pool: Pool) -> None:
     """A job that raises is stored as failed with a one-line error; the next job succeeds."""
     ok = Counting()
-    jobs = {"reconcile": ScheduledJob("30 2 * * *", failing),
-            "compensation": ScheduledJob("17 * * * *", ok)}  # fmt: skip
+    jobs = {"reconcile": ScheduledTask("30 2 * * *", failing),
+            "compensation": ScheduledTask("17 * * * *", ok)}  # fmt: skip
     made = await Scheduler(pool, FakeClock(NOW), OSLO, jobs).run_once()
     assert {(r.job, r.status) for r in made} == {("reconcile", "failed"),
                                                  ("compensation", "succeeded")}  # fmt: skip
@@ -114,8 +114,8 @@ async def test_the_loop_survives_a_failing_job_until_told_to_stop(conn: Conn, po
         stop.set()
         return {}
 
-    jobs = {"reconcile": ScheduledJob("30 2 * * *", failing),
-            "health_check": ScheduledJob("*/5 * * * *", stopper)}  # fmt: skip
+    jobs = {"reconcile": ScheduledTask("30 2 * * *", failing),
+            "health_check": ScheduledTask("*/5 * * * *", stopper)}  # fmt: skip
     await asyncio.wait_for(Scheduler(pool, FakeClock(NOW), OSLO, jobs).run(stop), timeout=10)
     assert {(job, status) for job, _, status, *_ in _runs(conn)} == {
         ("reconcile", "failed"), ("health_check", "succeeded")
@@ -124,7 +124,7 @@ async def test_the_loop_survives_a_failing_job_until_told_to_stop(conn: Conn, po
 
 def test_a_bad_cron_expression_is_refused_at_construction() -> None:
     """A job with an invalid schedule fails when the scheduler is built, naming the job."""
-    jobs = {"reconcile": ScheduledJob("every night", failing)}
+    jobs = {"reconcile": ScheduledTask("every night", failing)}
     with pytest.raises(ValueError, match="scheduled job reconcile"):
         Scheduler(None, FakeClock(NOW), OSLO, jobs)  # type: ignore[arg-type]
 
@@ -139,7 +139,7 @@ async def test_a_run_cancelled_by_shutdown_is_recorded_as_failed(conn: Conn, poo
         return {}
 
     scheduler = Scheduler(
-        pool, FakeClock(NOW), OSLO, {"reconcile": ScheduledJob("30 2 * * *", endless)}
+        pool, FakeClock(NOW), OSLO, {"reconcile": ScheduledTask("30 2 * * *", endless)}
     )
     task = asyncio.create_task(scheduler.run_once())
     await started.wait()
@@ -167,7 +167,7 @@ async def test_a_run_whose_worker_died_is_abandoned_and_its_slot_taken_over(
     _insert_running(conn, TODAYS_SLOT, NOW - timedelta(seconds=91), "dead-worker")
     job = Counting()
     clock = FakeClock(NOW)
-    scheduler = Scheduler(pool, clock, OSLO, {"expiry_check": ScheduledJob("0 2 * * *", job)},
+    scheduler = Scheduler(pool, clock, OSLO, {"expiry_check": ScheduledTask("0 2 * * *", job)},
                           worker_id="survivor", stale_after_s=90)  # fmt: skip
     made = await scheduler.run_once()
     assert [(r.job, r.slot, r.status, r.attempt) for r in made] == [
@@ -186,7 +186,7 @@ async def test_a_run_with_a_fresh_heartbeat_is_left_alone(conn: Conn, pool: Pool
     _insert_running(conn, TODAYS_SLOT, NOW - timedelta(seconds=89), "busy-worker")
     job = Counting()
     scheduler = Scheduler(pool, FakeClock(NOW), OSLO,
-                          {"expiry_check": ScheduledJob("0 2 * * *", job)},
+                          {"expiry_check": ScheduledTask("0 2 * * *", job)},
                           worker_id="other", stale_after_s=90)  # fmt: skip
     assert await scheduler.run_once() == []
     assert job.calls == []
@@ -202,7 +202,7 @@ async def test_an_abandoned_older_slot_is_closed_and_the_due_one_runs(
     _insert_running(conn, old_slot, old_slot + timedelta(minutes=1), "dead-worker")
     job = Counting()
     scheduler = Scheduler(pool, FakeClock(NOW), OSLO,
-                          {"expiry_check": ScheduledJob("0 2 * * *", job)},
+                          {"expiry_check": ScheduledTask("0 2 * * *", job)},
                           worker_id="survivor")  # fmt: skip
     made = await scheduler.run_once()
     assert [(r.slot, r.status) for r in made] == [(TODAYS_SLOT, "succeeded")]
@@ -220,7 +220,7 @@ async def test_two_schedulers_racing_to_take_over_run_the_slot_once(
     _insert_running(conn, TODAYS_SLOT, NOW - timedelta(hours=1), "dead-worker")
     job = Counting()
     clock = FakeClock(NOW)
-    jobs = {"expiry_check": ScheduledJob("0 2 * * *", job)}
+    jobs = {"expiry_check": ScheduledTask("0 2 * * *", job)}
     one = Scheduler(pool, clock, OSLO, jobs, worker_id="worker-1")
     two = Scheduler(second_pool, clock, OSLO, jobs, worker_id="worker-2")
     made = await asyncio.gather(one.run_once(), two.run_once())
@@ -235,7 +235,7 @@ async def test_a_worker_whose_run_was_taken_over_cannot_record_its_outcome(
     conn: Conn, pool: Pool
 ) -> None:
     """The slow original finishing late must not overwrite the run that replaced it."""
-    from hlfsync.db import schedule as runs
+    from hlfsync.db import scheduled_runs as runs
 
     claimed = await runs.claim(pool, job="expiry_check", slot=TODAYS_SLOT, worker="slow",
                                now=NOW - timedelta(hours=1))  # fmt: skip
@@ -243,7 +243,7 @@ async def test_a_worker_whose_run_was_taken_over_cannot_record_its_outcome(
     run_id, attempt = claimed
     assert attempt == 1
     scheduler = Scheduler(pool, FakeClock(NOW), OSLO,
-                          {"expiry_check": ScheduledJob("0 2 * * *", Counting())},
+                          {"expiry_check": ScheduledTask("0 2 * * *", Counting())},
                           worker_id="survivor")  # fmt: skip
     assert len(await scheduler.run_once()) == 1
     assert not await runs.finish(pool, run_id, worker="slow", status="failed", now=NOW)
@@ -272,7 +272,7 @@ async def test_a_running_job_sends_heartbeats(conn: Conn, pool: Pool) -> None:
                 break
         return {}
 
-    scheduler = Scheduler(pool, clock, OSLO, {"expiry_check": ScheduledJob("0 2 * * *", slow)},
+    scheduler = Scheduler(pool, clock, OSLO, {"expiry_check": ScheduledTask("0 2 * * *", slow)},
                           worker_id="w", heartbeat_s=0.02, stale_after_s=90)  # fmt: skip
     await scheduler.run_once()
     assert seen == [NOW + timedelta(seconds=30)]

@@ -10,7 +10,7 @@ from uuid import uuid4
 import psycopg
 
 from hlfsync.core.errors import AuthFailure, Permanent, Throttled, Transient
-from hlfsync.db.jobs import CallFacts
+from hlfsync.db.queue import CallFacts
 from hlfsync.testing import (
     FakeClock,
     RecordingNotifier,
@@ -329,7 +329,7 @@ async def test_an_expired_lease_is_rescued_and_completes_once(
     # The late worker's write is refused: the claim it holds is no longer the row's.
     assert (
         await dead.worker.ctx.store.succeed(
-            claimed[0], now=clock.now(), facts=__import__("hlfsync.db.jobs").db.jobs.CallFacts()
+            claimed[0], now=clock.now(), facts=__import__("hlfsync.db.queue").db.jobs.CallFacts()
         )
         is False
     )

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from hlfsync.db import expiry
-from hlfsync.db.jobs import BULK_PRIORITY, LIVE_PRIORITY
+from hlfsync.db.queue import BULK_PRIORITY, LIVE_PRIORITY
 from hlfsync.testing import (
     FakeClock,
     ScriptedDynamics,

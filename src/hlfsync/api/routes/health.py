@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from hlfsync.api import db, models
+from hlfsync.api import models, rls
 from hlfsync.api.deps import State
 from hlfsync.api.problems import Problem, responses
 
@@ -21,8 +21,8 @@ async def healthz() -> models.Health:
 async def readyz(state: State) -> models.Health:
     """Ready for traffic: the database answers and every migration this build ships is applied."""
     # An unreachable database, or one never migrated (no schema_migrations), is a 503 too.
-    async with db.as_service(state.require_pool()) as conn:
-        applied = {int(r["version"]) for r in await db.rows(conn, "api_applied_migrations")}
+    async with rls.as_service(state.require_pool()) as conn:
+        applied = {int(r["version"]) for r in await rls.rows(conn, "api_applied_migrations")}
     pending = [m.name for m in state.migrations if m.version not in applied]
     if pending:
         raise Problem(

@@ -1,4 +1,6 @@
-"""JobStore: the sync queue's state changes, each one guarded statement (SQL in `sql/queue.sql`).
+"""OperationStore: the sync queue's state changes, each a guarded statement (`sql/queue.sql`).
+
+An operation is one `sync_queue` row: a change of one mentor's listing on its way to Dynamics.
 
 Every write names the claim it holds (`claim_count`): zero rows back means another actor moved
 the operation (a rescuer after the lease, a newer claim) and the write is dropped, logged, never
@@ -29,7 +31,7 @@ LOWEST_PRIORITY = -32768
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class Operation:
     """One claimed sync operation."""
 
     id: int
@@ -71,14 +73,14 @@ class DeadLettered:
     alert_id: int | None
 
 
-class JobStore:
+class OperationStore:
     """The queue as seen by workers: claim, succeed, retry, release, dead-letter, rescue."""
 
     def __init__(self, pool: Pool, *, worker_id: str, actor: str = "worker") -> None:
         self.pool = pool
         self.worker_id = worker_id
         self.actor = actor
-        self._successes: list[tuple[Job, datetime, CallFacts, asyncio.Future[bool]]] = []
+        self._successes: list[tuple[Operation, datetime, CallFacts, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def claim(
@@ -89,24 +91,24 @@ class JobStore:
         lease_s: float,
         due: datetime | None = None,
         min_priority: int = LOWEST_PRIORITY,
-    ) -> list[Job]:
+    ) -> list[Operation]:
         """Lease up to `limit` operations due by `due` (default: now), of `min_priority` or more."""
         params = {"limit": limit, "now": now, "due": due or now, "worker": self.worker_id,
                   "lease": lease_s, "min_priority": min_priority}  # fmt: skip
         async with self.pool.connection() as conn:
             cur = await conn.execute(q("claim"), params)
             rows = await cur.fetchall()
-        return [Job(*row) for row in rows]
+        return [Operation(*row) for row in rows]
 
     async def next_due(self) -> datetime | None:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(q("next_due"))).fetchone()
         return row[0] if row else None
 
-    async def succeed(self, job: Job, *, now: datetime, facts: CallFacts) -> bool:
+    async def succeed(self, op: Operation, *, now: datetime, facts: CallFacts) -> bool:
         """Record a success; False when the claim was lost. Concurrent calls share one write."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._successes.append((job, now, facts, done))
+        self._successes.append((op, now, facts, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_successes())
         return await done
@@ -124,20 +126,20 @@ class JobStore:
                     if not done.done():
                         done.set_exception(exc)
                 continue
-            for job, *_, done in batch:
+            for op, *_, done in batch:
                 if not done.done():
-                    done.set_result(job.id in written)
+                    done.set_result(op.id in written)
 
     async def _write_successes(
-        self, batch: list[tuple[Job, datetime, CallFacts, asyncio.Future[bool]]]
+        self, batch: list[tuple[Operation, datetime, CallFacts, asyncio.Future[bool]]]
     ) -> set[int]:
         params = {
-            "ids": [job.id for job, *_ in batch],
-            "claims": [job.claim_count for job, *_ in batch],
+            "ids": [op.id for op, *_ in batch],
+            "claims": [op.claim_count for op, *_ in batch],
             "at": [now for _, now, *_ in batch],
             "durations": [facts.duration_ms for _, _, facts, _ in batch],
             "statuses": [facts.http_status for _, _, facts, _ in batch],
-            "correlations": [job.correlation_id for job, *_ in batch],
+            "correlations": [op.correlation_id for op, *_ in batch],
             "actor": self.actor,
         }
         async with self.pool.connection() as conn:
@@ -146,7 +148,7 @@ class JobStore:
 
     async def retry(
         self,
-        job: Job,
+        op: Operation,
         *,
         at: datetime,
         now: datetime,
@@ -155,13 +157,13 @@ class JobStore:
         facts: CallFacts,
     ) -> bool:
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(q("lock_mentor"), {"mentor": job.mentor_id})
+            await conn.execute(q("lock_mentor"), {"mentor": op.mentor_id})
             cur = await conn.execute(
                 q("retry_later"),
                 {
-                    "id": job.id,
-                    "mentor": job.mentor_id,
-                    "claim": job.claim_count,
+                    "id": op.id,
+                    "mentor": op.mentor_id,
+                    "claim": op.claim_count,
                     "at": at,
                     "now": now,
                     "spent": 1 if spent else 0,
@@ -172,7 +174,7 @@ class JobStore:
                     "delay_s": round((at - now).total_seconds(), 3),
                     "duration_ms": facts.duration_ms,
                     "http_status": facts.http_status,
-                    "correlation": job.correlation_id,
+                    "correlation": op.correlation_id,
                 },
             )
             row = await cur.fetchone()
@@ -180,7 +182,7 @@ class JobStore:
 
     async def release(
         self,
-        job: Job,
+        op: Operation,
         *,
         at: datetime,
         now: datetime,
@@ -194,29 +196,29 @@ class JobStore:
         """
         facts = facts or CallFacts()
         params = {
-            "id": job.id, "mentor": job.mentor_id, "claim": job.claim_count, "at": at,
+            "id": op.id, "mentor": op.mentor_id, "claim": op.claim_count, "at": at,
             "now": now, "error": error, "event": event, "actor": self.actor,
             "duration_ms": facts.duration_ms, "http_status": facts.http_status,
-            "correlation": job.correlation_id,
+            "correlation": op.correlation_id,
         }  # fmt: skip
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(q("lock_mentor"), {"mentor": job.mentor_id})
+            await conn.execute(q("lock_mentor"), {"mentor": op.mentor_id})
             row = await (await conn.execute(q("release"), params)).fetchone()
         return bool(row and row[0])
 
     async def dead_letter(
-        self, job: Job, *, reason: str, now: datetime, spent: bool, facts: CallFacts
+        self, op: Operation, *, reason: str, now: datetime, spent: bool, facts: CallFacts
     ) -> DeadLettered | None:
         params = {
-            "id": job.id,
-            "claim": job.claim_count,
+            "id": op.id,
+            "claim": op.claim_count,
             "reason": reason,
             "now": now,
             "spent": 1 if spent else 0,
             "actor": self.actor,
             "duration_ms": facts.duration_ms,
             "http_status": facts.http_status,
-            "correlation": job.correlation_id,
+            "correlation": op.correlation_id,
         }
         async with self.pool.connection() as conn, conn.transaction():
             row = await (await conn.execute(q("dead_letter"), params)).fetchone()

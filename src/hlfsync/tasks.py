@@ -1,6 +1,6 @@
 """The scheduled jobs, as the scheduler and the CLI (for an external scheduler) both call them.
 
-`default_jobs` is the registry the worker's scheduler runs: add a job by adding a builder to
+`default_tasks` is the registry the worker's scheduler runs: add a job by adding a builder to
 `BUILDERS` (its name must be one scheduled_runs.job allows) or pass `extra` jobs.
 """
 
@@ -15,7 +15,7 @@ from hlfsync.core.clock import Clock
 from hlfsync.db import expiry
 from hlfsync.db.pool import Pool
 from hlfsync.settings import Settings
-from hlfsync.worker.scheduler import ScheduledJob
+from hlfsync.worker.scheduler import ScheduledTask
 
 # Hourly, off the top of the hour when other jobs tend to run; it should never find anything.
 COMPENSATION_SCHEDULE = "17 * * * *"
@@ -40,10 +40,10 @@ async def compensation_check(pool: Pool, *, now: datetime) -> dict[str, Any]:
 
 # A builder gets what any job may need; the clock is for jobs that read the time again while
 # they run (a health check timing its call), the start instant comes in as the job's argument.
-JobBuilder = Callable[[Settings, Pool, Clock], ScheduledJob]
+TaskBuilder = Callable[[Settings, Pool, Clock], ScheduledTask]
 
 
-def _expiry_job(settings: Settings, pool: Pool, clock: Clock) -> ScheduledJob:
+def _expiry_job(settings: Settings, pool: Pool, clock: Clock) -> ScheduledTask:
     zone = settings.zone
 
     async def run(at: datetime) -> dict[str, Any]:
@@ -52,29 +52,29 @@ def _expiry_job(settings: Settings, pool: Pool, clock: Clock) -> ScheduledJob:
         today = rules.local_date(at, zone)
         return await expiry_check(pool, today=today, actor=SCHEDULER_ACTOR, now=at)
 
-    return ScheduledJob(cron=settings.expiry_schedule, run=run)
+    return ScheduledTask(cron=settings.expiry_schedule, run=run)
 
 
-def _compensation_job(settings: Settings, pool: Pool, clock: Clock) -> ScheduledJob:
+def _compensation_job(settings: Settings, pool: Pool, clock: Clock) -> ScheduledTask:
     async def run(at: datetime) -> dict[str, Any]:
         return await compensation_check(pool, now=at)
 
-    return ScheduledJob(cron=COMPENSATION_SCHEDULE, run=run)
+    return ScheduledTask(cron=COMPENSATION_SCHEDULE, run=run)
 
 
-BUILDERS: dict[str, JobBuilder] = {
+BUILDERS: dict[str, TaskBuilder] = {
     "expiry_check": _expiry_job,
     "compensation": _compensation_job,
 }
 
 
-def default_jobs(
+def default_tasks(
     settings: Settings,
     pool: Pool,
     clock: Clock,
     *,
-    extra: Mapping[str, ScheduledJob] | None = None,
-) -> dict[str, ScheduledJob]:
+    extra: Mapping[str, ScheduledTask] | None = None,
+) -> dict[str, ScheduledTask]:
     """Every registered job built for this process, plus `extra` (which wins on a name)."""
     jobs = {name: build(settings, pool, clock) for name, build in BUILDERS.items()}
     jobs.update(extra or {})
