@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from hlfsync.db import connect, embedded, migrate, seed
-from hlfsync.sandbox.client import AdminClient
+from hlfsync_sandbox.client import AdminClient
 
 _server_url: str | None = None
 _sandbox_pid: int | None = None

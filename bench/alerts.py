@@ -27,11 +27,11 @@ from typing import Any
 import psycopg
 
 from hlfsync import services
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.receiver import WebhookReceiver
 from hlfsync.settings import Settings
 from hlfsync.testing import FakeClock
 from hlfsync.worker import push_health
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.receiver import WebhookReceiver
 
 STEP_S = 5.0
 HEALTH_EVERY_S = 300.0

@@ -35,7 +35,7 @@ import psycopg
 
 from bench import _common
 from hlfsync.db import operations
-from hlfsync.sandbox.client import AdminClient
+from hlfsync_sandbox.client import AdminClient
 
 RATE_LIMIT = 20.0
 

@@ -18,8 +18,8 @@ import pytest
 from psycopg import sql
 
 from hlfsync.db import connect, embedded, migrate
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 from tests.system import (  # noqa: F401 - hooks: a missing system package skips, or fails in CI
     pytest_configure,
     pytest_make_collect_report,

@@ -137,7 +137,7 @@ async def _serve(settings: Settings, duration_s: float | None, console: Console)
 
 
 def run(settings: Settings, *, duration_s: float | None, mentors: int, console: Console) -> None:
-    from hlfsync.sandbox.server import SandboxServer
+    from hlfsync_sandbox.server import SandboxServer
 
     url = services.database_url(settings)
     sandbox_dir = settings.data_dir / "sandbox"

@@ -9,9 +9,9 @@ from typing import Any
 
 import psycopg
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
 from hlfsync.testing import CommandResult, make_mentor, make_org, run_cli
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 Conn = psycopg.Connection[Any]
 

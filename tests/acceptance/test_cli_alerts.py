@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.server import SandboxServer
 from tests.acceptance.conftest import Run
 
 

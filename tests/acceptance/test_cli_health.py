@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 from tests.acceptance.conftest import Run
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
 from hlfsync.testing import make_mentor, make_org
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 Conn = psycopg.Connection[Any]
 

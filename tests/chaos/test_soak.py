@@ -27,8 +27,8 @@ import psycopg
 import pytest
 
 from hlfsync.db import embedded, migrate
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 STATUSES = ("active", "paused", "inactive")
 FAULTS = [

@@ -1,4 +1,5 @@
-"""core/ stays pure: no adapters, no drivers, no clock reads, no environment, no logging.
+"""The import rules of the layout: core/ stays pure (no adapters, no drivers, no clock reads, no
+environment, no logging), and the sandbox stays out of the product and the product out of it.
 
 Each module is parsed, not imported, so a violation is found even in a branch never run.
 """
@@ -6,11 +7,15 @@ Each module is parsed, not imported, so a violation is found even in a branch ne
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-CORE = Path(__file__).parents[2] / "src" / "hlfsync" / "core"
+SRC = Path(__file__).parents[2] / "src"
+PRODUCT = SRC / "hlfsync"
+SANDBOX = SRC / "hlfsync_sandbox"
+CORE = PRODUCT / "core"
 
 FORBIDDEN_MODULES = (
     "hlfsync.db",
@@ -137,3 +142,97 @@ def test_the_clock_module_alone_may_read_the_clock() -> None:
     """SystemClock may call datetime.now, but even it may not import an adapter."""
     assert violations("x = datetime.now(UTC)", may_read_clock=True) == []
     assert violations("import httpx", may_read_clock=True) == ["1: import httpx"]
+
+
+# The product's commands that run the sandbox; each imports it inside the function that needs it.
+SANDBOX_ENTRY_POINTS = frozenset({"cli/serve.py", "demo.py"})
+
+
+def imports(path: Path, root: Path = SRC) -> Iterator[tuple[int, str, bool]]:
+    """`(line, module, inside a function)` for every import in the file at `path` under `root`,
+    relative imports resolved from the file's package; `from a import b` yields `a.b`."""
+    package = list(path.relative_to(root).parent.parts)
+    for node, in_function in _walk(ast.parse(path.read_text(encoding="utf-8")), False):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name, in_function) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parent = package[: len(package) - node.level + 1] if node.level else []
+            base = ".".join([*parent, *([node.module] if node.module else [])])
+            yield from ((node.lineno, f"{base}.{a.name}", in_function) for a in node.names)
+
+
+def _walk(node: ast.AST, in_function: bool) -> Iterator[tuple[ast.AST, bool]]:
+    for child in ast.iter_child_nodes(node):
+        yield child, in_function
+        nested = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+        yield from _walk(child, nested)
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+def test_the_product_imports_the_sandbox_only_when_a_command_runs_it() -> None:
+    """Only `hlfsync sandbox` and `hlfsync demo` import hlfsync_sandbox, inside the command, so
+    importing any of hlfsync (the worker, the API) never loads the sandbox."""
+    found = [
+        f"{path.relative_to(PRODUCT).as_posix()}:{line}: {module}"
+        + ("" if in_function else " (at module level)")
+        for path in sorted(PRODUCT.rglob("*.py"))
+        for line, module, in_function in imports(path)
+        if _within(module, "hlfsync_sandbox")
+        and not (in_function and path.relative_to(PRODUCT).as_posix() in SANDBOX_ENTRY_POINTS)
+    ]
+    assert found == []
+
+
+def test_the_entry_points_do_import_the_sandbox() -> None:
+    """The rule above looks at the real files: each entry point it allows does import it."""
+    importers = {
+        path.relative_to(PRODUCT).as_posix()
+        for path in PRODUCT.rglob("*.py")
+        if any(_within(module, "hlfsync_sandbox") for _, module, _ in imports(path))
+    }
+    assert importers == SANDBOX_ENTRY_POINTS
+
+
+def test_the_sandbox_never_imports_the_product() -> None:
+    """The sandbox speaks the real wire formats on its own: sharing product code with it would
+    let the two agree by accident."""
+    found = [
+        f"{path.relative_to(SANDBOX).as_posix()}:{line}: {module}"
+        for path in sorted(SANDBOX.rglob("*.py"))
+        for line, module, _ in imports(path)
+        if _within(module, "hlfsync")
+    ]
+    assert len(list(SANDBOX.rglob("*.py"))) > 10, "found no sandbox modules: the path is wrong"
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("relative", "source", "expected"),
+    [
+        ("hlfsync/demo.py", "import hlfsync_sandbox.app", [(1, "hlfsync_sandbox.app", False)]),
+        ("hlfsync/cli/serve.py", "from .. import demo", [(1, "hlfsync.demo", False)]),
+        ("hlfsync/cli/serve.py", "from .app import x", [(1, "hlfsync.cli.app.x", False)]),
+        (
+            "hlfsync/demo.py",
+            "def f():\n    from hlfsync_sandbox import server",
+            [(2, "hlfsync_sandbox.server", True)],
+        ),
+        (
+            "hlfsync/demo.py",
+            "class A:\n    async def f(self):\n        import hlfsync_sandbox",
+            [(3, "hlfsync_sandbox", True)],
+        ),
+    ],
+)
+def test_imports_resolves_and_places_each_import(
+    tmp_path: Path, relative: str, source: str, expected: list[tuple[int, str, bool]]
+) -> None:
+    """`imports` resolves relative imports from the file's package and tells a function's
+    imports from the module's."""
+    path = tmp_path / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source, encoding="utf-8")
+    assert list(imports(path, root=tmp_path)) == expected

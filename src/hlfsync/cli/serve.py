@@ -24,7 +24,7 @@ def sandbox(
     ] = None,
 ) -> None:
     """Run the local Dataverse + token + FCM emulator (HTTPS, with fault injection)."""
-    from hlfsync.sandbox import server
+    from hlfsync_sandbox import server
 
     settings = load_settings(demo_sandbox=False)
     data_dir = settings.data_dir / "sandbox"

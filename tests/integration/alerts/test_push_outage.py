@@ -23,12 +23,12 @@ from hlfsync.db.queries import q
 from hlfsync.notify import operators
 from hlfsync.notify.base import DeliveryOutcome
 from hlfsync.notify.factory import build_notifier
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.receiver import WebhookReceiver
-from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
 from hlfsync.testing import FakeClock, make_chapter, make_mentor, make_org, make_user
 from hlfsync.worker import push_health
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.receiver import WebhookReceiver
+from hlfsync_sandbox.server import SandboxServer
 
 Conn = psycopg.Connection[Any]
 DEVICE = "coordinator-1:APA91bDEVICE"

@@ -35,10 +35,10 @@ from psycopg import sql
 from hlfsync import services
 from hlfsync.api import create_app
 from hlfsync.db import connect
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
 from hlfsync.testing import FakeClock, one
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 from tests.integration.api import world as world_mod
 from tests.integration.bad_input import sweep
 

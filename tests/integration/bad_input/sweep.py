@@ -20,10 +20,10 @@ from psycopg import sql
 
 from hlfsync import services
 from hlfsync.api import mint_token
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
 from hlfsync.testing import FakeClock, make_chapter, make_mentor, make_org, make_user, one
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 from tests.integration.api import world as world_mod
 
 Conn = psycopg.Connection[Any]

@@ -17,9 +17,9 @@ from hlfsync.notify import payloads
 from hlfsync.notify.base import DeliveryOutcome
 from hlfsync.notify.factory import build_notifier
 from hlfsync.notify.fcm import FcmNotifier
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import Contract, SandboxServer
 from hlfsync.settings import Settings
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import Contract, SandboxServer
 
 pytestmark = pytest.mark.anyio
 

@@ -12,10 +12,10 @@ import pytest
 from hlfsync.dataverse.factory import build_client
 from hlfsync.db import reconcile
 from hlfsync.db.pool import Pool, open_pool
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
 from hlfsync.testing import make_mentor, make_org
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 Conn = psycopg.Connection[Any]
 

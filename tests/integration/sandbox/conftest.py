@@ -9,8 +9,8 @@ import httpx
 import pytest
 import requests
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 EXPECTED_ENV = {
     "HLFSYNC_DYNAMICS_URL",
@@ -102,7 +102,7 @@ def test_serve_writes_the_env_file_and_answers(tmp_path: Path) -> None:
     """serve() (the `hlfsync sandbox` command) listens, writes the env file and stops on SIGINT."""
     env_file = tmp_path / "sandbox.env"
     code = (
-        "from pathlib import Path; from hlfsync.sandbox.server import serve; "
+        "from pathlib import Path; from hlfsync_sandbox.server import serve; "
         f"serve('127.0.0.1', 0, Path({str(env_file)!r}), Path({str(tmp_path / 'data')!r}))"
     )
     process = subprocess.Popen(

@@ -14,8 +14,8 @@ import pytest
 import requests
 from google.oauth2 import service_account
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 

@@ -8,8 +8,8 @@ import uuid
 
 import httpx
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 FIELD = "hlf_listedonwebsite"
 ROOT = "/api/data/v9.2/"

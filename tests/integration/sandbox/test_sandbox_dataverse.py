@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 FIELD = "hlf_listedonwebsite"
 

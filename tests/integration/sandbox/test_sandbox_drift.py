@@ -15,8 +15,8 @@ from tests.integration.sandbox.test_sandbox_batch import (
     statuses,
 )
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 
 def _ids(response: httpx.Response) -> list[str]:
@@ -153,7 +153,7 @@ def test_drift_breaks_the_webhook_url(
 def test_the_window_slides_and_the_penalty_resets_once_the_client_waits() -> None:
     """Pure window arithmetic: the oldest request leaving the window frees a slot; a client that
     waits out Retry-After starts again without penalty."""
-    from hlfsync.sandbox.faults import ServiceProtection, ServiceProtectionConfig
+    from hlfsync_sandbox.faults import ServiceProtection, ServiceProtectionConfig
 
     limits = ServiceProtection(ServiceProtectionConfig(requests=2, window_s=10, penalty_s=1))
     assert limits.admit(0.0) is None

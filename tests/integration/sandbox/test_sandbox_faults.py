@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from hlfsync.sandbox.client import AdminClient
+from hlfsync_sandbox.client import AdminClient
 
 FIELD = "hlf_listedonwebsite"
 

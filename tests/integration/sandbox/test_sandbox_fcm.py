@@ -12,8 +12,8 @@ import pytest
 import requests
 from google.oauth2 import service_account
 
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 UNREGISTERED = {
     "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",

@@ -9,9 +9,9 @@ import uuid
 import httpx
 import pytest
 
-from hlfsync.sandbox import webhook
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
+from hlfsync_sandbox import webhook
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ import pytest
 from hlfsync import services
 from hlfsync.dataverse.client import DataverseClient
 from hlfsync.dataverse.factory import build_tokens, tls_verify
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
 from hlfsync.testing import FakeClock, make_chapter, make_mentor, make_org, make_user
 from hlfsync.worker.health import check_credentials
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 Conn = psycopg.Connection[Any]
 RENAMED = "hlf_listed_v2"

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 
 from hlfsync import services
-from hlfsync.sandbox.client import AdminClient
-from hlfsync.sandbox.server import SandboxServer
 from hlfsync.settings import Settings
 from hlfsync.testing import FakeClock, make_chapter, make_mentor, make_org, make_user
 from hlfsync.worker.health import check_credentials
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 Conn = psycopg.Connection[Any]
 

@@ -15,8 +15,8 @@ from hlfsync.core.errors import AuthFailure, Transient
 from hlfsync.notify import fcm_wire, google_token, operators
 from hlfsync.notify.base import DeliveryOutcome
 from hlfsync.notify.fcm import FcmNotifier, GoogleAccessTokens, TokenAnswer
-from hlfsync.sandbox import wire
 from hlfsync.worker import dispatcher
+from hlfsync_sandbox import wire
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hlfsync.sandbox import contacts, faults, wire
-from hlfsync.sandbox.state import SandboxState
+from hlfsync_sandbox import contacts, faults, wire
+from hlfsync_sandbox.state import SandboxState
 
 PREFIX = "/_sandbox"
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from hlfsync.sandbox import contacts, reads, wire
-from hlfsync.sandbox.requestlog import LogEntry
-from hlfsync.sandbox.state import SandboxState
+from hlfsync_sandbox import contacts, reads, wire
+from hlfsync_sandbox.requestlog import LogEntry
+from hlfsync_sandbox.state import SandboxState
 
 API_ROOT = reads.API_ROOT
 

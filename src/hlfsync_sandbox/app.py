@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from hlfsync.sandbox import admin, fcm, gateway, tokens, webapi, webhook
-from hlfsync.sandbox.state import SandboxState
+from hlfsync_sandbox import admin, fcm, gateway, tokens, webapi, webhook
+from hlfsync_sandbox.state import SandboxState
 
 
 def create_app(state: SandboxState) -> Starlette:

@@ -22,8 +22,8 @@ from typing import Any, Literal
 import uvicorn
 from uvicorn.server import HANDLED_SIGNALS
 
-from hlfsync.sandbox import app, keys, state, tokens
-from hlfsync.sandbox.client import AdminClient
+from hlfsync_sandbox import app, keys, state, tokens
+from hlfsync_sandbox.client import AdminClient
 
 Contract = Literal["dataverse-v9", "webhook-v1"]
 STARTUP_TIMEOUT_S = 15.0

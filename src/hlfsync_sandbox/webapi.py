@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hlfsync.sandbox import batch, dataverse, gateway, tokens
-from hlfsync.sandbox.state import SandboxState
+from hlfsync_sandbox import batch, dataverse, gateway, tokens
+from hlfsync_sandbox.state import SandboxState
 
 METHODS = ["GET", "PATCH", "POST", "PUT", "DELETE"]
 

@@ -16,11 +16,11 @@ from typing import Any, cast
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hlfsync.sandbox import faults, wire
-from hlfsync.sandbox.requestlog import LogEntry
-from hlfsync.sandbox.state import SandboxState
+from hlfsync_sandbox import faults, wire
+from hlfsync_sandbox.requestlog import LogEntry
+from hlfsync_sandbox.state import SandboxState
 
-ENTRY_KEY = "hlfsync.sandbox.entry"
+ENTRY_KEY = "hlfsync_sandbox.entry"
 CORRELATION_HEADERS = (b"x-ms-client-request-id", b"x-correlation-id", b"client-request-id")
 RESET_PROMISED_BYTES = 4096  # what the dropped response claims it will send
 GOOGLE_TOKEN_PATH = "/token"  # noqa: S105 - a path (sandbox.tokens serves Google's token endpoint)

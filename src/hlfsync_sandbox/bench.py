@@ -1,4 +1,4 @@
-"""`python -m hlfsync.sandbox.bench`: how many simple PATCHes a second the sandbox sustains.
+"""`python -m hlfsync_sandbox.bench`: how many simple PATCHes a second the sandbox sustains.
 
 Owns only the measurement. It starts `serve()` in a child process, so the server has a core (and a
 GIL) of its own, then drives it with httpx (what hlfsync sees) or with raw TLS sockets (what the
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from hlfsync.sandbox.client import AdminClient
+from hlfsync_sandbox.client import AdminClient
 
 FIELD = "hlf_listedonwebsite"
 CONTACTS = 1000
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="hlfsync-sandbox-bench-") as scratch:
         env_file = Path(scratch) / "sandbox.env"
         code = (
-            "from pathlib import Path; from hlfsync.sandbox.server import serve; "
+            "from pathlib import Path; from hlfsync_sandbox.server import serve; "
             f"serve('127.0.0.1', 0, Path({str(env_file)!r}), Path({scratch!r}))"
         )
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and module

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hlfsync.sandbox import contacts, faults, keys, requestlog
+from hlfsync_sandbox import contacts, faults, keys, requestlog
 
 Audience = Literal["entra", "google"]
 TokenCheck = Literal["ok", "unknown", "expired", "wrong_audience"]

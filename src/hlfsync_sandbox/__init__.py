@@ -3,6 +3,6 @@ and the `webhook-v1` receiver, in one ASGI app with scripted faults (docs/sandbo
 
 Others use `server.SandboxServer` (tests, demo, benchmarks), `server.serve` (the CLI),
 `app.create_app` with `state.SandboxState` (any ASGI server), `client.AdminClient` and
-`webhook.sign`; `python -m hlfsync.sandbox.bench` measures it. The sandbox never imports the
+`webhook.sign`; `python -m hlfsync_sandbox.bench` measures it. The sandbox never imports the
 rest of hlfsync, so it cannot agree with it by accident.
 """

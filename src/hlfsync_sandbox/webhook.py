@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hlfsync.sandbox import contacts, gateway, wire
-from hlfsync.sandbox.requestlog import LogEntry
-from hlfsync.sandbox.state import SandboxState
+from hlfsync_sandbox import contacts, gateway, wire
+from hlfsync_sandbox.requestlog import LogEntry
+from hlfsync_sandbox.state import SandboxState
 
 PATH = "/webhook"
 SIGNATURE_HEADER = "x-hlf-signature"

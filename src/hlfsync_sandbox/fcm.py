@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hlfsync.sandbox import tokens, wire
-from hlfsync.sandbox.state import FcmMessage, SandboxState
+from hlfsync_sandbox import tokens, wire
+from hlfsync_sandbox.state import FcmMessage, SandboxState
 
 MESSAGE_FIELDS = frozenset(
     {"name", "data", "notification", "android", "webpush", "apns", "fcm_options"}

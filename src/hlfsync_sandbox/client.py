@@ -13,7 +13,7 @@ from typing import Any, Literal, TypedDict, cast
 
 import httpx
 
-from hlfsync.sandbox import faults
+from hlfsync_sandbox import faults
 
 
 class ContactRecord(TypedDict, total=False):

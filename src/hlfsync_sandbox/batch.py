@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from hlfsync.sandbox import contacts, dataverse, gateway, wire
-from hlfsync.sandbox.requestlog import LogEntry
-from hlfsync.sandbox.state import SandboxState
+from hlfsync_sandbox import contacts, dataverse, gateway, wire
+from hlfsync_sandbox.requestlog import LogEntry
+from hlfsync_sandbox.state import SandboxState
 
 MAX_REQUESTS = 1000
 

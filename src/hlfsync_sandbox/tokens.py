@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hlfsync.sandbox import keys, wire
-from hlfsync.sandbox.state import SandboxState
+from hlfsync_sandbox import keys, wire
+from hlfsync_sandbox.state import SandboxState
 
 CLIENT_CREDENTIALS = "client_credentials"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -10,11 +10,11 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote
 
-from hlfsync.sandbox import contacts, wire
-from hlfsync.sandbox.state import SandboxState
+from hlfsync_sandbox import contacts, wire
+from hlfsync_sandbox.state import SandboxState
 
 if TYPE_CHECKING:
-    from hlfsync.sandbox.dataverse import WebRequest
+    from hlfsync_sandbox.dataverse import WebRequest
 
 API_ROOT = "/api/data/v9.2/"
 MAX_PAGE_SIZE = 5000  # Dataverse's ceiling for odata.maxpagesize on standard tables
