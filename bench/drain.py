@@ -251,7 +251,7 @@ async def _hand_loop(url: str, env: dict[str, str], ops: int, *, client: str) ->
     """
     import httpx
 
-    from hlfsync.dataverse.webhook import sign
+    from hlfsync.dynamics.webhook import sign
 
     secret = env["HLFSYNC_DYNAMICS_WEBHOOK_SECRET"]
     sink = env["HLFSYNC_DYNAMICS_URL"]

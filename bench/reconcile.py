@@ -20,9 +20,9 @@ import psycopg
 
 from bench import _common
 from hlfsync import settings
-from hlfsync.dataverse.factory import build_client
 from hlfsync.db import reconcile
 from hlfsync.db.pool import open_pool
+from hlfsync.dynamics.factory import build_client
 
 
 def _prepare(size: int) -> tuple[str, list[dict[str, object]]]:

@@ -117,10 +117,10 @@ async def build_worker(
     import socket
 
     from hlfsync.core.clock import SystemClock
-    from hlfsync.dataverse.factory import build_client
     from hlfsync.db.breaker import DynamicsCircuitBreaker
     from hlfsync.db.pool import open_pool
     from hlfsync.db.queue import OperationStore
+    from hlfsync.dynamics.factory import build_client
     from hlfsync.notify.factory import build_notifier
     from hlfsync.worker.dispatcher import AlertDispatcher
     from hlfsync.worker.handlers import CallSlots, SyncContext
@@ -210,9 +210,9 @@ async def scheduler_off_loop(settings: Settings, url: str) -> Any:
     """A build for `worker.scheduler.run_off_loop`: a scheduler with its own connections,
     Dynamics client and breaker view, made on (and belonging to) the scheduler's thread."""
     from hlfsync.core.clock import SystemClock
-    from hlfsync.dataverse.factory import build_client
     from hlfsync.db.breaker import DynamicsCircuitBreaker
     from hlfsync.db.pool import open_pool
+    from hlfsync.dynamics.factory import build_client
     from hlfsync.notify.factory import build_notifier
 
     async def build() -> Any:
@@ -309,9 +309,9 @@ async def worker_forever(settings: Settings) -> None:
 async def health_check(settings: Settings) -> dict[str, Any]:
     """`hlfsync health`: token + WhoAmI now, recorded like the scheduled check."""
     from hlfsync.core.clock import SystemClock
-    from hlfsync.dataverse.factory import build_client
     from hlfsync.db.breaker import DynamicsCircuitBreaker
     from hlfsync.db.pool import open_pool
+    from hlfsync.dynamics.factory import build_client
     from hlfsync.worker.health import check_credentials
 
     client = build_client(settings)
@@ -363,7 +363,7 @@ def push_contacts_to_sandbox(settings: Settings, contacts: list[tuple[Any, bool]
     """
     import httpx
 
-    from hlfsync.dataverse.factory import tls_verify
+    from hlfsync.outbound.tls import tls_verify
 
     if not settings.dynamics_url or not contacts:
         return False
@@ -403,9 +403,9 @@ async def reconcile(settings: Settings, *, dry_run: bool) -> dict[str, Any]:
     import socket
     from datetime import UTC
 
-    from hlfsync.dataverse.factory import build_client
     from hlfsync.db import reconcile as reconcile_mod
     from hlfsync.db.pool import open_pool
+    from hlfsync.dynamics.factory import build_client
 
     client = build_client(settings)
     pool = await open_pool(database_url(settings), max_size=2)
@@ -433,8 +433,8 @@ async def break_glass(
 ) -> dict[str, Any]:
     """Check the credentials given on the spot, then push every divergent mentor's state."""
     from hlfsync.core.clock import SystemClock
-    from hlfsync.dataverse.factory import build_client
     from hlfsync.db.pool import open_pool
+    from hlfsync.dynamics.factory import build_client
     from hlfsync.worker import breakglass
 
     client = build_client(settings)

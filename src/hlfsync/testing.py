@@ -82,7 +82,7 @@ class RecordingNotifier:
 
 
 class ScriptedDynamics:
-    """A `dataverse.base.DynamicsClient` whose answers a test scripts, per contact or for all.
+    """A `dynamics.port.DynamicsClient` whose answers a test scripts, per contact or for all.
 
     `script[contact_id]` (or `script[None]` for any contact) is a list of outcomes consumed one
     per call: None for success, an exception instance to raise. When a list runs out, calls
@@ -121,7 +121,7 @@ class ScriptedDynamics:
         return results
 
     async def who_am_i(self) -> Any:
-        from hlfsync.dataverse.base import Identity
+        from hlfsync.dynamics.port import Identity
 
         return Identity(user_id="scripted")
 
@@ -130,7 +130,7 @@ class ScriptedDynamics:
         return "scripted contract"
 
     async def listings(self, page_size: int) -> AsyncIterator[list[Any]]:
-        from hlfsync.dataverse.base import ContactListing
+        from hlfsync.dynamics.port import ContactListing
 
         items = [ContactListing(contact, listed) for contact, listed in self.listed.items()]
         for start in range(0, len(items), page_size):

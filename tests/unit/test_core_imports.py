@@ -1,5 +1,7 @@
 """The import rules of the layout: core/ stays pure (no adapters, no drivers, no clock reads, no
-environment, no logging), and the sandbox stays out of the product and the product out of it.
+environment, no logging); Dataverse is reached only through the Dynamics factory, and what the
+adapters share (`outbound/`) imports none of them; the sandbox stays out of the product and the
+product out of it.
 
 Each module is parsed, not imported, so a violation is found even in a branch never run.
 """
@@ -20,11 +22,14 @@ CORE = PRODUCT / "core"
 FORBIDDEN_MODULES = (
     "hlfsync.db",
     "hlfsync.dataverse",
+    "hlfsync.dynamics",
+    "hlfsync.outbound",
     "hlfsync.notify",
     "hlfsync.api",
     "hlfsync.worker",
     "hlfsync.settings",
     "hlfsync.services",
+    "hlfsync_sandbox",
     "psycopg",
     "psycopg_pool",
     "httpx",
@@ -121,6 +126,8 @@ def test_core_module_is_pure(path: Path) -> None:
         ("from hlfsync import worker", ["1: import hlfsync.worker"]),
         ("from .. import dataverse", ["1: import hlfsync.dataverse"]),
         ("from ..notify import fcm", ["1: import hlfsync.notify"]),
+        ("from hlfsync.dynamics.port import ListingChange", ["1: import hlfsync.dynamics.port"]),
+        ("from ..outbound import errors", ["1: import hlfsync.outbound"]),
         ("import logging", ["1: import logging"]),
         ("import datetime\nx = datetime.datetime.now()", ["2: datetime.now"]),
         ("from datetime import date\nd = date.today()", ["2: date.today"]),
@@ -172,41 +179,53 @@ def _within(module: str, package: str) -> bool:
     return module == package or module.startswith(f"{package}.")
 
 
+def _importers(package: str, under: Path = PRODUCT) -> dict[str, list[str]]:
+    """Each module under `under` (as a path from it) that imports `package`, with the lines."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(under.rglob("*.py")):
+        for line, module, in_function in imports(path):
+            if _within(module, package):
+                where = f"{line}: {module}" + ("" if in_function else " (at module level)")
+                found.setdefault(path.relative_to(under).as_posix(), []).append(where)
+    return found
+
+
+def test_only_the_dynamics_factory_reaches_into_dataverse() -> None:
+    """The engine, the notifier and the webhook adapter use `dynamics.port` and `outbound/`;
+    the Dataverse adapter is built by `dynamics/factory.py` and imported nowhere else."""
+    importers = {
+        path for path in _importers("hlfsync.dataverse") if not path.startswith("dataverse/")
+    }
+    assert importers == {"dynamics/factory.py"}
+
+
+@pytest.mark.parametrize("adapter", ["hlfsync.dynamics", "hlfsync.dataverse", "hlfsync.notify"])
+def test_what_the_adapters_share_imports_no_adapter(adapter: str) -> None:
+    """`outbound/` serves Dynamics and FCM alike, so it may know neither."""
+    assert _importers(adapter, under=PRODUCT / "outbound") == {}
+
+
 def test_the_product_imports_the_sandbox_only_when_a_command_runs_it() -> None:
     """Only `hlfsync sandbox` and `hlfsync demo` import hlfsync_sandbox, inside the command, so
     importing any of hlfsync (the worker, the API) never loads the sandbox."""
-    found = [
-        f"{path.relative_to(PRODUCT).as_posix()}:{line}: {module}"
-        + ("" if in_function else " (at module level)")
-        for path in sorted(PRODUCT.rglob("*.py"))
-        for line, module, in_function in imports(path)
-        if _within(module, "hlfsync_sandbox")
-        and not (in_function and path.relative_to(PRODUCT).as_posix() in SANDBOX_ENTRY_POINTS)
-    ]
-    assert found == []
+    found = {
+        path: lines
+        for path, lines in _importers("hlfsync_sandbox").items()
+        if path not in SANDBOX_ENTRY_POINTS or any("module level" in line for line in lines)
+    }
+    assert found == {}
 
 
 def test_the_entry_points_do_import_the_sandbox() -> None:
     """The rule above looks at the real files: each entry point it allows does import it."""
-    importers = {
-        path.relative_to(PRODUCT).as_posix()
-        for path in PRODUCT.rglob("*.py")
-        if any(_within(module, "hlfsync_sandbox") for _, module, _ in imports(path))
-    }
-    assert importers == SANDBOX_ENTRY_POINTS
+    assert set(_importers("hlfsync_sandbox")) == SANDBOX_ENTRY_POINTS
 
 
 def test_the_sandbox_never_imports_the_product() -> None:
     """The sandbox speaks the real wire formats on its own: sharing product code with it would
     let the two agree by accident."""
-    found = [
-        f"{path.relative_to(SANDBOX).as_posix()}:{line}: {module}"
-        for path in sorted(SANDBOX.rglob("*.py"))
-        for line, module, _ in imports(path)
-        if _within(module, "hlfsync")
-    ]
     assert len(list(SANDBOX.rglob("*.py"))) > 10, "found no sandbox modules: the path is wrong"
-    assert found == []
+    assert _importers("hlfsync", under=SANDBOX) == {}
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@
                                 entity set, 405, 415, webhook gone (404/410), TLS or host
     ConfigError                 a setting is missing or wrong; raised at start, never mid-flight
 
-Adapters (`dataverse.errors`, `notify.fcm`) own the table from HTTP status to class; core owns what
-each class means for an operation (`core.retry`, `core.breaker`).
+Adapters (`outbound.errors`, `notify.fcm_wire`) own the table from HTTP status to class; core owns
+what each class means for an operation (`core.retry`, `core.breaker`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Adapters to HLF's portal: `dataverse-v9` (Web API + OAuth) and `webhook-v1` (signed JSON).
+"""The `dataverse-v9` adapter: HLF's portal through the Dataverse Web API with OAuth tokens.
 
-Others use `base` (the interface and its values), `factory.build_client(settings)`, `errors` (the
-one HTTP-to-taxonomy table, shared with `notify`) and `webhook.verify_signature` for receivers.
+`client.DataverseClient` implements `dynamics.port.DynamicsClient`; `wire` holds the OData
+payloads (OData names stop there), `auth` the msal tokens, `transport` the HTTP connection pools
+(which `dynamics.factory` also gives the webhook adapter). Only `dynamics.factory` imports this
+package; what it shares with the other adapters is in `hlfsync.outbound`.
 """

@@ -16,7 +16,6 @@ https with a tenant segment; msal refuses anything else.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 import time
@@ -29,7 +28,8 @@ from urllib.parse import urlsplit
 import structlog
 
 from hlfsync.core.errors import AuthFailure, SyncFailure, Transient
-from hlfsync.dataverse.errors import one_line
+from hlfsync.outbound.errors import one_line
+from hlfsync.outbound.tls import requests_session
 
 log = structlog.get_logger(__name__)
 
@@ -73,23 +73,6 @@ class _Cached:
 
     def __repr__(self) -> str:  # the token must not reach a log through a repr
         return f"_Cached(refresh_at={self.refresh_at:.0f})"
-
-
-def requests_session(verify: str | bool, timeout_s: float | None) -> Any:
-    """A requests.Session that really uses `verify` and `timeout_s` on every request.
-
-    requests lets `REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE` override `Session.verify` (only a
-    per-request `verify` wins), so a configured CA bundle would be silently ignored on hosts that
-    set those variables. No adapter retries either: retries are the engine's.
-    """
-    import requests
-
-    session = requests.Session()
-    options: dict[str, Any] = {"timeout": timeout_s}
-    if verify is not True:
-        options["verify"] = verify
-    session.request = functools.partial(session.request, **options)  # type: ignore[method-assign]
-    return session
 
 
 def is_microsoft_authority(authority: str) -> bool:

@@ -24,9 +24,10 @@ from hlfsync.core.errors import (
     Throttled,
     Transient,
 )
-from hlfsync.dataverse import errors, wire
+from hlfsync.dataverse import wire
 from hlfsync.dataverse.auth import Tokens
-from hlfsync.dataverse.base import ContactListing, Identity, ListingChange
+from hlfsync.dynamics.port import ContactListing, Identity, ListingChange
+from hlfsync.outbound import errors
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 from uuid import UUID
 
-from hlfsync.dataverse.base import ContactListing, Identity
+from hlfsync.dynamics.port import ContactListing, Identity
 
 ODATA_HEADERS: Mapping[str, str] = {
     "Accept": "application/json",

@@ -17,9 +17,9 @@ from typing import Any
 import structlog
 from psycopg import AsyncConnection
 
-from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.db.pool import Pool
 from hlfsync.db.queries import q
+from hlfsync.dynamics.port import DynamicsClient
 
 log = structlog.get_logger(__name__)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import httpx
 
 from hlfsync.core.errors import ConfigError
-from hlfsync.dataverse.factory import tls_verify
 from hlfsync.notify.base import Notifier
 from hlfsync.notify.fcm import FcmNotifier
 from hlfsync.notify.log import LogNotifier
+from hlfsync.outbound.tls import tls_verify
 from hlfsync.settings import PREFIX, Settings
 
 FCM_TIMEOUT_S = 10.0

@@ -24,11 +24,11 @@ import httpx
 import structlog
 
 from hlfsync.core.errors import AuthFailure, Permanent, SyncFailure, Transient
-from hlfsync.dataverse import errors
-from hlfsync.dataverse.auth import requests_session
 from hlfsync.notify import fcm_wire, google_token
 from hlfsync.notify.base import DeliveryResult
 from hlfsync.notify.log import fingerprint
+from hlfsync.outbound import errors
+from hlfsync.outbound.tls import requests_session
 
 log = structlog.get_logger(__name__)
 

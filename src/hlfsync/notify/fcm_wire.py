@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
-from hlfsync.dataverse import errors
 from hlfsync.notify.base import DeliveryResult
+from hlfsync.outbound import errors
 
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 QUOTA_DEFAULT_RETRY_AFTER_S = 60.0

@@ -19,10 +19,10 @@ from typing import Any
 from hlfsync.core import retry
 from hlfsync.core.clock import Clock
 from hlfsync.core.errors import Held, SyncFailure
-from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.db import reconcile as reconcile_mod
 from hlfsync.db.pool import Pool
 from hlfsync.db.queue import CallFacts, Operation, OperationStore
+from hlfsync.dynamics.port import DynamicsClient
 from hlfsync.worker.handlers import UNLINKED, Unlinked, to_change
 
 ACTOR = "break-glass"

@@ -34,10 +34,10 @@ from hlfsync.core.errors import (
     Transient,
 )
 from hlfsync.core.pacing import CallLimit
-from hlfsync.dataverse.base import DynamicsClient, ListingChange
 from hlfsync.db import health, links
 from hlfsync.db.breaker import DynamicsCircuitBreaker
 from hlfsync.db.queue import CallFacts, Operation, OperationStore
+from hlfsync.dynamics.port import DynamicsClient, ListingChange
 
 log = structlog.get_logger("hlfsync.sync")
 

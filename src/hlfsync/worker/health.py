@@ -17,10 +17,10 @@ import structlog
 
 from hlfsync.core.clock import Clock
 from hlfsync.core.errors import AuthFailure, ContractFailure, Held, SyncFailure
-from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.db import health
 from hlfsync.db.breaker import DynamicsCircuitBreaker
 from hlfsync.db.pool import Pool
+from hlfsync.dynamics.port import DynamicsClient
 
 log = structlog.get_logger(__name__)
 

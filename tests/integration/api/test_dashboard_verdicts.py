@@ -17,11 +17,11 @@ import pytest
 from hlfsync import settings
 from hlfsync import testing as f
 from hlfsync.api import create_app, sign_in_url, signin
-from hlfsync.dataverse.base import ContactListing
 from hlfsync.db import reconcile
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queries import q
 from hlfsync.db.queue import LOWEST_PRIORITY
+from hlfsync.dynamics.port import ContactListing
 from tests.integration.api import world as world_mod
 
 Conn = psycopg.Connection[Any]

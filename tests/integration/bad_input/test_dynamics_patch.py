@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from hlfsync.dataverse.client import DataverseClient
-from hlfsync.dataverse.factory import build_tokens, tls_verify
+from hlfsync.dynamics.factory import build_tokens
+from hlfsync.outbound.tls import tls_verify
 from hlfsync.testing import one
 from tests.integration.bad_input import sweep
 

@@ -11,8 +11,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from hlfsync.core.errors import AuthFailure, Permanent, Throttled, Transient
-from hlfsync.dataverse import factory
-from hlfsync.dataverse.base import DynamicsClient, ListingChange, Operation
+from hlfsync.dynamics import factory
+from hlfsync.dynamics.port import DynamicsClient, ListingChange, Operation
 from hlfsync.notify import payloads
 from hlfsync.notify.base import DeliveryOutcome
 from hlfsync.notify.factory import build_notifier

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from hlfsync.dataverse.factory import build_client
 from hlfsync.db import reconcile
 from hlfsync.db.pool import Pool, open_pool
+from hlfsync.dynamics.factory import build_client
 from hlfsync.settings import Settings
 from hlfsync.testing import make_mentor, make_org
 from hlfsync_sandbox.client import AdminClient

@@ -14,7 +14,8 @@ import pytest
 
 from hlfsync import services
 from hlfsync.dataverse.client import DataverseClient
-from hlfsync.dataverse.factory import build_tokens, tls_verify
+from hlfsync.dynamics.factory import build_tokens
+from hlfsync.outbound.tls import tls_verify
 from hlfsync.settings import Settings
 from hlfsync.testing import FakeClock, make_chapter, make_mentor, make_org, make_user
 from hlfsync.worker.health import check_credentials

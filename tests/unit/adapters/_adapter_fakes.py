@@ -13,8 +13,8 @@ from uuid import UUID, uuid4
 
 import httpx
 
-from hlfsync.dataverse.base import ListingChange, Operation
 from hlfsync.dataverse.client import DataverseClient
+from hlfsync.dynamics.port import ListingChange, Operation
 
 ORG = "https://hlf.crm4.dynamics.com"
 ROOT = f"{ORG}/api/data/v9.2"

@@ -10,12 +10,14 @@ import pytest
 import trustme
 
 from hlfsync.core.errors import ConfigError
-from hlfsync.dataverse import factory, transport
+from hlfsync.dataverse import transport
 from hlfsync.dataverse.client import DataverseClient
-from hlfsync.dataverse.webhook import WebhookClient
+from hlfsync.dynamics import factory
+from hlfsync.dynamics.webhook import WebhookClient
 from hlfsync.notify.factory import build_notifier
 from hlfsync.notify.fcm import FcmNotifier
 from hlfsync.notify.log import LogNotifier
+from hlfsync.outbound import tls
 from hlfsync.settings import Settings
 
 DATAVERSE: dict[str, Any] = {
@@ -111,10 +113,10 @@ def test_a_ca_bundle_becomes_an_ssl_context(tmp_path: Path) -> None:
     """A valid CA bundle is loaded into an SSLContext trusting that CA."""
     path = tmp_path / "ca.pem"
     trustme.CA().cert_pem.write_to_path(str(path))
-    context = factory.tls_verify(path)
+    context = tls.tls_verify(path)
     assert isinstance(context, ssl.SSLContext)
     assert context.cert_store_stats()["x509_ca"] == 1
-    assert factory.tls_verify(None) is True
+    assert tls.tls_verify(None) is True
 
 
 def test_http_client_is_sized_for_the_workers() -> None:

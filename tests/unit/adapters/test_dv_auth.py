@@ -320,7 +320,7 @@ class _CapturingAdapter(requests.adapters.BaseAdapter):
 
 def test_configured_ca_bundle_beats_requests_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
     """REQUESTS_CA_BUNDLE in the environment must not replace the configured CA bundle."""
-    from hlfsync.dataverse.auth import requests_session
+    from hlfsync.outbound.tls import requests_session
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")

@@ -20,8 +20,8 @@ from _adapter_fakes import (
 )
 
 from hlfsync.core.errors import AuthFailure, Permanent, SyncFailure, Transient
-from hlfsync.dataverse.base import ContactListing, DynamicsClient, Identity
 from hlfsync.dataverse.client import DataverseClient
+from hlfsync.dynamics.port import ContactListing, DynamicsClient, Identity
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,8 @@ from hlfsync.core.errors import (
     Throttled,
     Transient,
 )
-from hlfsync.dataverse import errors, wire
+from hlfsync.dataverse import wire
+from hlfsync.outbound import errors
 
 pytestmark = pytest.mark.anyio
 

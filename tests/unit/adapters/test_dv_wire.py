@@ -8,7 +8,7 @@ import pytest
 from _adapter_fakes import ORG, ROOT
 
 from hlfsync.dataverse import wire
-from hlfsync.dataverse.base import ContactListing, Identity
+from hlfsync.dynamics.port import ContactListing, Identity
 
 A = UUID("6a1f9c1e-0000-4000-8000-000000000001")
 B = UUID("6a1f9c1e-0000-4000-8000-000000000002")

@@ -17,9 +17,9 @@ from hlfsync.core.errors import (
     Throttled,
     Transient,
 )
-from hlfsync.dataverse import webhook
-from hlfsync.dataverse.base import DynamicsClient
-from hlfsync.dataverse.webhook import WebhookClient, is_fresh, sign, verify_signature
+from hlfsync.dynamics import webhook
+from hlfsync.dynamics.port import DynamicsClient
+from hlfsync.dynamics.webhook import WebhookClient, is_fresh, sign, verify_signature
 
 pytestmark = pytest.mark.anyio
 

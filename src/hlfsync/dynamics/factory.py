@@ -6,18 +6,17 @@ Owns the checks that stop a bad Dynamics configuration at start with one line na
 
 from __future__ import annotations
 
-import ssl
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
 from hlfsync.core.errors import ConfigError
 from hlfsync.dataverse.auth import TokenProvider
-from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.dataverse.client import DataverseClient
 from hlfsync.dataverse.transport import ShardedTransport
-from hlfsync.dataverse.webhook import WebhookClient
+from hlfsync.dynamics.port import DynamicsClient
+from hlfsync.dynamics.webhook import WebhookClient
+from hlfsync.outbound.tls import tls_verify
 from hlfsync.settings import PREFIX, Settings
 
 # Room beyond the workers' own calls for a health check and a reconciliation page at once.
@@ -27,19 +26,6 @@ KEEPALIVE_EXPIRY_S = 30.0
 
 def _missing(name: str, why: str) -> ConfigError:
     return ConfigError(f"missing setting {PREFIX}{name}: {why}")
-
-
-def tls_verify(ca_bundle: Path | None) -> ssl.SSLContext | bool:
-    """An SSL context trusting only `ca_bundle`, or True for the default trust store."""
-    if ca_bundle is None:
-        return True
-    try:
-        return ssl.create_default_context(cafile=str(ca_bundle))
-    except (OSError, ssl.SSLError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(
-            f"invalid setting {PREFIX}DYNAMICS_CA_BUNDLE: cannot load {ca_bundle} ({reason})"
-        ) from None
 
 
 def build_http(settings: Settings) -> httpx.AsyncClient:

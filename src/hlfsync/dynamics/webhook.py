@@ -1,8 +1,8 @@
 """`webhook-v1`: listing changes as signed JSON events POSTed to one URL (HMAC-SHA256).
 
 Owns the event shape, the signature (and `verify_signature` for receivers) and the webhook calls.
-Classification is `errors`' table; the secret never leaves `_sign`, and the URL (which may carry a
-key in its query) is never logged, only its host.
+Answers are classified by `outbound.errors`; the secret never leaves `_sign`, and the URL (which
+may carry a key in its query) is never logged, only its host.
 
 Signature: `X-HLF-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}.".encode() + body)>`
 with `X-HLF-Timestamp: <unix seconds>`; receivers should also refuse stale timestamps (`is_fresh`).
@@ -27,8 +27,8 @@ import httpx
 import structlog
 
 from hlfsync.core.errors import Permanent, SyncFailure
-from hlfsync.dataverse import errors
-from hlfsync.dataverse.base import ContactListing, Identity, ListingChange
+from hlfsync.dynamics.port import ContactListing, Identity, ListingChange
+from hlfsync.outbound import errors
 
 log = structlog.get_logger(__name__)
 

@@ -1,8 +1,8 @@
 """The one small interface every Dynamics adapter implements, and the values it speaks in.
 
 The sync engine knows nothing else of Dynamics. Every method raises only `core.errors.SyncFailure`
-subclasses (classified once, in the adapter's `errors` table); anything else is a bug in the adapter
-and the engine treats it as a poison operation.
+subclasses (classified once, by `outbound.errors`); anything else is a bug in the adapter and the
+engine treats it as a poison operation.
 """
 
 from __future__ import annotations

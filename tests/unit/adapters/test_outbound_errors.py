@@ -1,4 +1,4 @@
-"""The status / OData code / transport table in `dataverse.errors`, row by row."""
+"""The status / OData code / transport table in `outbound.errors`, row by row."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hlfsync.core.errors import (
     Throttled,
     Transient,
 )
-from hlfsync.dataverse import errors
+from hlfsync.outbound import errors
 
 pytestmark = pytest.mark.anyio
 
