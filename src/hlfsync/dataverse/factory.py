@@ -16,7 +16,7 @@ from hlfsync.core.errors import ConfigError
 from hlfsync.dataverse.auth import TokenProvider
 from hlfsync.dataverse.base import DynamicsClient
 from hlfsync.dataverse.client import DataverseClient
-from hlfsync.dataverse.transport import ShardedTransport
+from hlfsync.dataverse.transport import PooledTransport
 from hlfsync.dataverse.webhook import WebhookClient
 from hlfsync.settings import PREFIX, Settings
 
@@ -47,7 +47,7 @@ def build_http(settings: Settings) -> httpx.AsyncClient:
     connections = settings.worker_concurrency + SPARE_CONNECTIONS
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.dynamics_timeout),
-        transport=ShardedTransport(
+        transport=PooledTransport(
             connections=connections,
             verify=tls_verify(settings.dynamics_ca_bundle),
             keepalive_expiry_s=KEEPALIVE_EXPIRY_S,
