@@ -13,7 +13,7 @@ import httpx
 from hlfsync.core.errors import ConfigError
 from hlfsync.dataverse.auth import TokenProvider
 from hlfsync.dataverse.client import DataverseClient
-from hlfsync.dataverse.transport import ShardedTransport
+from hlfsync.dataverse.transport import PooledTransport
 from hlfsync.dynamics.port import DynamicsClient
 from hlfsync.dynamics.webhook import WebhookClient
 from hlfsync.outbound.tls import tls_verify
@@ -33,7 +33,7 @@ def build_http(settings: Settings) -> httpx.AsyncClient:
     connections = settings.worker_concurrency + SPARE_CONNECTIONS
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.dynamics_timeout),
-        transport=ShardedTransport(
+        transport=PooledTransport(
             connections=connections,
             verify=tls_verify(settings.dynamics_ca_bundle),
             keepalive_expiry_s=KEEPALIVE_EXPIRY_S,

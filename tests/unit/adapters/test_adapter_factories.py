@@ -120,12 +120,10 @@ def test_a_ca_bundle_becomes_an_ssl_context(tmp_path: Path) -> None:
 
 
 def test_http_client_is_sized_for_the_workers() -> None:
-    """Connections (over small shards) follow worker_concurrency; the timeout dynamics_timeout."""
+    """Connections follow worker_concurrency; the timeout dynamics_timeout."""
     http = factory.build_http(settings(worker_concurrency=40, dynamics_timeout=7.0))
-    shards = http._transport._shards  # type: ignore[attr-defined]
-    limits = [shard._pool._max_connections for shard in shards]
-    assert sum(limits) >= 40 + factory.SPARE_CONNECTIONS
-    assert max(limits) <= transport.SHARD_CONNECTIONS
+    assert isinstance(http._transport, transport.PooledTransport)
+    assert http._transport._limit == 40 + factory.SPARE_CONNECTIONS
     assert http.timeout.read == 7.0
     assert http.timeout.connect == 7.0
     assert not http.follow_redirects
