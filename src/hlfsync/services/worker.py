@@ -127,8 +127,8 @@ def build_scheduler(
     remote = tasks.remote_tasks(
         settings, pool, clock, client=client, breaker=breaker, notifier=notifier
     )
-    return Scheduler(pool, clock, settings.zone, tasks.default_tasks(settings, pool, clock,
-                                                                     extra=remote))  # fmt: skip
+    jobs = tasks.default_tasks(settings, pool, clock, extra=remote)
+    return Scheduler(pool, clock, settings.zone, jobs)
 
 
 def scheduler_off_loop(settings: Settings, url: str) -> SchedulerBuild:
