@@ -3,7 +3,7 @@
     uv run python -m bench.expiry [--mentors 100000]
 
 The check runs as the worker's scheduler runs it: chunks of mentors, each committed on its
-own, two at once (`db.expiry.arun_expiry_check_pooled`). One database, seeded by
+own, two at once (`tasks.expiry_check`). One database, seeded by
 `_common.fresh_database` (certificates spread over the past and next
 90 days, every mentor active, nothing ever sent), checked four times:
 - catch-up, for yesterday: the check has never run, so about half the mentors are expired and
@@ -26,7 +26,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from bench import _common
-from hlfsync.db import expiry
+from hlfsync import tasks
 from hlfsync.db.pool import open_pool
 
 
@@ -57,7 +57,7 @@ def _timed(url: str, today: date) -> tuple[float, dict[str, Any]]:
         pool = await open_pool(url, max_size=4)
         try:
             started = time.perf_counter()
-            stats = await expiry.arun_expiry_check_pooled(pool, today, "bench")
+            stats = await tasks.expiry_check(pool, today=today, actor="bench")
             return time.perf_counter() - started, stats
         finally:
             await pool.close()

@@ -1,14 +1,17 @@
 """The Prometheus metrics hlfsync exposes, defined once here on the default registry.
 
-Modules import this one and update its metrics; `/metrics` serves the default registry.
+Modules import this one and update its metrics; `/metrics` serves the default registry (the
+API's route, or `serve` for a worker without the API).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Metric
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Metric, start_http_server
 from prometheus_client.registry import Collector
+
+from hlfsync.core.errors import ConfigError
 
 # Exposed as hlfsync_renewal_history_size_guard_total (prometheus-client adds `_total`).
 RENEWAL_HISTORY_SIZE_GUARD = Counter(
@@ -47,3 +50,13 @@ class DatabaseFamilies(Collector):
 
 FROM_DATABASE = DatabaseFamilies()
 REGISTRY.register(FROM_DATABASE)
+
+
+def serve(host: str, port: int) -> None:
+    """Serve /metrics on a thread of its own (HLFSYNC_WORKER_METRICS_*); one line if it cannot."""
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise ConfigError(
+            f"HLFSYNC_WORKER_METRICS_PORT: cannot listen on {host}:{port} ({exc.strerror or exc})"
+        ) from exc

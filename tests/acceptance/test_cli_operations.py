@@ -96,6 +96,12 @@ def test_expiry_check_is_idempotent_from_the_cli(hlfsync: Run, db_url: str, conn
     assert conn.execute(
         "SELECT threshold_day FROM cert_expiry_reminders WHERE mentor_id = %s", [reminded]
     ).fetchall() == [(7,)]
+    # Each run by hand is recorded beside the scheduler's, by the same module.
+    runs = conn.execute(
+        "SELECT status, worker LIKE 'cli@%', (stats ->> 'paused')::int FROM scheduled_runs"
+        " WHERE job = 'expiry_check' ORDER BY started_at"
+    ).fetchall()
+    assert runs == [("succeeded", True, 1), ("succeeded", True, 0)]
     bad = hlfsync("expiry-check", "--today", "23.11.2026", env=env)
     assert bad.returncode == 2
     assert bad.stderr.strip() == "hlfsync: --today must be YYYY-MM-DD, not '23.11.2026'"

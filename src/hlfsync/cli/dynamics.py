@@ -24,41 +24,15 @@ def break_glass(
     """
     import asyncio
 
-    from pydantic import SecretStr
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from hlfsync import services
     from hlfsync.core.errors import AuthFailure, SyncFailure
 
-    if sys.stdin.isatty():
-        secret = typer.prompt("New Dynamics client secret", hide_input=True)
-    else:
-        secret = sys.stdin.readline().strip()
-    if not secret:
-        raise CommandError("no client secret given (prompt or first line of stdin)", code=2)
-    overrides: dict[str, Any] = {"dynamics_client_secret": SecretStr(secret)}
-    if tenant_id:
-        overrides["dynamics_tenant_id"] = tenant_id
-    if client_id:
-        overrides["dynamics_client_id"] = client_id
+    overrides = _new_credentials(tenant_id, client_id)
     settings = load_settings().model_copy(update=overrides)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        console=err.get(), disable=as_json)  # fmt: skip
-    task = progress.add_task("syncing", total=None)
-
-    def checked(user: str) -> None:
-        err.print(f"credentials ok (WhoAmI user {user})", highlight=False)
-        progress.start()  # only once the credentials work: a refusal stays one line
-
+    progress = _Progress(shown=not as_json)
     try:
-        result = asyncio.run(
-            services.break_glass(
-                settings,
-                on_checked=checked,
-                on_total=lambda total: progress.update(task, total=total),
-                on_progress=lambda n: progress.advance(task, n),
-            )
-        )
+        result = asyncio.run(services.break_glass(settings, on_checked=progress.checked,
+                             on_total=progress.total, on_progress=progress.advance))  # fmt: skip
     except AuthFailure as exc:
         raise CommandError(f"the new credentials were rejected: {exc.summary()}") from None
     except SyncFailure as exc:
@@ -68,16 +42,63 @@ def break_glass(
     if as_json:
         print_json(result)
     else:
-        out.print(
-            f"break-glass: {result['done']} done, {result['failed']} failed,"
-            f" {result['skipped']} skipped, {result['left_for_retry']} left for retry,"
-            f" {result['unlinked']} unlinked (no contact id: held for the workers)"
-            f" ({result['queued_by_reconcile']} queued by reconciliation)"
-        )
-        for line in result["first_errors"]:
-            out.print(f"  error: {line}")
+        _print_break_glass(result)
     if result["failed"] or result["skipped"]:
         raise typer.Exit(1)
+
+
+def _new_credentials(tenant_id: str | None, client_id: str | None) -> dict[str, object]:
+    """The settings break-glass overrides: the secret from a prompt or stdin, never argv."""
+    from pydantic import SecretStr
+
+    if sys.stdin.isatty():
+        secret = typer.prompt("New Dynamics client secret", hide_input=True)
+    else:
+        secret = sys.stdin.readline().strip()
+    if not secret:
+        raise CommandError("no client secret given (prompt or first line of stdin)", code=2)
+    overrides: dict[str, object] = {"dynamics_client_secret": SecretStr(secret)}
+    if tenant_id:
+        overrides["dynamics_tenant_id"] = tenant_id
+    if client_id:
+        overrides["dynamics_client_id"] = client_id
+    return overrides
+
+
+class _Progress:
+    """A progress bar on stderr, started only once the credentials work: a refusal stays one
+    line."""
+
+    def __init__(self, *, shown: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             console=err.get(), disable=not shown)  # fmt: skip
+        self._task = self._bar.add_task("syncing", total=None)
+
+    def checked(self, user: str) -> None:
+        err.print(f"credentials ok (WhoAmI user {user})", highlight=False)
+        self._bar.start()
+
+    def total(self, total: int) -> None:
+        self._bar.update(self._task, total=total)
+
+    def advance(self, done: int) -> None:
+        self._bar.advance(self._task, done)
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def _print_break_glass(result: dict[str, Any]) -> None:
+    out.print(
+        f"break-glass: {result['done']} done, {result['failed']} failed,"
+        f" {result['skipped']} skipped, {result['left_for_retry']} left for retry,"
+        f" {result['unlinked']} unlinked (no contact id: held for the workers)"
+        f" ({result['queued_by_reconcile']} queued by reconciliation)"
+    )
+    for line in result["first_errors"]:
+        out.print(f"  error: {line}")
 
 
 # --- remote systems ------------------------------------------------------------------------
@@ -97,25 +118,23 @@ def health(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(result)
     else:
-        for check in result.get("checks", []):
-            out.print(
-                f"{check['verdict']:<12} {check['name']:<14} {check['detail']}",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-        for name in ("push", "operators"):
-            if name in result:
-                out.print(
-                    f"{result[name]['status']:<12} {name:<14} {result[name]['detail']}",
-                    highlight=False,
-                    markup=False,
-                    soft_wrap=True,
-                )
-        out.print(
-            "healthy" if result["ok"] else f"unhealthy: {result['detail']}",
-            markup=False,
-            soft_wrap=True,
-        )
+        _print_health(result)
     if not result["ok"] or result.get("push", {}).get("status") == "failing":
         raise typer.Exit(1)
+
+
+def _print_health(result: dict[str, Any]) -> None:
+    for check in result.get("checks", []):
+        _line(check["verdict"], check["name"], check["detail"])
+    for name in ("push", "operators"):
+        if name in result:
+            _line(result[name]["status"], name, result[name]["detail"])
+    out.print(
+        "healthy" if result["ok"] else f"unhealthy: {result['detail']}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _line(verdict: str, name: str, detail: str) -> None:
+    out.print(f"{verdict:<12} {name:<14} {detail}", highlight=False, markup=False, soft_wrap=True)

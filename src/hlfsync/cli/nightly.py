@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hlfsync.cli.app import CommandError, JsonOpt, app, load_settings, out, print_json, table
+from hlfsync.cli.app import (
+    CommandError,
+    JsonOpt,
+    actor,
+    app,
+    load_settings,
+    out,
+    print_json,
+    table,
+)
+
+if TYPE_CHECKING:
+    from hlfsync.db.reconcile import ReconcileReport
 
 
 @app.command("expiry-check")
@@ -18,16 +30,13 @@ def expiry_check(
     as_json: JsonOpt = False,
 ) -> None:
     """The nightly certification check: reminders and auto-pause. Idempotent: run it twice."""
+    import asyncio
+
     from hlfsync import services
 
-    day = None
-    if today is not None:
-        try:
-            day = date.fromisoformat(today)
-        except ValueError:
-            raise CommandError(f"--today must be YYYY-MM-DD, not {today!r}", code=2) from None
+    day = _day(today)
     settings = load_settings()
-    stats = services.expiry_check(settings, day=day)
+    stats = asyncio.run(services.expiry_check(settings, day=day, actor=actor()))
     if as_json:
         print_json(stats)
         return
@@ -35,6 +44,13 @@ def expiry_check(
         f"expiry check for {stats['today']}: {stats['reminders_total']} reminder(s),"
         f" {stats['paused']} mentor(s) paused, {stats['deliveries']} push(es) queued"
     )
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return None if text is None else date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--today must be YYYY-MM-DD, not {text!r}", code=2) from None
 
 
 @app.command()
@@ -50,19 +66,24 @@ def reconcile(
     from hlfsync import services
 
     settings = load_settings()
-    stats = asyncio.run(services.reconcile(settings, dry_run=dry_run))
+    report = asyncio.run(services.reconcile(settings, dry_run=dry_run))
     if as_json:
-        print_json(stats)
-        return
-    shown = table("finding", "count", title="reconciliation" + (" (dry run)" if dry_run else ""))
-    for key in ("contacts_read", "pages", "diverging", "queued", "skipped_in_flight",
-                "unknown_listed_contacts", "contacts_missing_in_dynamics",
-                "mentors_without_contact"):  # fmt: skip
-        shown.add_row(key.replace("_", " "), str(stats[key]))
+        print_json(report.stats())
+    else:
+        _print_report(report)
+
+
+def _print_report(report: ReconcileReport) -> None:
+    shown = table(
+        "finding", "count", title="reconciliation" + (" (dry run)" if report.dry_run else "")
+    )
+    for key, value in report.summary().items():
+        if key not in ("seconds", "dry_run"):
+            shown.add_row(key.replace("_", " "), str(value))
     out.print(shown)
-    for item in stats["divergent_sample"]:
+    for item in report.divergent_sample:
         state = "listed" if item["listed_in_dynamics"] else "not listed"
         out.print(f"diverges: mentor {item['mentor_id']} is {item['status']} but {state}")
-    for contact in stats["unknown_sample"]:
+    for contact in report.unknown_sample:
         out.print(f"unknown: contact {contact} is listed but no mentor has it")
-    out.print(f"took {stats['seconds']:.2f} s")
+    out.print(f"took {report.seconds:.2f} s")

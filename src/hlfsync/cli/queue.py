@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,10 @@ from hlfsync.cli.app import (
     uuids,
 )
 
+if TYPE_CHECKING:
+    from hlfsync.core.status import Snapshot
+    from hlfsync.db.operations import ForceResult
+
 # --- status --------------------------------------------------------------------------------
 
 
@@ -32,39 +36,20 @@ def status(as_json: JsonOpt = False) -> None:
     """
     from hlfsync import services
     from hlfsync.core import status as verdict
-
-    settings = load_settings()
-    snap = services.status_snapshot(settings)
-    now = datetime.now(UTC)
-    problems = verdict.problems(snap, now)
     from hlfsync.notify import operators  # say when operators would not be told
 
+    settings = load_settings()
+    snap, now = services.status_snapshot(settings), datetime.now(UTC)
     warnings = [w for w in (operators.channel_problem(settings),) if w]
     if as_json:
-        print_json(
-            {
-                "healthy": not problems,
-                "problems": problems,
-                "queue": snap.queue,
-                "sync_lag_s": round(verdict.lag_seconds(snap, now), 3),
-                "open_dead_letters": snap.open_dead_letters,
-                "breakers": snap.breakers,
-                "scheduled_runs": snap.scheduled,
-                "credentials": snap.credentials,
-                "pending_migrations": snap.pending_migrations,
-                "unlinked": snap.unlinked,
-                "warnings": warnings,
-            }
-        )
+        print_json(verdict.as_json(snap, now, warnings))
     else:
-        _print_status(snap, problems, now)
-        for warning in warnings:
-            out.print(f"warning: {warning}")
-    if problems:
+        _print_status(snap, verdict.problems(snap, now), now, warnings)
+    if verdict.problems(snap, now):
         raise typer.Exit(1)
 
 
-def _print_status(snap: Any, problems: list[str], now: datetime) -> None:
+def _print_status(snap: Snapshot, problems: list[str], now: datetime, warnings: list[str]) -> None:
     from hlfsync.core import status as verdict
 
     queue = table("status", "operations", title="sync queue")
@@ -92,6 +77,8 @@ def _print_status(snap: Any, problems: list[str], now: datetime) -> None:
     if not snap.credentials:
         out.print("credentials: not checked yet")
     out.print("healthy" if not problems else "degraded: " + "; ".join(problems))
+    for warning in warnings:
+        out.print(f"warning: {warning}")
 
 
 # --- worker --------------------------------------------------------------------------------
@@ -126,7 +113,6 @@ def force_sync(
 ) -> None:
     """Queue an immediate sync (ahead of the routine queue) to each mentor's current state."""
     from hlfsync import services
-    from hlfsync.db import connect, operations
 
     chosen = sum([bool(mentor_ids), all_mentors, chapter is not None])
     if chosen != 1:
@@ -134,26 +120,23 @@ def force_sync(
     mentors = uuids(mentor_ids) if mentor_ids else None
     chapter_id = uuids([chapter])[0] if chapter else None
     settings = load_settings()
-    with connect.connect(services.database_url(settings)) as conn:
-        result = operations.force_sync(conn, mentors, actor=actor(), chapter=chapter_id)
-    if as_json:
-        print_json(
-            {
-                "queued": [
-                    {"mentor_id": m, "sync_queue_id": i, "operation": o}
-                    for m, i, o in result.queued
-                ],
-                "unknown": result.unknown,
-                "without_contact": result.without_contact,
-            }
-        )
-    else:
-        out.print(f"queued {len(result.queued)} sync(s)")
-        for mentor in result.without_contact:
-            out.print(f"not queued: mentor {mentor} has no Dynamics contact id")
+    result = services.force_sync(settings, mentors, chapter=chapter_id, actor=actor())
+    _print_forced(result, as_json=as_json)
     if result.unknown:
         err.print(f"hlfsync: unknown mentor id(s): {', '.join(map(str, result.unknown))}")
         raise typer.Exit(1)
+
+
+def _print_forced(result: ForceResult, *, as_json: bool) -> None:
+    if as_json:
+        queued = [{"mentor_id": m, "sync_queue_id": i, "operation": o} for m, i, o in result.queued]
+        print_json(
+            {"queued": queued, "unknown": result.unknown, "without_contact": result.without_contact}
+        )
+        return
+    out.print(f"queued {len(result.queued)} sync(s)")
+    for mentor in result.without_contact:
+        out.print(f"not queued: mentor {mentor} has no Dynamics contact id")
 
 
 @dlq_app.command("list")
@@ -164,28 +147,23 @@ def dlq_list(
 ) -> None:
     """Dead letters, newest first (open ones unless --status says otherwise)."""
     from hlfsync import services
-    from hlfsync.db import connect, operations
 
     if status not in (None, "open", "requeued", "resolved", "all"):
         raise CommandError(f"--status must be open, requeued, resolved or all, not {status!r}", 2)
     settings = load_settings()
-    with connect.connect(services.database_url(settings)) as conn:
-        rows = operations.list_dead_letters(
-            conn, status=None if status == "all" else status, limit=limit
-        )
+    rows = services.dead_letters(settings, status=None if status == "all" else status, limit=limit)
     if as_json:
         print_json(rows)
-        return
+    else:
+        _print_dead_letters(rows)
+
+
+def _print_dead_letters(rows: list[dict[str, Any]]) -> None:
     shown = table("id", "mentor", "operation", "attempts", "status", "reason", title="dead letters")
     for row in rows:
-        shown.add_row(
-            str(row["id"]),
-            str(row["mentor_id"]),
-            row["operation_type"],
-            str(row["attempt_count"]),
-            row["status"],
-            row["failure_reason"][:80],
-        )
+        reason = row["failure_reason"][:80]
+        shown.add_row(str(row["id"]), str(row["mentor_id"]), row["operation_type"],
+                      str(row["attempt_count"]), row["status"], reason)  # fmt: skip
     out.print(shown)
 
 
@@ -196,13 +174,11 @@ def dlq_requeue(
 ) -> None:
     """Re-queue dead letters as fresh operations to each mentor's current state."""
     from hlfsync import services
-    from hlfsync.db import connect, operations
 
     if bool(ids) == all_open:
         raise CommandError("give dead-letter ids or --all (exactly one)", code=2)
     settings = load_settings()
-    with connect.connect(services.database_url(settings)) as conn:
-        done = operations.requeue(conn, None if all_open else ids, actor=actor())
+    done = services.requeue(settings, None if all_open else ids, actor=actor())
     out.print(f"re-queued {len(done)} dead letter(s)")
     missing = sorted(set(ids or []) - {letter for letter, _ in done})
     if missing:
@@ -217,12 +193,10 @@ def dlq_resolve(
 ) -> None:
     """Close a dead letter by hand, with a note (it is kept, never deleted)."""
     from hlfsync import services
-    from hlfsync.db import connect, operations
 
     if not note.strip():
         raise CommandError("--note must say what was done", code=2)
     settings = load_settings()
-    with connect.connect(services.database_url(settings)) as conn:
-        if not operations.resolve(conn, letter, note=note, actor=actor()):
-            raise CommandError(f"dead letter {letter} is not open or does not exist")
+    if not services.resolve(settings, letter, note=note, actor=actor()):
+        raise CommandError(f"dead letter {letter} is not open or does not exist")
     out.print(f"resolved dead letter {letter}")

@@ -59,3 +59,21 @@ def problems(snapshot: Snapshot, now: datetime) -> list[str]:
         if run["status"] in ("failed", "abandoned"):
             found.append(f"last {run['job']} run {run['status']}")
     return found
+
+
+def as_json(snapshot: Snapshot, now: datetime, warnings: list[str]) -> dict[str, Any]:
+    """`status --json`: the verdict and everything it was drawn from."""
+    found = problems(snapshot, now)
+    return {
+        "healthy": not found,
+        "problems": found,
+        "queue": snapshot.queue,
+        "sync_lag_s": round(lag_seconds(snapshot, now), 3),
+        "open_dead_letters": snapshot.open_dead_letters,
+        "breakers": snapshot.breakers,
+        "scheduled_runs": snapshot.scheduled,
+        "credentials": snapshot.credentials,
+        "pending_migrations": snapshot.pending_migrations,
+        "unlinked": snapshot.unlinked,
+        "warnings": warnings,
+    }

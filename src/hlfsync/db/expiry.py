@@ -2,7 +2,8 @@
 
 The decisions are the set-based SQL of `0006_expiry.sql` (their one home); this
 module runs them, turns rows into stats, validates renewal entries and applies the size guard.
-Sync functions serve the CLI, `arun_*` ones the scheduler's pool; both share the row handling.
+The check and the compensation run on the async pool, for the scheduler and the CLI alike
+(through `hlfsync.tasks`); renewals and the duplicate listing are single-connection inspections.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ CHUNK_MENTORS = 10_000
 LANES = 2
 
 Conn = psycopg.Connection[Any]
-AsyncConn = psycopg.AsyncConnection[Any]
 
 
 # --- the nightly check ------------------------------------------------------------------------
@@ -91,58 +91,17 @@ def _sum_reminders(rows: Sequence[Sequence[Any]]) -> list[tuple[int, int, int, i
     return [(t, *acc) for t, acc in sorted(per.items(), reverse=True)]  # type: ignore[misc]
 
 
-def run_expiry_check(
-    conn: Conn, today: date, actor: str, *, now: datetime | None = None
+async def run_expiry_check(
+    pool: Pool, today: date, actor: str, *, now: datetime | None = None, lanes: int = LANES
 ) -> dict[str, Any]:
     """Reminders and auto-pause for `today`, committed in chunks of mentors; idempotent.
 
     `today` is a date in HLF's time zone (`core.expiry.local_date`); `now` stamps the rows
     (None: the database's clock). Each chunk is its own transaction, so no lock is held for
     long; a chunk run twice does nothing twice (unique reminders, pauses re-checked under the
-    row lock), so a run cut short is finished by the next one.
+    row lock), so a run cut short is finished by the next one. The chunks run on `lanes`
+    connections at once (they touch disjoint mentors, so they cannot deadlock).
     """
-    params = _check_params(today, actor, now)
-    # In a transaction of its own, so that on a connection outside autocommit the chunks that
-    # follow are transactions too, not savepoints of one left open by this read.
-    with conn.transaction():
-        bounds = conn.execute(q("expiry_chunk_bounds"), {"size": CHUNK_MENTORS}).fetchall()
-    reminders: list[Sequence[Any]] = []
-    pauses: list[Sequence[Any] | None] = []
-    for lo, hi in _ranges(bounds):
-        chunk = params | {"lo": lo, "hi": hi}
-        with conn.transaction():
-            reminders += conn.execute(q("expiry_send_reminders"), chunk).fetchall()
-            pauses.append(conn.execute(q("expiry_pause_expired"), chunk).fetchone())
-    oversized = conn.execute(
-        q("expiry_oversized_histories"), {"limit": renewals.SIZE_GUARD}
-    ).fetchone()
-    return _check_stats(today, _sum_reminders(reminders), _sum_pauses(pauses), oversized)
-
-
-async def arun_expiry_check(
-    conn: AsyncConn, today: date, actor: str, *, now: datetime | None = None
-) -> dict[str, Any]:
-    """`run_expiry_check` on an async connection (the scheduler's pool)."""
-    params = _check_params(today, actor, now)
-    async with conn.transaction():
-        cur = await conn.execute(q("expiry_chunk_bounds"), {"size": CHUNK_MENTORS})
-        bounds = await cur.fetchall()
-    reminders: list[Sequence[Any]] = []
-    pauses: list[Sequence[Any] | None] = []
-    for lo, hi in _ranges(bounds):
-        chunk = params | {"lo": lo, "hi": hi}
-        async with conn.transaction():
-            reminders += await (await conn.execute(q("expiry_send_reminders"), chunk)).fetchall()
-            pauses.append(await (await conn.execute(q("expiry_pause_expired"), chunk)).fetchone())
-    cur = await conn.execute(q("expiry_oversized_histories"), {"limit": renewals.SIZE_GUARD})
-    return _check_stats(today, _sum_reminders(reminders), _sum_pauses(pauses), await cur.fetchone())
-
-
-async def arun_expiry_check_pooled(
-    pool: Pool, today: date, actor: str, *, now: datetime | None = None, lanes: int = LANES
-) -> dict[str, Any]:
-    """`run_expiry_check` over a pool: the chunks, each its own transaction, run on `lanes`
-    connections at once (they touch disjoint mentors, so they cannot deadlock)."""
     params = _check_params(today, actor, now)
     async with pool.connection() as conn:
         cur = await conn.execute(q("expiry_chunk_bounds"), {"size": CHUNK_MENTORS})
@@ -287,17 +246,11 @@ def _compensation_result(row: Sequence[Any] | None) -> dict[str, Any]:
     return result
 
 
-def run_compensation(conn: Conn, *, now: datetime | None = None) -> dict[str, Any]:
+async def run_compensation(pool: Pool, *, now: datetime | None = None) -> dict[str, Any]:
     """Look for duplicate reminders or pauses; alert administrators once per set of findings."""
-    return _compensation_result(
-        conn.execute(q("raise_compensation_alert"), {"now": now}).fetchone()
-    )
-
-
-async def arun_compensation(conn: AsyncConn, *, now: datetime | None = None) -> dict[str, Any]:
-    """`run_compensation` on an async connection (the scheduler's pool)."""
-    cur = await conn.execute(q("raise_compensation_alert"), {"now": now})
-    return _compensation_result(await cur.fetchone())
+    async with pool.connection() as conn:
+        cur = await conn.execute(q("raise_compensation_alert"), {"now": now})
+        return _compensation_result(await cur.fetchone())
 
 
 def duplicates(conn: Conn) -> list[tuple[Any, ...]]:

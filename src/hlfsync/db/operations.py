@@ -45,8 +45,7 @@ def force_sync(
         without = [m for m in ids if known.get(m) is False]
     with conn.transaction():
         cur = conn.execute(
-            "SELECT mentor_id, sync_queue_id, operation FROM enqueue_sync(%s, 'force', %s, %s)",
-            [ids, FORCE_PRIORITY, actor],
+            q("force_sync"), {"ids": ids, "priority": FORCE_PRIORITY, "actor": actor}
         )
         queued = [(r[0], r[1], r[2]) for r in cur.fetchall()]
     return ForceResult(queued, unknown, without)

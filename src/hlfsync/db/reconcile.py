@@ -47,6 +47,10 @@ class ReconcileReport:
     def stats(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary(self) -> dict[str, Any]:
+        """The counts without the samples: what scheduled_runs keeps and the log line says."""
+        return {k: v for k, v in self.stats().items() if "sample" not in k}
+
 
 async def _copy_page(conn: AsyncConnection[Any], page: list[Any]) -> None:
     async with (
@@ -114,21 +118,5 @@ async def reconcile(
     report.skipped_in_flight = report.diverging - to_queue
     report.unknown_sample = [str(row[0]) for row in unknown]
     report.seconds = round(time.perf_counter() - started, 3)
-    log.info("reconciled", **{k: v for k, v in report.stats().items() if "sample" not in k})
+    log.info("reconciled", **report.summary())
     return report
-
-
-async def record_manual_run(
-    pool: Pool, *, job: str, started: datetime, finished: datetime, stats: dict[str, Any],
-    error: str | None, worker: str,
-) -> None:  # fmt: skip
-    """Record a run started by hand beside the scheduled ones (its own slot: its start time)."""
-    from psycopg.types.json import Jsonb
-
-    async with pool.connection() as conn:
-        await conn.execute(
-            q("record_run"),
-            {"job": job, "slot": started, "status": "failed" if error else "succeeded",
-             "started": started, "finished": finished, "worker": worker,
-             "stats": Jsonb(stats), "error": error},
-        )  # fmt: skip

@@ -3,6 +3,8 @@
 The UNIQUE (job, slot) key is the protocol: the INSERT that creates the row is the claim, and a
 worker that gets no row back does not run the job. A running run sends heartbeats; one whose
 heartbeats stopped (its worker was killed) is marked abandoned and its slot claimed again.
+A run started by hand is recorded here too (`record_manual_run`): every write to the table is
+in this module.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from psycopg.types.json import Jsonb
 
 from hlfsync.db.pool import Pool
 from hlfsync.db.queries import q
+
+
+def _stats(stats: dict[str, Any] | None) -> Jsonb:
+    # Whatever a job returns is stored: values JSON cannot hold are stored as text.
+    return Jsonb(stats or {}, dumps=lambda obj: json.dumps(obj, default=str))
 
 
 async def last_slots(pool: Pool) -> dict[str, datetime]:
@@ -69,10 +76,34 @@ async def finish(
         "worker": worker,
         "status": status,
         "now": now,
-        # Whatever a job returns is stored: values JSON cannot hold are stored as text.
-        "stats": Jsonb(stats or {}, dumps=lambda obj: json.dumps(obj, default=str)),
+        "stats": _stats(stats),
         "error": error,
     }
     async with pool.connection() as conn:
         cur = await conn.execute(q("schedule_finish"), params)
     return cur.rowcount == 1
+
+
+async def record_manual_run(
+    pool: Pool,
+    *,
+    job: str,
+    started: datetime,
+    finished: datetime,
+    worker: str,
+    stats: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    """Record a run started by hand beside the scheduled ones (its own slot: its start)."""
+    params = {
+        "job": job,
+        "slot": started,
+        "status": "failed" if error else "succeeded",
+        "started": started,
+        "finished": finished,
+        "worker": worker,
+        "stats": _stats(stats),
+        "error": error,
+    }
+    async with pool.connection() as conn:
+        await conn.execute(q("schedule_record_manual"), params)

@@ -15,8 +15,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import cast
 
 import psycopg
+
+from hlfsync.db.queries import q
 
 # fmt: off
 FIRST_NAMES = (
@@ -230,9 +233,7 @@ def _load(conn: psycopg.Connection[tuple[object, ...]], plan: _Plan) -> None:
 
 
 def _existing(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[int, int]:
-    row = conn.execute(
-        "SELECT (SELECT count(*) FROM organizations), (SELECT count(*) FROM app_users)"
-    ).fetchone()
+    row = conn.execute(q("seed_existing")).fetchone()
     return (int(str(row[0])), int(str(row[1]))) if row else (0, 0)
 
 
@@ -277,3 +278,10 @@ def seed(
     result.memberships = len(plan.memberships)
     result.certifications = len(plan.certifications)
     return result
+
+
+def contacts(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[uuid.UUID, bool]]:
+    """Every linked mentor's contact id and whether it should be listed (`SeedResult.contacts`
+    for the mentors already in the database): what a sandbox must hold."""
+    rows = conn.execute(q("seed_mentor_contacts")).fetchall()
+    return [(cast(uuid.UUID, contact), bool(listed)) for contact, listed in rows]

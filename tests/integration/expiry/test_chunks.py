@@ -38,10 +38,10 @@ async def test_chunks_on_two_lanes_write_what_one_transaction_wrote(
         whole = _written(conn)
         raise psycopg.Rollback
     monkeypatch.setattr(expiry, "CHUNK_MENTORS", 2)
-    first = await expiry.arun_expiry_check_pooled(pool, TODAY, "test", lanes=2)
+    first = await expiry.run_expiry_check(pool, TODAY, "test", lanes=2)
     assert _written(conn) == whole
     assert first["paused"] == 4
-    second = await expiry.arun_expiry_check_pooled(pool, TODAY, "test", lanes=2)
+    second = await expiry.run_expiry_check(pool, TODAY, "test", lanes=2)
     assert (second["paused"], second["reminders_total"]) == (0, 0)
     assert _written(conn) == whole
 

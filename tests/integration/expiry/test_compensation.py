@@ -32,7 +32,7 @@ def _duplicate_reminders(conn: Conn) -> None:
     )
 
 
-def test_a_clean_database_finds_nothing_and_alerts_no_one(conn: Conn) -> None:
+async def test_a_clean_database_finds_nothing_and_alerts_no_one(conn: Conn, pool: Pool) -> None:
     """After normal checks, repeated, there is nothing to compensate and no alert."""
     w = world(conn)
     for days in (30, 7, -1):
@@ -40,12 +40,12 @@ def test_a_clean_database_finds_nothing_and_alerts_no_one(conn: Conn) -> None:
     check(conn)
     check(conn)
     assert expiry.duplicates(conn) == []
-    result = expiry.run_compensation(conn, now=NOW)
+    result = await expiry.run_compensation(pool, now=NOW)
     assert result == {"duplicates": 0, "alert_id": None, "new_alert": False, "deliveries": 0}
     assert alerts(conn, "compensation") == []
 
 
-def test_duplicate_reminders_raise_one_alert_for_operators(conn: Conn) -> None:
+async def test_duplicate_reminders_raise_one_alert_for_operators(conn: Conn, pool: Pool) -> None:
     """Two reminders of one threshold per period: one compensation alert, for the operators only
     (its findings name mentors of any organisation, so no organisation's phone gets it)."""
     w = world(conn)
@@ -54,7 +54,7 @@ def test_duplicate_reminders_raise_one_alert_for_operators(conn: Conn) -> None:
     _drop_reminder_key(conn)
     _duplicate_reminders(conn)
     assert expiry.duplicates(conn) == [("duplicate_reminder", m, TODAY.replace(day=8), 7, 2)]
-    first = expiry.run_compensation(conn, now=NOW)
+    first = await expiry.run_compensation(pool, now=NOW)
     assert (first["duplicates"], first["new_alert"], first["deliveries"]) == (1, True, 0)
     [(kind, _key, alert_mentor, payload)] = alerts(conn, "compensation")
     assert (kind, alert_mentor) == ("compensation", None)
@@ -63,12 +63,12 @@ def test_duplicate_reminders_raise_one_alert_for_operators(conn: Conn) -> None:
     audience = conn.execute("SELECT audience FROM alerts WHERE kind = 'compensation'").fetchone()
     assert audience == ("operators",)
     # The same findings an hour later: still reported, not alerted again.
-    again = expiry.run_compensation(conn, now=NOW)
+    again = await expiry.run_compensation(pool, now=NOW)
     assert (again["duplicates"], again["new_alert"]) == (1, False)
     assert len(alerts(conn, "compensation")) == 1
 
 
-def test_a_second_pause_for_the_same_period_is_flagged(conn: Conn) -> None:
+async def test_a_second_pause_for_the_same_period_is_flagged(conn: Conn, pool: Pool) -> None:
     """Paused, reactivated by hand, paused again for the same expiry: operations are told."""
     m = mentor(conn, world(conn), -1)
     check(conn)
@@ -78,7 +78,7 @@ def test_a_second_pause_for_the_same_period_is_flagged(conn: Conn) -> None:
     assert check(conn)["paused"] == 1
     assert expiry.duplicates(conn) == [("duplicate_pause", m, TODAY.replace(day=31, month=3),
                                         None, 2)]  # fmt: skip
-    assert expiry.run_compensation(conn, now=NOW)["new_alert"]
+    assert (await expiry.run_compensation(pool, now=NOW))["new_alert"]
     # The coordinators' alert is keyed per mentor and period: they heard of it the first time.
     assert len(alerts(conn, "cert_paused")) == 1
 

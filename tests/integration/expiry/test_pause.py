@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
+import asyncio
 
 import psycopg
 import pytest
 
 from hlfsync.db import expiry
+from hlfsync.db.pool import Pool
 from tests.integration.expiry.world import (
     TODAY,
     Conn,
@@ -19,6 +19,7 @@ from tests.integration.expiry.world import (
     mentor,
     queue,
     status,
+    until_blocked,
     world,
 )
 
@@ -86,30 +87,21 @@ def test_the_callers_actor_setting_is_put_back(conn: Conn) -> None:
     assert row == ("outer", "")
 
 
-def test_a_pause_by_hand_committed_first_wins_over_the_check(db_url: str, conn: Conn) -> None:
+async def test_a_pause_by_hand_committed_first_wins_over_the_check(
+    db_url: str, conn: Conn, pool: Pool
+) -> None:
     """The check re-reads the status under the row lock: a concurrent manual pause stands."""
     m = mentor(conn, world(conn), -1)
-    with psycopg.connect(db_url, autocommit=True) as manual, psycopg.connect(db_url) as checker:
+    result: list[dict[str, object]] = []
+    with psycopg.connect(db_url, autocommit=True) as manual:
         with manual.transaction():
             manual.execute(
                 "UPDATE peer_mentors SET status = 'paused', status_reason = 'manual' WHERE id = %s",
                 [m],
             )
-            result: list[dict[str, object]] = []
-            runner = threading.Thread(
-                target=lambda: result.append(expiry.run_expiry_check(checker, TODAY, "check"))
-            )
-            runner.start()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                row = conn.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
-                    [checker.info.backend_pid],
-                ).fetchone()
-                if row and row[0] == "Lock":
-                    break
-                time.sleep(0.01)
-        runner.join(timeout=30)
+            running = asyncio.create_task(expiry.run_expiry_check(pool, TODAY, "check"))
+            await until_blocked(conn)
+        result.append(await asyncio.wait_for(running, 30))
     assert result[0]["paused"] == 0
     assert status(conn, m) == ("paused", "manual")
     assert queue(conn, m) == [("remove", "pending")]  # the manual pause's own operation

@@ -3,10 +3,9 @@ and one reminder and one alert per threshold and period however often the check 
 
 from __future__ import annotations
 
-import threading
-import time
+import asyncio
+import uuid
 from datetime import timedelta
-from typing import Any
 
 import psycopg
 import pytest
@@ -14,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hlfsync.db import expiry
+from hlfsync.db.pool import Pool
+from hlfsync.db.queries import q
 from hlfsync.notify import payloads
 from tests.integration.expiry.world import (
     TODAY,
@@ -24,6 +25,7 @@ from tests.integration.expiry.world import (
     mentor,
     snapshot,
     thresholds_sent,
+    until_blocked,
     world,
 )
 
@@ -132,42 +134,35 @@ def test_a_repeated_run_inserts_nothing_and_alerts_no_one(conn: Conn) -> None:
     assert snapshot(conn) == before
 
 
-def _wait_until_blocked(conn: Conn, pid: int) -> None:
-    """Wait (briefly, polling) until backend `pid` waits on a lock."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        row = conn.execute(
-            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid]
-        ).fetchone()
-        if row and row[0] == "Lock":
-            return
-        time.sleep(0.01)
-    pytest.fail(f"backend {pid} never waited on a lock")
+def _check_in_one_transaction(conn: Conn, actor: str) -> tuple[int, int, int]:
+    """The check's own statements over the whole range, on `conn`, in the caller's transaction:
+    (reminders, reminder alerts, pauses)."""
+    params = {"today": TODAY, "actor": actor, "now": None, "lo": None, "hi": None}
+    sent = conn.execute(q("expiry_send_reminders"), params).fetchall()
+    paused = conn.execute(q("expiry_pause_expired"), params).fetchone()
+    assert paused is not None
+    return sum(int(r[1]) for r in sent), sum(int(r[2]) for r in sent), int(paused[0])
 
 
-def test_three_runs_two_of_them_concurrent_leave_identical_rows(db_url: str, conn: Conn) -> None:
+async def test_three_runs_two_of_them_concurrent_leave_identical_rows(
+    db_url: str, conn: Conn, pool: Pool
+) -> None:
     """Run A holds its transaction while run B starts; B waits, then adds nothing; C neither."""
     w = world(conn)
     for days in (30, 20, 14, 7, 3, 0, -1, -5):
         mentor(conn, w, days)
-    results: list[dict[str, Any]] = []
-    with psycopg.connect(db_url, autocommit=True) as a, psycopg.connect(db_url) as b:
-        b_pid = b.info.backend_pid
+    with psycopg.connect(db_url, autocommit=True) as a:
         with a.transaction():
-            results.append(expiry.run_expiry_check(a, TODAY, "run-a"))
-            runner = threading.Thread(
-                target=lambda: results.append(expiry.run_expiry_check(b, TODAY, "run-b"))
-            )
-            runner.start()
-            _wait_until_blocked(conn, b_pid)
+            totals = [_check_in_one_transaction(a, "run-a")]
+            run_b = asyncio.create_task(expiry.run_expiry_check(pool, TODAY, "run-b"))
+            await until_blocked(conn)
             assert snapshot(conn)["reminders"] == []  # A has not committed yet
         after_a = snapshot(conn)
-        runner.join(timeout=30)
-        assert not runner.is_alive()
+        results = [await asyncio.wait_for(run_b, 30)]
     assert snapshot(conn) == after_a
     results.append(check(conn, actor="run-c"))
     assert snapshot(conn) == after_a
-    totals = [(r["reminders_total"], r["reminder_alerts"], r["paused"]) for r in results]
+    totals += [(r["reminders_total"], r["reminder_alerts"], r["paused"]) for r in results]
     assert totals == [(6, 6, 2), (0, 0, 0), (0, 0, 0)]
     assert len(alerts(conn, "cert_reminder")) == 6
     assert len(alerts(conn, "cert_paused")) == 2
@@ -196,11 +191,15 @@ def test_the_sql_rule_picks_the_smallest_threshold_not_below(
 )
 def test_the_check_sends_what_the_rule_says(conn: Conn, days: list[int], values: list[int]) -> None:
     """For random certificates and thresholds, the check inserts the reminder the rule names."""
-    with conn.transaction(force_rollback=True):
-        w = world(conn)
-        conn.execute("UPDATE org_settings SET reminder_threshold_days = %s", [values])
-        made = [(mentor(conn, w, d), d) for d in days]
-        check(conn)
-        for m, d in made:
-            expected = smallest_not_below(d, values)
-            assert thresholds_sent(conn, m) == ([] if expected is None else [expected])
+    # Committed (the check runs on connections of its own), so each example has its own
+    # organisation; the earlier ones' mentors are not looked at.
+    w = world(conn, f"HLF-{uuid.uuid4().hex[:8]}")
+    conn.execute(
+        "UPDATE org_settings SET reminder_threshold_days = %s WHERE organization_id = %s",
+        [values, w.org],
+    )
+    made = [(mentor(conn, w, d), d) for d in days]
+    check(conn)
+    for m, d in made:
+        expected = smallest_not_below(d, values)
+        assert thresholds_sent(conn, m) == ([] if expected is None else [expected])

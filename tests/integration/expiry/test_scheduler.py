@@ -276,3 +276,26 @@ async def test_a_running_job_sends_heartbeats(conn: Conn, pool: Pool) -> None:
                           worker_id="w", heartbeat_s=0.02, stale_after_s=90)  # fmt: skip
     await scheduler.run_once()
     assert seen == [NOW + timedelta(seconds=30)]
+
+
+async def test_a_run_by_hand_is_recorded_beside_the_scheduled_ones(conn: Conn, pool: Pool) -> None:
+    """`run_by_hand` runs the task at the clock's instant and records it in its own slot (its
+    start), succeeded, with the stats the caller keeps; a run that raises records nothing."""
+    from hlfsync import tasks
+
+    clock = FakeClock(NOW)
+    job = Counting()
+    result = await tasks.run_by_hand(
+        pool, "expiry_check", job, clock=clock, stats=lambda stats: {"n": stats["n"]}
+    )
+    assert job.calls == [NOW]
+    assert result == {"at": NOW.isoformat(), "n": 1}
+    rows = conn.execute(
+        "SELECT job, slot, status, started_at, worker LIKE 'cli@%', stats, error"
+        " FROM scheduled_runs"
+    ).fetchall()
+    assert rows == [("expiry_check", NOW, "succeeded", NOW, True, {"n": 1}, None)]
+    clock.advance(60)
+    with pytest.raises(RuntimeError):
+        await tasks.run_by_hand(pool, "expiry_check", failing, clock=clock, stats=dict)
+    assert conn.execute("SELECT count(*) FROM scheduled_runs").fetchone() == (1,)

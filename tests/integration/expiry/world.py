@@ -3,7 +3,9 @@ each with a device, and mentors whose certificates expire a given number of days
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import psycopg
 
 from hlfsync.db import expiry
+from hlfsync.db.pool import open_pool
 from hlfsync.testing import make_chapter, make_mentor, make_org, make_user
 
 Conn = psycopg.Connection[Any]
@@ -53,7 +56,35 @@ def mentor(
 
 
 def check(conn: Conn, today: date = TODAY, actor: str = "test") -> dict[str, Any]:
-    return expiry.run_expiry_check(conn, today, actor)
+    """The expiry check as the scheduler and `hlfsync expiry-check` run it, on a pool of its own
+    to `conn`'s database; one lane, so chunks run in mentor-id order (a test cutting a run
+    counts on it). On a thread of its own, so async tests may call it too."""
+    url = psycopg.conninfo.make_conninfo(conn.info.dsn, password=conn.info.password)
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, _check(url, today, actor)).result()
+
+
+async def _check(url: str, today: date, actor: str) -> dict[str, Any]:
+    pool = await open_pool(url, max_size=1, name="expiry-check")
+    try:
+        return await expiry.run_expiry_check(pool, today, actor, lanes=1)
+    finally:
+        await pool.close()
+
+
+async def until_blocked(conn: Conn, timeout_s: float = 10.0) -> None:
+    """Wait (briefly, polling) until another backend on this database waits on a lock."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+        ).fetchone()
+        if row and row[0]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no backend waited on a lock")
 
 
 def reminders(conn: Conn, mentor_id: uuid.UUID | None = None) -> list[tuple[Any, ...]]:

@@ -329,7 +329,7 @@ async def test_an_expired_lease_is_rescued_and_completes_once(
     # The late worker's write is refused: the claim it holds is no longer the row's.
     assert (
         await dead.worker.ctx.store.succeed(
-            claimed[0], now=clock.now(), facts=__import__("hlfsync.db.queue").db.jobs.CallFacts()
+            claimed[0], now=clock.now(), facts=__import__("hlfsync.db.queue").db.queue.CallFacts()
         )
         is False
     )

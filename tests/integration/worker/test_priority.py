@@ -9,7 +9,8 @@ from typing import Any
 
 import psycopg
 
-from hlfsync.db import expiry
+from hlfsync import tasks
+from hlfsync.db.pool import open_pool
 from hlfsync.db.queue import BULK_PRIORITY, LIVE_PRIORITY
 from hlfsync.testing import (
     FakeClock,
@@ -21,6 +22,7 @@ from hlfsync.testing import (
 )
 from hlfsync.worker import handlers
 from hlfsync.worker.lag import LagProbe
+from tests.integration.expiry.world import check
 from tests.integration.worker.conftest import Build
 
 Conn = psycopg.Connection[Any]
@@ -49,18 +51,24 @@ def _contact(conn: Conn, mentor: Any) -> Any:
     return row.fetchone()[0]  # type: ignore[index]
 
 
-def test_the_expiry_queues_bulk_work_and_a_person_live_work(conn: Conn) -> None:
-    """The expiry's `remove`s carry the bulk priority; a person's change the live one."""
+async def test_the_expiry_queues_bulk_work_and_a_person_live_work(conn: Conn, db_url: str) -> None:
+    """The expiry's `remove`s carry the bulk priority; a person's change the live one, made on
+    the very connection the check ran on (the setting does not leak into later changes)."""
     bulk, live = _world(conn, 3)
-    assert expiry.run_expiry_check(conn, TODAY, "scheduler:expiry_check")["paused"] == 3
-    _pause(conn, live)
+    pool = await open_pool(db_url, max_size=1, name="expiry-check")  # one connection for both
+    try:
+        stats = await tasks.expiry_check(pool, today=TODAY, actor=tasks.SCHEDULER_ACTOR)
+        assert stats["paused"] == 3
+        async with pool.connection() as used:
+            await used.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [live])
+            cur = await used.execute("SELECT current_setting('hlfsync.priority', true)")
+            setting = await cur.fetchone()
+    finally:
+        await pool.close()
     rows = dict(conn.execute("SELECT mentor_id, priority FROM sync_queue").fetchall())
     assert {rows[m] for m in bulk} == {BULK_PRIORITY}
     assert rows[live] == LIVE_PRIORITY
-    # The setting does not leak into the caller's later changes.
-    assert conn.execute("SELECT current_setting('hlfsync.priority', true)").fetchone() in (
-        (None,), ("",),
-    )  # fmt: skip
+    assert setting in ((None,), ("",))
 
 
 async def test_a_live_change_is_claimed_before_a_bulk_backlog_queued_earlier(
@@ -69,7 +77,7 @@ async def test_a_live_change_is_claimed_before_a_bulk_backlog_queued_earlier(
     """Claiming one operation after the night's pauses and then a coordinator's change takes
     the coordinator's, though it was queued last."""
     _, live = _world(conn, 5)
-    expiry.run_expiry_check(conn, TODAY, "scheduler:expiry_check")
+    check(conn, TODAY, tasks.SCHEDULER_ACTOR)
     _pause(conn, live)
     clock.advance(60)  # the fake clock started before these rows were written
     worker = await build()
@@ -86,7 +94,7 @@ async def test_a_live_change_goes_past_bulk_work_already_claimed(
     """With the worker's buffer full of claimed bulk work and its bulk calls stuck, a
     coordinator's change is claimed on its NOTIFY and called at once, before the backlog."""
     _, live = _world(conn, 30)
-    expiry.run_expiry_check(conn, TODAY, "scheduler:expiry_check")
+    check(conn, TODAY, tasks.SCHEDULER_ACTOR)
     clock.advance(60)  # the fake clock started before these rows were written
     gate = asyncio.Event()
 

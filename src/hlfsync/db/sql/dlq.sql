@@ -22,3 +22,8 @@ SELECT id, dynamics_contact_id IS NOT NULL FROM peer_mentors WHERE id = ANY (%(i
 -- name: chapter_mentors
 -- The mentors of one chapter.
 SELECT mentor_id FROM chapter_memberships WHERE chapter_id = %(chapter)s;
+
+-- name: force_sync
+-- Queue an immediate sync of the given mentors (NULL: everyone), ahead of the routine queue.
+SELECT mentor_id, sync_queue_id, operation
+  FROM enqueue_sync(%(ids)s::uuid[], 'force', %(priority)s, %(actor)s);

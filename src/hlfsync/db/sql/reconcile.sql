@@ -106,9 +106,3 @@ SELECT s.contact_id FROM reconcile_seen s
  WHERE s.listed AND NOT EXISTS (SELECT 1 FROM peer_mentors m
                                  WHERE m.dynamics_contact_id = s.contact_id)
  ORDER BY s.contact_id LIMIT %(limit)s;
-
--- name: record_run
--- A run started by hand (CLI) is recorded like a scheduled one, in its own slot.
-INSERT INTO scheduled_runs (job, slot, status, started_at, finished_at, worker, stats, error)
-VALUES (%(job)s, %(slot)s, %(status)s, %(started)s, %(finished)s, %(worker)s, %(stats)s, %(error)s)
-ON CONFLICT (job, slot) DO NOTHING;

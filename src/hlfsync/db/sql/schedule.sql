@@ -38,3 +38,10 @@ UPDATE scheduled_runs
    SET status = %(status)s, finished_at = %(now)s, heartbeat_at = %(now)s,
        stats = %(stats)s, error = %(error)s
  WHERE id = %(id)s AND status = 'running' AND worker = %(worker)s;
+
+-- name: schedule_record_manual
+-- A run started by hand (the CLI) is recorded like a scheduled one, in its own slot (its
+-- start), so `status` shows it beside them; a second run in the same instant is not recorded.
+INSERT INTO scheduled_runs (job, slot, status, started_at, finished_at, worker, stats, error)
+VALUES (%(job)s, %(slot)s, %(status)s, %(started)s, %(finished)s, %(worker)s, %(stats)s, %(error)s)
+ON CONFLICT (job, slot) DO NOTHING;
