@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hlfsync.core import breaker
+from hlfsync.core import breaker, outcome
 from hlfsync.db.breaker import DynamicsCircuitBreaker
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queue import CallFacts, OperationStore
@@ -91,7 +91,7 @@ async def _succeed_one(conn: Conn, db_url: str) -> None:
         store = OperationStore(pool, worker_id="breaker-test")
         now = datetime.now(UTC) + S
         (op,) = await store.claim(limit=1, now=now, lease_s=30)
-        assert await store.succeed(op, now=now, facts=CallFacts(5.0, 204))
+        assert await store.record(op, outcome.Succeeded(), now=now, facts=CallFacts(5.0, 204))
     finally:
         await pool.close()
 
