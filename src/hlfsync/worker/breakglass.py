@@ -21,6 +21,7 @@ from hlfsync.core import outcome, retry
 from hlfsync.core.clock import Clock
 from hlfsync.core.errors import Permanent, SyncFailure
 from hlfsync.dataverse.base import DynamicsClient
+from hlfsync.db import links
 from hlfsync.db import reconcile as reconcile_mod
 from hlfsync.db.pool import Pool
 from hlfsync.db.queue import CallFacts, Operation, OperationStore
@@ -107,6 +108,8 @@ async def run(
     on_progress: Callable[[int], None] = lambda _: None,
 ) -> Summary:
     """Queue the divergence, then drain the whole queue directly. Returns what happened."""
+    if alternate_key_column is not None:
+        await links.check_column(pool, alternate_key_column)  # as the workers do at start
     summary = Summary()
     report = await reconcile_mod.reconcile(
         pool, client, now=clock.now(), dry_run=False, page_size=page_size, actor=ACTOR,
