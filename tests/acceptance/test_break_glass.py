@@ -98,3 +98,30 @@ def test_break_glass_finishes_beside_unlinked_mentors(
     ).fetchall()
     assert held == [("pending", 0, True)]
     assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)
+
+
+def test_break_glass_addresses_a_mentor_by_the_alternate_key_as_workers_do(
+    sandbox: SandboxServer, admin: AdminClient, db_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    """With an alternate key configured, break-glass prepares a mentor without a contact id as
+    the workers do: PATCHed by its key, the contactid Dynamics answers stored, counted done."""
+    org = make_org(conn)
+    mentor = make_mentor(conn, org, contact=False)
+    conn.execute("UPDATE peer_mentors SET mentor_number = 'M-17' WHERE id = %s", [mentor])
+    conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [mentor])
+    contact = "7d2b4f0e-8c3a-4e51-9a6f-2b1c0d9e8f71"
+    admin.put_contacts([{"contactid": contact, "listed": True, "hlf_mentornumber": "M-17"}])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
+    env |= sandbox.env() | {
+        "HLFSYNC_DATABASE_URL": db_url, "HLFSYNC_LOG_LEVEL": "warning",
+        "HLFSYNC_DYNAMICS_ALTERNATE_KEY": "hlf_mentornumber",
+        "HLFSYNC_DYNAMICS_ALTERNATE_KEY_COLUMN": "mentor_number",
+    }  # fmt: skip
+    result = _run(env, tmp_path, sandbox.client_secret + "\n", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["done"], summary["unlinked"], summary["failed"]) == (1, 0, 0), summary
+    stored = conn.execute("SELECT dynamics_contact_id::text FROM peer_mentors WHERE id = %s",
+                          [mentor]).fetchone()  # fmt: skip
+    assert stored == (contact,)
+    assert admin.contacts()[0]["listed"] is False

@@ -1,4 +1,5 @@
-"""Pure decisions: failures, retry, breaker, pacing, schedules, health, renewals, expiry dates.
+"""Pure decisions: failures, retry, attempt outcomes, breaker, pacing, schedules, health, renewals,
+expiry dates.
 
 Nothing here does I/O, reads the clock or the environment; a unit test keeps it so.
 """

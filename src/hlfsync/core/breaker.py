@@ -4,7 +4,8 @@ Owns the breaker's states, its transitions and the shared throttle pause. It dec
 comparing stored timestamps with the `now` it is given, never by a running timer, so the same
 snapshot gives the same answers in any process after any restart. It stores nothing itself: the
 PostgreSQL breaker (`hlfsync.db`) keeps the snapshot in `circuit_breakers` and calls these
-functions inside a row lock; `CircuitBreaker` below keeps it in memory for single-process use.
+functions inside a row lock. Nothing else decides: the worker asks `admit`, `blocked_until` and
+`success_closes` rather than reading the state itself.
 
     closed ──N consecutive failures / auth failure──▶ open
     open ──cool-down passed, first admit──▶ half_open (that caller is the one probe)
@@ -19,6 +20,8 @@ that the caller can audit, log or alert it:
     on_failure(snap, cfg, now)   -> Step(snapshot, transition)
     on_throttled(snap, until)    -> Step(snapshot, None)   # a pause never changes the state
     on_auth_failure(snap, now)   -> Step(snapshot, transition)
+    blocked_until(snap, cfg, now) -> when admit may answer otherwise than a denial, if it denies
+    success_closes(snap, admission) -> whether a success must go through on_success
 
 A throttle (429) pauses every call until `paused_until` whatever the state; it is not a failure.
 An auth failure holds the circuit open (`auth_failed`) until a success proves credentials work.
@@ -26,14 +29,10 @@ An auth failure holds the circuit open (`auth_failed`) until a success proves cr
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
-
-from hlfsync.core.clock import Clock
 
 
 class CircuitState(StrEnum):
@@ -164,21 +163,62 @@ def admit(snap: BreakerSnapshot, cfg: BreakerConfig, now: datetime) -> Admitted:
     under a lock (the row lock in PostgreSQL): the first admit after the cool-down, or the first
     after the previous probe returned without a verdict (throttled) or its lease expired.
     """
-    if snap.paused_until is not None and now < snap.paused_until:
+    if _before(now, snap.paused_until):
         return Admitted(Admission.DENY_PAUSED, snap)
     if snap.state is CircuitState.CLOSED:
         return Admitted(Admission.ALLOW, snap)
     if snap.state is CircuitState.OPEN:
-        # opened_at is always set when open (an invariant); the test is for the type checker.
-        if snap.opened_at is not None and now < snap.opened_at + cfg.cooldown:
+        if _before(now, _cooldown_ends(snap, cfg)):
             return Admitted(Admission.DENY_OPEN, snap)
         probing = replace(snap, state=CircuitState.HALF_OPEN, probe_started_at=now)
         return Admitted(
             Admission.PROBE, probing, _moved(snap, probing, Reason.COOLDOWN_ELAPSED, now)
         )
-    if snap.probe_started_at is not None and now < snap.probe_started_at + cfg.probe_lease:
+    if _before(now, _probe_lease_ends(snap, cfg)):
         return Admitted(Admission.DENY_PROBING, snap)
     return Admitted(Admission.PROBE, replace(snap, probe_started_at=now))
+
+
+def blocked_until(snap: BreakerSnapshot, cfg: BreakerConfig, now: datetime) -> datetime | None:
+    """The latest of the times at which a denial of `admit` can end: the pause, the cool-down,
+    the probe's lease; None when none applies. Held operations are given back until then, and
+    an idle worker sleeps no longer.
+
+    A cool-down or a lease already over is still returned (a time not after `now`): the caller
+    then tries again at once.
+    """
+    pause = snap.paused_until
+    ends = [
+        end
+        for end in (pause if _before(now, pause) else None, _cooldown_ends(snap, cfg),
+                    _probe_lease_ends(snap, cfg))
+        if end is not None
+    ]  # fmt: skip
+    return max(ends, default=None)
+
+
+def success_closes(snap: BreakerSnapshot, admission: Admission) -> bool:
+    """Whether a success must be reported through `on_success`: it was the probe, or the
+    circuit is not closed. On a closed circuit `on_success` only zeroes the failure count, which
+    the success's own write does (`succeed_many`, held to `on_success` by a test)."""
+    return admission is Admission.PROBE or snap.state is not CircuitState.CLOSED
+
+
+def _cooldown_ends(snap: BreakerSnapshot, cfg: BreakerConfig) -> datetime | None:
+    # opened_at is always set when open (an invariant); the test is for the type checker.
+    if snap.state is not CircuitState.OPEN or snap.opened_at is None:
+        return None
+    return snap.opened_at + cfg.cooldown
+
+
+def _probe_lease_ends(snap: BreakerSnapshot, cfg: BreakerConfig) -> datetime | None:
+    if snap.state is not CircuitState.HALF_OPEN or snap.probe_started_at is None:
+        return None
+    return snap.probe_started_at + cfg.probe_lease
+
+
+def _before(now: datetime, end: datetime | None) -> bool:
+    return end is not None and now < end
 
 
 def on_success(snap: BreakerSnapshot, now: datetime) -> Step:
@@ -253,77 +293,3 @@ def _moved(
     if before.state is after.state:
         return None
     return Transition(before.state, after.state, reason, now)
-
-
-class CircuitBreaker:
-    """The breaker kept in memory, on an injected clock: for one process, and as the reference
-    the PostgreSQL breaker mirrors (same functions, the snapshot in a row instead of here).
-
-    Thread-safe: each method reads, decides and stores under one lock, so exactly one caller
-    gets the probe. `on_transition` hears every state change (admit's included) after the lock
-    is released, for logging or alerting.
-    """
-
-    def __init__(
-        self,
-        config: BreakerConfig,
-        clock: Clock,
-        snapshot: BreakerSnapshot | None = None,
-        on_transition: Callable[[Transition], None] | None = None,
-    ) -> None:
-        if not isinstance(config, BreakerConfig):
-            raise TypeError(f"config must be a BreakerConfig, got {type(config).__name__}")
-        self._config = config
-        self._clock = clock
-        self._snapshot = BreakerSnapshot() if snapshot is None else snapshot
-        self._on_transition = on_transition
-        self._lock = threading.Lock()
-
-    @property
-    def config(self) -> BreakerConfig:
-        return self._config
-
-    @property
-    def snapshot(self) -> BreakerSnapshot:
-        """The current snapshot: store it, or pass it to a new CircuitBreaker to carry on."""
-        return self._snapshot
-
-    @property
-    def state(self) -> CircuitState:
-        return self._snapshot.state
-
-    def admit(self) -> Admission:
-        """May a call go out now? PROBE obliges the caller to report the outcome."""
-        with self._lock:
-            admission, self._snapshot, transition = admit(
-                self._snapshot, self._config, self._clock.now()
-            )
-        self._announce(transition)
-        return admission
-
-    def allows(self) -> bool:
-        """`admit()` as a yes or no; a yes may be the probe, so always report the outcome."""
-        return self.admit().allowed
-
-    # The methods below share their names with the module's pure functions, which they call.
-    def on_success(self) -> Transition | None:
-        return self._apply(on_success)
-
-    def on_failure(self) -> Transition | None:
-        return self._apply(lambda snap, now: on_failure(snap, self._config, now))
-
-    def on_throttled(self, until: datetime) -> Transition | None:
-        return self._apply(lambda snap, _now: on_throttled(snap, until))
-
-    def on_auth_failure(self) -> Transition | None:
-        return self._apply(on_auth_failure)
-
-    def _apply(self, event: Callable[[BreakerSnapshot, datetime], Step]) -> Transition | None:
-        with self._lock:
-            self._snapshot, transition = event(self._snapshot, self._clock.now())
-        self._announce(transition)
-        return transition
-
-    def _announce(self, transition: Transition | None) -> None:
-        if transition is not None and self._on_transition is not None:
-            self._on_transition(transition)

@@ -7,6 +7,8 @@
      ├── Throttled              429 / service protection: pause every call until retry_after,
      │                          spends no retry and does not feed the breaker
      ├── Permanent              other 4xx, contract violations we cannot retry away: dead letter now
+     │   └── Unlinked           the mentor has no contact id and no key value to address it by:
+     │                          nothing sent, held and looked at again hourly (`core.outcome`)
      └── Held                   wrong for everyone, not for this operation: hold everything
          │                      (no attempt spent, circuit held), one admin alert per incident,
          │                      replay once a probe passes
@@ -100,6 +102,10 @@ class Permanent(SyncFailure):
     """The remote system rejected the request; retrying cannot help: investigate."""
 
     kind = FailureClass.PERMANENT
+
+
+class Unlinked(Permanent):
+    """The mentor has no Dynamics contact id and no alternate key value to address it by."""
 
 
 class Held(SyncFailure):

@@ -23,6 +23,8 @@ from hlfsync.db.queries import q
 
 log = structlog.get_logger(__name__)
 
+_LOCAL_ANSWERS = frozenset({Admission.ALLOW, Admission.DENY_PAUSED, Admission.DENY_OPEN})
+
 
 def _snapshot(row: Any) -> tuple[BreakerSnapshot, int]:
     state, failures, opened_at, probe_at, paused_until, auth_failed, incident = row[:7]
@@ -57,31 +59,18 @@ class DynamicsCircuitBreaker:
         return self.view
 
     def local_admission(self, now: datetime) -> Admission | None:
-        """The answer from the local view when it needs no lock; None when it does."""
-        view = self.view
-        if view.paused_until is not None and now < view.paused_until:
-            return Admission.DENY_PAUSED
-        if view.state is CircuitState.CLOSED:
-            return Admission.ALLOW
-        if (
-            view.state is CircuitState.OPEN
-            and view.opened_at is not None
-            and now < view.opened_at + self.config.cooldown
-        ):
-            return Admission.DENY_OPEN
-        return None
+        """`core.admit`'s answer from the local view when it needs no lock; None when it does.
+
+        Only answers that leave the snapshot as it is and stay safe on a view a few milliseconds
+        old are taken locally. A half-open circuit is always asked under the lock: handing out
+        its one probe is what the lock is for.
+        """
+        answer = core.admit(self.view, self.config, now)
+        return answer.admission if answer.admission in _LOCAL_ANSWERS else None
 
     def wait_until(self, now: datetime) -> datetime | None:
-        """When calls may be tried again, if the local view says they may not now."""
-        view = self.view
-        candidates = []
-        if view.paused_until is not None and now < view.paused_until:
-            candidates.append(view.paused_until)
-        if view.state is CircuitState.OPEN and view.opened_at is not None:
-            candidates.append(view.opened_at + self.config.cooldown)
-        if view.state is CircuitState.HALF_OPEN and view.probe_started_at is not None:
-            candidates.append(view.probe_started_at + self.config.probe_lease)
-        return max(candidates) if candidates else None
+        """When calls may be tried again, by the local view (`core.blocked_until`)."""
+        return core.blocked_until(self.view, self.config, now)
 
     async def admit(self, now: datetime) -> Admission:
         """May one call go to Dynamics now? PROBE means this caller is the one probe."""

@@ -2,9 +2,11 @@
 
 An operation is one `sync_queue` row: a change of one mentor's listing on its way to Dynamics.
 
-Every write names the claim it holds (`claim_count`): zero rows back means another actor moved
-the operation (a rescuer after the lease, a newer claim) and the write is dropped, logged, never
-an error. Dead letters raise their alert in the same transaction, so neither is ever lost alone.
+An attempt's outcome (`core.outcome`) is written by one call, `record`, which picks the guarded
+statement. Every write names the claim it holds (`claim_count`): zero rows back means another
+actor moved the operation (a rescuer after the lease, a newer claim) and the write is dropped,
+never an error. Dead letters raise their alert in the same transaction, so neither is ever lost
+alone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
+from hlfsync.core import outcome
 from hlfsync.db.pool import Pool
 from hlfsync.db.queries import q
 from hlfsync.notify import payloads
@@ -28,6 +31,12 @@ SUCCESS_BATCH = 500
 BULK_PRIORITY = -10
 LIVE_PRIORITY = 0
 LOWEST_PRIORITY = -32768
+# The audit row of a held operation whose call was made; a hold without a call writes none.
+HOLD_EVENTS = {
+    outcome.Hold.PROBE_FAILED: "sync_probe_failed",
+    outcome.Hold.CREDENTIALS: "sync_auth_refused",
+    outcome.Hold.CONTRACT: "sync_contract_held",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +83,7 @@ class DeadLettered:
 
 
 class OperationStore:
-    """The queue as seen by workers: claim, succeed, retry, release, dead-letter, rescue."""
+    """The queue as seen by workers: claim, record an attempt's outcome, rescue, enqueue."""
 
     def __init__(self, pool: Pool, *, worker_id: str, actor: str = "worker") -> None:
         self.pool = pool
@@ -105,7 +114,31 @@ class OperationStore:
             row = await (await conn.execute(q("next_due"))).fetchone()
         return row[0] if row else None
 
-    async def succeed(self, op: Operation, *, now: datetime, facts: CallFacts) -> bool:
+    async def record(
+        self,
+        op: Operation,
+        decided: outcome.Outcome,
+        *,
+        now: datetime,
+        facts: CallFacts | None = None,
+    ) -> bool:
+        """Write what one attempt at `op` came to, with its audit row (and a dead letter's
+        alert); False when the claim was lost and nothing was written."""
+        facts = facts or CallFacts()
+        match decided:
+            case outcome.Succeeded():
+                return await self._succeed(op, now=now, facts=facts)
+            case outcome.RetryAt(at=at, error=error, spend_attempt=spent):
+                return await self._retry(op, at=at, now=now, spent=spent, error=error, facts=facts)
+            case outcome.DeadLettered(reason=reason, spent=spent):
+                letter = await self._dead_letter(op, reason=reason, now=now, spent=spent,
+                                                 facts=facts)  # fmt: skip
+                return letter is not None
+            case outcome.Held(why=why, until=until, error=error):
+                return await self._release(op, at=until, now=now, error=error,
+                                           event=HOLD_EVENTS.get(why), facts=facts)  # fmt: skip
+
+    async def _succeed(self, op: Operation, *, now: datetime, facts: CallFacts) -> bool:
         """Record a success; False when the claim was lost. Concurrent calls share one write."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._successes.append((op, now, facts, done))
@@ -146,7 +179,7 @@ class OperationStore:
             rows = await (await conn.execute(q("succeed_many"), params)).fetchall()
         return {row[0] for row in rows}
 
-    async def retry(
+    async def _retry(
         self,
         op: Operation,
         *,
@@ -180,21 +213,20 @@ class OperationStore:
             row = await cur.fetchone()
         return bool(row and row[0])
 
-    async def release(
+    async def _release(
         self,
         op: Operation,
         *,
         at: datetime,
         now: datetime,
         error: str,
-        event: str | None = None,
-        facts: CallFacts | None = None,
+        event: str | None,
+        facts: CallFacts,
     ) -> bool:
         """Back to pending untouched (no attempt spent); superseded if a newer one waits.
 
         `event` names the audit row to write when a call was made (none when nothing was sent).
         """
-        facts = facts or CallFacts()
         params = {
             "id": op.id, "mentor": op.mentor_id, "claim": op.claim_count, "at": at,
             "now": now, "error": error, "event": event, "actor": self.actor,
@@ -206,7 +238,7 @@ class OperationStore:
             row = await (await conn.execute(q("release"), params)).fetchone()
         return bool(row and row[0])
 
-    async def dead_letter(
+    async def _dead_letter(
         self, op: Operation, *, reason: str, now: datetime, spent: bool, facts: CallFacts
     ) -> DeadLettered | None:
         params = {

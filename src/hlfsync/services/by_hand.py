@@ -91,5 +91,6 @@ async def break_glass(
         summary = await breakglass.run(
             pool, client, SystemClock(), parts.retry_policy(settings),
             page_size=settings.dynamics_page_size, on_total=on_total, on_progress=on_progress,
+            alternate_key_column=settings.dynamics_alternate_key_column,
         )  # fmt: skip
         return breakglass.describe(summary)

@@ -1,8 +1,9 @@
-"""One sync operation, start to finish: parse, admit, call, classify, decide, record.
+"""One sync operation, start to finish: prepare, admit, call, tell the breaker, decide, record.
 
-The decisions are `core.retry.decide` and the breaker's; this module only carries them out and
-emits one canonical log line per attempt. It never raises: an unexpected exception from the
-adapter or an unreadable payload makes the operation a poison dead letter, never a dead worker.
+The decisions are `core.outcome.decide` (with `core.retry`) and `core.breaker`'s; this module
+carries them out in that order, writes each outcome with one `OperationStore.record` and emits
+one canonical log line per attempt. It never raises: an unexpected exception from the adapter or
+an unreadable payload makes the operation a poison dead letter, never a dead worker.
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ from uuid import UUID
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hlfsync.core import retry
+from hlfsync.core import breaker, outcome, retry
 from hlfsync.core.breaker import Admission
 from hlfsync.core.clock import Clock
 from hlfsync.core.errors import (
-    ContractFailure,
+    FailureClass,
     Held,
     NotRun,
     Permanent,
     SyncFailure,
     Throttled,
     Transient,
+    Unlinked,
 )
 from hlfsync.core.pacing import CallLimit
 from hlfsync.db import health, links
@@ -40,16 +42,6 @@ from hlfsync.db.queue import CallFacts, Operation, OperationStore
 from hlfsync.dynamics.port import DynamicsClient, ListingChange
 
 log = structlog.get_logger("hlfsync.sync")
-
-CREDENTIALS = health.CREDENTIALS
-# An operation whose mentor cannot be addressed (no contact id, no alternate key value) is looked
-# at again this often, spending nothing; linking the mentor wakes it at once (migration 0011).
-UNLINKED_RECHECK = timedelta(hours=1)
-UNLINKED = "unlinked"
-
-
-class Unlinked(Permanent):
-    """The mentor has no Dynamics contact id and no alternate key value to address it by."""
 
 
 class SyncPayload(BaseModel):
@@ -132,8 +124,8 @@ class SyncContext:
 
 
 def to_change(op: Operation, key_value: str | None = None) -> ListingChange:
-    """The listing change a op asks for; raises Permanent when the payload cannot say, and
-    Unlinked when the contact can be addressed neither by id nor by `key_value`."""
+    """The listing change an operation asks for; raises Permanent when the payload cannot say,
+    and Unlinked when the contact can be addressed neither by id nor by `key_value`."""
     try:
         payload = SyncPayload.model_validate(op.payload)
     except ValidationError as exc:
@@ -154,205 +146,156 @@ def to_change(op: Operation, key_value: str | None = None) -> ListingChange:
     )
 
 
-async def prepare(op: Operation, ctx: SyncContext) -> ListingChange:
+async def prepare(op: Operation, pool: Any, alternate_key_column: str | None) -> ListingChange:
     """`to_change`, reading the alternate key's value when the mentor has no contact id."""
     key_value = None
     unlinked = isinstance(op.payload, dict) and op.payload.get("contact_id") is None
-    if unlinked and ctx.alternate_key_column is not None:
-        key_value = await links.key_value(ctx.pool, ctx.alternate_key_column, op.mentor_id)
+    if unlinked and alternate_key_column is not None:
+        key_value = await links.key_value(pool, alternate_key_column, op.mentor_id)
     return to_change(op, key_value)
 
 
-def _bind(op: Operation) -> Any:
-    return log.bind(
-        queue_id=op.id,
-        mentor_id=str(op.mentor_id),
-        operation=op.operation,
-        attempt=op.attempt_count + 1,
-        correlation_id=op.correlation_id,
-    )
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What one call to Dynamics came back with (None: success) and what it came to."""
+
+    answer: Exception | None
+    facts: CallFacts
 
 
-async def _unreadable(op: Operation, ctx: SyncContext, bad: Permanent, bound: Any) -> str:
-    # Nothing was sent, so no attempt is spent; a person must fix the data.
-    reason = f"{retry.REQUIRES_INVESTIGATION}: {bad.summary()}"
-    await ctx.store.dead_letter(op, reason=reason, now=ctx.clock.now(), spent=False,
-                                facts=CallFacts())  # fmt: skip
-    bound.warning("sync_attempt", outcome="dead_lettered", reason=reason)
-    return "dead_lettered"
-
-
-async def _unlinked(op: Operation, ctx: SyncContext, why: Unlinked, bound: Any) -> str:
-    # Nothing was sent and nothing a retry can fix: held (no attempt spent, no dead letter, no
-    # alert per change) until the mentor is linked or an alternate key is configured.
-    now = ctx.clock.now()
-    await ctx.store.release(op, at=now + UNLINKED_RECHECK, now=now,
-                            error=f"{UNLINKED}: {why.detail}")  # fmt: skip
-    bound.warning("sync_attempt", outcome="held_unlinked", reason=why.detail)
-    return "held"
-
-
-async def _held(op: Operation, ctx: SyncContext, admission: Admission, bound: Any) -> str:
-    now = ctx.clock.now()
-    at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
-    await ctx.store.release(op, at=at, now=now, error=f"not sent: {admission.value}")
-    bound.info("sync_attempt", outcome="held", admission=admission.value)
-    return "held"
-
-
-async def _poisoned(op: Operation, ctx: SyncContext, exc: BaseException, facts: CallFacts,
-                    bound: Any) -> str:  # fmt: skip
-    dead = retry.poison(exc)
-    await ctx.store.dead_letter(op, reason=dead.reason, now=ctx.clock.now(), spent=True,
-                                facts=facts)  # fmt: skip
-    bound.error("sync_attempt", outcome="dead_lettered", reason=dead.reason)
-    return "dead_lettered"
-
-
-async def _succeeded(op: Operation, ctx: SyncContext, facts: CallFacts, bound: Any) -> str:
-    await ctx.store.succeed(op, now=ctx.clock.now(), facts=facts)
-    bound.info("sync_attempt", outcome="succeeded", duration_ms=facts.duration_ms)
-    return "succeeded"
-
-
-@dataclass
-class _Sent:
-    """What one call to Dynamics came back with: nothing (success), a failure, or a crash."""
-
-    failure: SyncFailure | None = None
-    crash: Exception | None = None
-    facts: CallFacts = field(default_factory=CallFacts)
-
-
-async def _apply(change: ListingChange, ctx: SyncContext) -> _Sent:
+async def call(change: ListingChange, client: DynamicsClient, pool: Any) -> Sent:
+    """Make one call; a contact id Dynamics tells us (addressed by key) is stored at once."""
     started = time.perf_counter()
     try:
-        learned = await ctx.client.apply(change)
+        learned = await client.apply(change)
         if learned is not None and change.contact_id is None:
-            await links.store_contact_id(ctx.pool, change.mentor_id, learned)
-    except SyncFailure as failure:
-        return _Sent(failure, facts=CallFacts(_ms(started), http_status=failure.status))
-    except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
-        return _Sent(crash=exc, facts=CallFacts(duration_ms=_ms(started)))
-    return _Sent(facts=CallFacts(duration_ms=_ms(started), http_status=204))
+            await links.store_contact_id(pool, change.mentor_id, learned)
+    except Exception as exc:  # noqa: BLE001 - failures are answers; a bug must not kill the worker
+        return Sent(exc, facts_of(exc, _ms(started)))
+    return Sent(None, facts_of(None, _ms(started)))
 
 
-async def handle(op: Operation, ctx: SyncContext) -> str:
-    """Run one claimed op to a recorded outcome; returns the outcome's name."""
-    bound = _bind(op)
+def facts_of(answer: BaseException | None, duration_ms: float) -> CallFacts:
+    """A call's facts for its audit row: its duration and the HTTP status it met, if known."""
+    if answer is None:
+        return CallFacts(duration_ms, http_status=204)
+    return CallFacts(duration_ms, http_status=getattr(answer, "status", None))
+
+
+async def settle(
+    op: Operation,
+    attempt: outcome.Attempt,
+    facts: CallFacts,
+    *,
+    store: OperationStore,
+    policy: retry.RetryPolicy,
+    rng: random.Random,
+) -> outcome.Outcome:
+    """Decide what `attempt` comes to and write it: the one path from an attempt to the queue,
+    for the worker and break-glass alike."""
+    decided = outcome.decide(attempt, policy, rng)
+    await store.record(op, decided, now=attempt.now, facts=facts)
+    return decided
+
+
+async def handle(op: Operation, ctx: SyncContext) -> outcome.Outcome:
+    """Run one claimed operation to a recorded outcome, and return it."""
     try:
-        change = await prepare(op, ctx)
-    except Unlinked as why:
-        return await _unlinked(op, ctx, why, bound)
-    except Permanent as bad:
-        return await _unreadable(op, ctx, bad, bound)
+        change = await prepare(op, ctx.pool, ctx.alternate_key_column)
+    except Permanent as problem:
+        return await _unsent(op, ctx, problem)
     # Admission inside the slot: a call waiting for a slot asks the breaker when it can go,
     # so one opened meanwhile stops it.
     async with ctx.slots.hold():
         admission = await ctx.breaker.admit(ctx.clock.now())
-        sent = await _apply(change, ctx) if admission.allowed else None
+        sent = await call(change, ctx.client, ctx.pool) if admission.allowed else None
     if sent is None:
-        return await _held(op, ctx, admission, bound)
-    return await _record_one(op, ctx, admission, sent, bound)
+        return await _settle(op, ctx, _attempt(op, ctx, admission, sent=False), CallFacts())
+    await _hear_one(ctx, admission, sent.answer)
+    return await _settle(op, ctx, _attempt(op, ctx, admission, sent.answer), sent.facts)
 
 
-async def _record_one(
-    op: Operation, ctx: SyncContext, admission: Admission, sent: _Sent, bound: Any
-) -> str:
-    if sent.crash is not None:
-        return await _poisoned(op, ctx, sent.crash, sent.facts, bound)
-    if sent.failure is None:
-        ctx.slots.succeeded()
-        outcome = await _succeeded(op, ctx, sent.facts, bound)
-        if admission is Admission.PROBE or ctx.breaker.view.state.value != "closed":
-            await close_on_success(ctx, ctx.clock.now(), proof="a sync call succeeded")
-        return outcome
-    return await _failed(op, ctx, sent.failure, admission=admission, facts=sent.facts,
-                         bound=bound)  # fmt: skip
-
-
-async def handle_many(ops: Sequence[Operation], ctx: SyncContext) -> list[str]:
-    """Several claimed ops (distinct mentors) in one call to `apply_many` (a `$batch`); each
-    ends in its own recorded outcome, exactly as if sent alone.
+async def handle_many(ops: Sequence[Operation], ctx: SyncContext) -> list[outcome.Outcome]:
+    """Several claimed operations (distinct mentors) in one call to `apply_many` (a `$batch`);
+    each ends in its own recorded outcome, exactly as if sent alone.
 
     The breaker sees the batch as one call — one success or one failure, whatever the number of
     changes in it —, so a batch failing whole counts once towards opening the circuit.
     """
     if len(ops) == 1:
         return [await handle(ops[0], ctx)]
-    outcomes: dict[int, str] = {}
-    ready: list[tuple[Operation, ListingChange, Any]] = []
+    outcomes: dict[int, outcome.Outcome] = {}
+    ready: list[tuple[Operation, ListingChange]] = []
     for op in ops:
-        bound = _bind(op)
         try:
-            change = await prepare(op, ctx)
-        except Unlinked as why:
-            outcomes[op.id] = await _unlinked(op, ctx, why, bound)
-            continue
-        except Permanent as bad:
-            outcomes[op.id] = await _unreadable(op, ctx, bad, bound)
+            change = await prepare(op, ctx.pool, ctx.alternate_key_column)
+        except Permanent as problem:
+            outcomes[op.id] = await _unsent(op, ctx, problem)
             continue
         if change.contact_id is None:
             # Addressed by alternate key: sent alone, so the contactid it answers is stored.
             outcomes[op.id] = await handle(op, ctx)
         else:
-            ready.append((op, change, bound))
+            ready.append((op, change))
     if ready:
-        for op, outcome in zip([r[0] for r in ready], await _send_many(ready, ctx), strict=True):
-            outcomes[op.id] = outcome
+        for (op, _), decided in zip(ready, await _send_many(ready, ctx), strict=True):
+            outcomes[op.id] = decided
     return [outcomes[op.id] for op in ops]
 
 
 async def _send_many(
-    ready: list[tuple[Operation, ListingChange, Any]], ctx: SyncContext
-) -> list[str]:
-    first, *rest = ready
+    ready: list[tuple[Operation, ListingChange]], ctx: SyncContext
+) -> list[outcome.Outcome]:
+    first_change = ready[0][1]
     answers: list[Exception | None] | None = None
-    probe: _Sent | None = None
+    probe: Sent | None = None
     crash: Exception | None = None
     async with ctx.slots.hold():
         admission = await ctx.breaker.admit(ctx.clock.now())
         started = time.perf_counter()
         if admission is Admission.PROBE:
             # This worker won the one probe: it is a single call; the rest wait for its verdict.
-            probe = await _apply(first[1], ctx)
+            probe = await call(first_change, ctx.client, ctx.pool)
         elif admission is Admission.ALLOW:
             try:
-                answers = _checked(
-                    await ctx.client.apply_many([change for _, change, _ in ready]), ready
-                )
+                answers = _checked(await ctx.client.apply_many([c for _, c in ready]), ready)
             except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
                 crash = exc
         duration = _ms(started)
-    if admission is not Admission.ALLOW:
-        held = [_held(op, ctx, admission, bound) for op, _, bound in rest]
-        head = (_record_one(first[0], ctx, admission, probe, first[2]) if probe is not None
-                else _held(first[0], ctx, admission, first[2]))  # fmt: skip
-        return list(await asyncio.gather(head, *held))
-    if crash is not None or answers is None:
-        error = crash or RuntimeError("apply_many gave no answer")
-        facts = CallFacts(duration_ms=duration)
-        return list(await asyncio.gather(
-            *(_poisoned(op, ctx, error, facts, bound) for op, _, bound in ready)
-        ))  # fmt: skip
-    results = answers
-    now = ctx.clock.now()
-    if any(result is None for result in results):
+    if answers is None and crash is None:
+        return await _probed_or_refused(ready, ctx, admission, probe)
+    if answers is None:
+        # apply_many raising (or answering the wrong number of results) is a bug in the adapter.
+        answers = [crash or RuntimeError("apply_many gave no answer")] * len(ready)
+    elif any(answer is None for answer in answers):
         ctx.slots.succeeded()  # one request, one round
-    await _batch_verdict(ctx, [r for r in results if isinstance(r, SyncFailure)],
-                         len(results), now)  # fmt: skip
+    if crash is None:
+        await _batch_verdict(ctx, [a for a in answers if isinstance(a, SyncFailure)],
+                             len(answers), ctx.clock.now())  # fmt: skip
+    return list(await asyncio.gather(*(
+        _settle(op, ctx, _attempt(op, ctx, admission, answer), facts_of(answer, duration))
+        for (op, _), answer in zip(ready, answers, strict=True)
+    )))  # fmt: skip
 
-    async def settle(op: Operation, bound: Any, result: Exception | None) -> str:
-        if result is None:
-            return await _succeeded(op, ctx, CallFacts(duration_ms=duration, http_status=204),
-                                    bound)  # fmt: skip
-        if not isinstance(result, SyncFailure):
-            return await _poisoned(op, ctx, result, CallFacts(duration_ms=duration), bound)
-        facts = CallFacts(duration_ms=duration, http_status=result.status)
-        return await _settle(op, ctx, result, facts=facts, bound=bound)
 
-    pairs = zip(ready, results, strict=True)
-    return list(await asyncio.gather(*(settle(op, bound, r) for (op, _, bound), r in pairs)))
+async def _probed_or_refused(
+    ready: list[tuple[Operation, ListingChange]],
+    ctx: SyncContext,
+    admission: Admission,
+    probe: Sent | None,
+) -> list[outcome.Outcome]:
+    """A batch the breaker refused, or of which only the first went out, as the probe."""
+    (first, _), *rest = ready
+    # The unsent wait for what the breaker said before it hears the probe's answer.
+    unsent = [(op, _attempt(op, ctx, admission, sent=False)) for op, _ in rest]
+    if probe is None:
+        unsent.insert(0, (first, _attempt(first, ctx, admission, sent=False)))
+    sent: list[tuple[Operation, outcome.Attempt, CallFacts]] = []
+    if probe is not None:
+        await _hear_one(ctx, admission, probe.answer)
+        sent.append((first, _attempt(first, ctx, admission, probe.answer), probe.facts))
+    everyone = sent + [(op, attempt, CallFacts()) for op, attempt in unsent]
+    return list(await asyncio.gather(*(_settle(op, ctx, a, facts) for op, a, facts in everyone)))
 
 
 async def _batch_verdict(
@@ -374,7 +317,7 @@ async def _batch_verdict(
     ran = sent - sum(isinstance(f, NotRun) for f in failures)
     if transient and len(transient) == ran:
         await _touch_breaker(ctx, transient[0], now)
-    elif ctx.breaker.view.state.value != "closed" and (
+    elif breaker.success_closes(ctx.breaker.view, Admission.ALLOW) and (
         len(failures) < sent or _proves_contract(ctx, failures)
     ):
         await close_on_success(ctx, now, proof="a $batch was answered")
@@ -384,6 +327,22 @@ def _checked(results: list[Exception | None], ready: Sequence[object]) -> list[E
     if len(results) != len(ready):
         raise RuntimeError(f"apply_many gave {len(results)} results for {len(ready)} changes")
     return results
+
+
+async def _hear_one(ctx: SyncContext, admission: Admission, answer: Exception | None) -> None:
+    """What one call tells the breaker and the pacing (a crash tells them nothing)."""
+    now = ctx.clock.now()
+    closes = breaker.success_closes(ctx.breaker.view, admission)
+    if answer is None:
+        ctx.slots.succeeded()
+        if closes:
+            await close_on_success(ctx, now, proof="a sync call succeeded")
+    elif isinstance(answer, Permanent):
+        if closes and _proves_contract(ctx, [answer]):
+            # A permanent answer still proves Dynamics is up and the credentials work.
+            await close_on_success(ctx, now, proof="Dynamics answered a sync call")
+    elif isinstance(answer, SyncFailure):
+        await _touch_breaker(ctx, answer, now)
 
 
 async def _touch_breaker(ctx: SyncContext, failure: SyncFailure, now: datetime) -> None:
@@ -396,22 +355,18 @@ async def _touch_breaker(ctx: SyncContext, failure: SyncFailure, now: datetime) 
         ctx.slots.throttled(now, until)
         await ctx.breaker.on_throttled(now, until)
     elif isinstance(failure, Held):
-        reason = hold_reason(failure)
+        # The hold's reason is the failure's class: `auth` or `contract` (migration 0011).
+        reason = failure.kind.value
         await ctx.breaker.on_auth_failure(now, summary, reason)
         await health.record_failure(ctx.pool, name=health.HOLD_CHECKS[reason],
                                     contract=ctx.client.contract, detail=summary,
                                     now=now)  # fmt: skip
 
 
-def hold_reason(failure: Held) -> str:
-    """`contract` or `auth`: which check's failing spell (and alert) a held failure belongs to."""
-    return "contract" if isinstance(failure, ContractFailure) else "auth"
-
-
 def _proves_contract(ctx: SyncContext, failures: Sequence[SyncFailure]) -> bool:
     # A permanent answer proves Dynamics is up and the credentials work, but not that a broken
     # contract is fixed: only a success (or the health check's probe) ends a contract hold.
-    return ctx.breaker.hold_reason != "contract" or not failures
+    return ctx.breaker.hold_reason != FailureClass.CONTRACT or not failures
 
 
 async def close_on_success(ctx: SyncContext, now: datetime, *, proof: str) -> None:
@@ -423,69 +378,67 @@ async def close_on_success(ctx: SyncContext, now: datetime, *, proof: str) -> No
         await health.record_recovered(ctx.pool, detail=proof, now=now)
 
 
-async def _failed(
+def _attempt(
     op: Operation,
     ctx: SyncContext,
-    failure: SyncFailure,
-    *,
     admission: Admission,
-    facts: CallFacts,
-    bound: Any,
-) -> str:
+    answer: Exception | None = None,
+    *,
+    sent: bool = True,
+) -> outcome.Attempt:
     now = ctx.clock.now()
-    summary = failure.summary()
-    if isinstance(failure, Transient) and admission is Admission.PROBE:
-        # The probe only tells whether the outage is over; the operation that carried it must
-        # not pay for the outage, or a long one would dead-letter mentors one probe at a time.
-        await ctx.breaker.on_failure(now, summary)
-        at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
-        await ctx.store.release(op, at=at, now=now, error=f"probe failed: {summary}",
-                                event="sync_probe_failed", facts=facts)  # fmt: skip
-        bound.warning("sync_attempt", outcome="probe_failed", error=summary,
-                      http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
-        return "probe_failed"
-    if isinstance(failure, Permanent):
-        if (
-            admission is Admission.PROBE or ctx.breaker.view.state.value != "closed"
-        ) and _proves_contract(ctx, [failure]):
-            # A permanent answer still proves Dynamics is up and the credentials work.
-            await close_on_success(ctx, now, proof="Dynamics answered a sync call")
-    else:
-        await _touch_breaker(ctx, failure, now)
-    return await _settle(op, ctx, failure, facts=facts, bound=bound)
+    return outcome.Attempt(op.attempt_count, now, admission, answer,
+                           calls_resume=ctx.breaker.wait_until(now), sent=sent)  # fmt: skip
+
+
+async def _unsent(op: Operation, ctx: SyncContext, problem: Permanent) -> outcome.Outcome:
+    # Nothing was sent: the payload cannot say what to do, or the contact cannot be addressed.
+    attempt = outcome.Attempt(op.attempt_count, ctx.clock.now(), admission=None, answer=problem)
+    return await _settle(op, ctx, attempt, CallFacts())
 
 
 async def _settle(
-    op: Operation, ctx: SyncContext, failure: SyncFailure, *, facts: CallFacts, bound: Any
-) -> str:
-    """Carry out the retry policy's decision for one failed call (the breaker already knows)."""
-    now = ctx.clock.now()
-    decision = retry.decide(ctx.policy, op.attempt_count, failure, now, ctx.rng)
-    summary = failure.summary()
-    if isinstance(decision, retry.Retry):
-        await ctx.store.retry(op, at=decision.at, now=now, spent=decision.spend_attempt,
-                              error=summary, facts=facts)  # fmt: skip
-        outcome = "retry_scheduled" if decision.spend_attempt else "throttled"
-        bound.warning("sync_attempt", outcome=outcome, error=summary,
-                      delay_s=round((decision.at - now).total_seconds(), 3),
-                      http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
-        return outcome
-    if isinstance(decision, retry.DeadLetter):
-        await ctx.store.dead_letter(op, reason=decision.reason, now=now, spent=True, facts=facts)
-        bound.error("sync_attempt", outcome="dead_lettered", reason=decision.reason,
-                    http_status=failure.status, duration_ms=facts.duration_ms)  # fmt: skip
-        return "dead_lettered"
-    # Hold: credentials failed, or the contract is broken for everyone. The operation goes back
-    # untouched (no attempt spent) and waits for a probe to pass.
-    reason = hold_reason(failure) if isinstance(failure, Held) else "auth"
-    event = "sync_contract_held" if reason == "contract" else "sync_auth_refused"
-    at = ctx.breaker.wait_until(now) or now + timedelta(seconds=1)
-    await ctx.store.release(op, at=at, now=now, error=summary, event=event,
-                            facts=facts)  # fmt: skip
-    outcome = "held_for_contract" if reason == "contract" else "held_for_credentials"
-    bound.error("sync_attempt", outcome=outcome, error=summary,
-                http_status=failure.status)  # fmt: skip
-    return "held"
+    op: Operation, ctx: SyncContext, attempt: outcome.Attempt, facts: CallFacts
+) -> outcome.Outcome:
+    decided = await settle(op, attempt, facts, store=ctx.store, policy=ctx.policy, rng=ctx.rng)
+    _log(op, attempt, decided, facts)
+    return decided
+
+
+def _log(
+    op: Operation, attempt: outcome.Attempt, decided: outcome.Outcome, facts: CallFacts
+) -> None:
+    """The attempt's canonical log line (docs/operations.md)."""
+    fields: dict[str, Any] = {"http_status": facts.http_status, "duration_ms": facts.duration_ms}
+    level = "warning"
+    match decided:
+        case outcome.Succeeded():
+            level = "info"
+        case outcome.RetryAt(at=at, error=error):
+            fields |= {"error": error, "delay_s": round((at - attempt.now).total_seconds(), 3)}
+        case outcome.DeadLettered(reason=reason, spent=spent):
+            level = "error" if spent else "warning"
+            fields["reason"] = reason
+        case outcome.Held(why=outcome.Hold.NOT_SENT):
+            level = "info"
+            fields["admission"] = attempt.admission.value if attempt.admission else None
+        case outcome.Held(why=why, error=error):
+            level = "warning" if why in _HOLDS_TO_WAIT_OUT else "error"
+            fields["error"] = error
+    getattr(log, level)(
+        "sync_attempt",
+        queue_id=op.id,
+        mentor_id=str(op.mentor_id),
+        operation=op.operation,
+        attempt=op.attempt_count + 1,
+        correlation_id=op.correlation_id,
+        outcome=decided.name,
+        **{k: v for k, v in fields.items() if v is not None},
+    )
+
+
+# Holds that pass by themselves (a link, the outage's end); the others need an administrator.
+_HOLDS_TO_WAIT_OUT = frozenset({outcome.Hold.UNLINKED, outcome.Hold.PROBE_FAILED})
 
 
 def _ms(started: float) -> float:

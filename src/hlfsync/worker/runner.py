@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import psycopg
 import structlog
 
+from hlfsync.core import outcome
 from hlfsync.core.breaker import Admission
 from hlfsync.db.queue import LIVE_PRIORITY, Operation
 from hlfsync.worker import handlers
@@ -62,7 +63,7 @@ class SyncWorker:
         self.wake = asyncio.Event()
         self.alerts_wake = asyncio.Event()
         self.handled = 0
-        self._inflight: set[asyncio.Task[list[str]]] = set()
+        self._inflight: set[asyncio.Task[list[outcome.Outcome]]] = set()
         self._inflight_jobs = 0
         # Claimed ops waiting for a free slot: a finished call starts the next one at once,
         # without a round trip to the database in between.
@@ -193,7 +194,7 @@ class SyncWorker:
         self._inflight_jobs += len(ops)
         self._bulk_tasks += bulk
 
-        def done(finished: asyncio.Task[list[str]]) -> None:
+        def done(finished: asyncio.Task[list[outcome.Outcome]]) -> None:
             self._inflight.discard(finished)
             self._inflight_jobs -= len(ops)
             self._bulk_tasks -= bulk
@@ -263,7 +264,8 @@ class SyncWorker:
         self._buffered_bulk = 0
         while self._buffer:
             op = self._buffer.popleft()
-            await self.ctx.store.release(op, at=now, now=now, error="worker stopped before sending")
+            given_back = outcome.Held(outcome.Hold.NOT_SENT, now, "worker stopped before sending")
+            await self.ctx.store.record(op, given_back, now=now)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; then finish the calls in flight and return."""

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hlfsync import testing as f
 from hlfsync.api import metrics
-from hlfsync.core import renewals
+from hlfsync.core import outcome, renewals
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queue import CallFacts, OperationStore
 
@@ -52,11 +52,12 @@ async def _work_of_a_worker(db_url: str, conn: psycopg.Connection[Any]) -> None:
         store = OperationStore(pool, worker_id="metrics-test")
         now = datetime.now(UTC) + timedelta(seconds=1)
         ok, retry, dead = await store.claim(limit=3, now=now, lease_s=30)
-        await store.succeed(ok, now=now, facts=CallFacts(7.0, 204))
-        await store.retry(retry, at=now, now=now, spent=True, error="HTTP 503",
-                          facts=CallFacts(300.0, 503))  # fmt: skip
-        await store.dead_letter(dead, reason="requires_investigation: HTTP 400", now=now,
-                                spent=True, facts=CallFacts(40.0, 400))  # fmt: skip
+        await store.record(ok, outcome.Succeeded(), now=now, facts=CallFacts(7.0, 204))
+        await store.record(retry, outcome.RetryAt(now, "HTTP 503", spend_attempt=True), now=now,
+                           facts=CallFacts(300.0, 503))  # fmt: skip
+        await store.record(dead, outcome.DeadLettered("requires_investigation: HTTP 400",
+                                                      spent=True),
+                           now=now, facts=CallFacts(40.0, 400))  # fmt: skip
     finally:
         await pool.close()
 

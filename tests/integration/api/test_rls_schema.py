@@ -13,6 +13,7 @@ import pytest
 from psycopg import conninfo, sql
 
 from hlfsync import testing as f
+from hlfsync.core import outcome
 from hlfsync.core.errors import ConfigError
 from hlfsync.db import migrate, operations, status
 from hlfsync.db.pool import open_pool
@@ -131,16 +132,20 @@ async def _worker_outcomes(url: str, mentors: list[Any]) -> None:
         jobs = await store.claim(limit=10, now=now, lease_s=30)
         assert {j.mentor_id for j in jobs} == set(mentors)
         ok, retry, dead = jobs
-        assert await store.succeed(ok, now=now, facts=CallFacts(12.0, 204))
-        assert await store.retry(
-            retry, at=now + timedelta(seconds=2), now=now, spent=True, error="HTTP 503",
-            facts=CallFacts(30.0, 503),
+        assert await store.record(ok, outcome.Succeeded(), now=now, facts=CallFacts(12.0, 204))
+        assert await store.record(
+            retry, outcome.RetryAt(now + timedelta(seconds=2), "HTTP 503", spend_attempt=True),
+            now=now, facts=CallFacts(30.0, 503),
         )  # fmt: skip
-        letter = await store.dead_letter(
-            dead, reason="requires_investigation: HTTP 400", now=now, spent=True,
+        assert await store.record(
+            dead, outcome.DeadLettered("requires_investigation: HTTP 400", spent=True), now=now,
             facts=CallFacts(8.0, 400),
         )  # fmt: skip
-        assert letter is not None
-        assert letter.alert_id is not None
+        async with pool.connection() as conn:
+            alerts = await (await conn.execute(
+                "SELECT count(*) FROM alerts WHERE kind = 'sync_failure' AND mentor_id = %s",
+                [dead.mentor_id],
+            )).fetchone()  # fmt: skip
+        assert alerts == (1,)
     finally:
         await pool.close()

@@ -49,7 +49,8 @@ QUIET = (
     "UPDATE alert_deliveries SET status = 'failed', finished_at = now(), locked_until = NULL"
     " WHERE status IN ('pending', 'in_progress')",
     "UPDATE circuit_breakers SET state = 'closed', consecutive_failures = 0, opened_at = NULL,"
-    " probe_started_at = NULL, paused_until = NULL, auth_failed = false",
+    " probe_started_at = NULL, paused_until = NULL, auth_failed = false,"
+    " hold_reason = NULL",
     "UPDATE credential_health SET ok = true, failing_since = NULL",
 )
 

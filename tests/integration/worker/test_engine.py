@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import psycopg
 
+from hlfsync.core import outcome
 from hlfsync.core.errors import AuthFailure, Permanent, Throttled, Transient
-from hlfsync.db.queue import CallFacts
 from hlfsync.testing import (
     FakeClock,
     RecordingNotifier,
@@ -328,9 +328,7 @@ async def test_an_expired_lease_is_rescued_and_completes_once(
     assert events == ["status_changed", "lease_expired", "sync_succeeded"]
     # The late worker's write is refused: the claim it holds is no longer the row's.
     assert (
-        await dead.worker.ctx.store.succeed(
-            claimed[0], now=clock.now(), facts=__import__("hlfsync.db.queue").db.queue.CallFacts()
-        )
+        await dead.worker.ctx.store.record(claimed[0], outcome.Succeeded(), now=clock.now())
         is False
     )
 
@@ -363,13 +361,8 @@ async def test_a_retry_racing_a_status_change_waits_and_supersedes_itself(
     with psycopg.connect(db_url) as app:
         app.execute("UPDATE peer_mentors SET status = 'active' WHERE id = %s", [mentor])
         retry = asyncio.create_task(
-            worker.worker.ctx.store.retry(
-                job,
-                at=clock.now(),
-                now=clock.now(),
-                spent=True,
-                error="HTTP 503",
-                facts=CallFacts(),
+            worker.worker.ctx.store.record(
+                job, outcome.RetryAt(clock.now(), "HTTP 503", spend_attempt=True), now=clock.now()
             )
         )
         await asyncio.sleep(0.2)

@@ -32,6 +32,9 @@ SELECT min(next_attempt_at) FROM sync_queue WHERE status = 'pending';
 -- Record successes in one statement (guarded: only the holder of each claim may), audit them,
 -- and reset the breaker's failure count. Successes finishing together commit together: one
 -- round trip and one WAL flush for the lot, which is what lets throughput follow concurrency.
+-- The reset is `core.breaker.on_success` for a closed circuit, written here so a success costs
+-- no breaker lock; every other success goes through the breaker (`success_closes`).
+-- tests/integration/db/test_breaker_store.py holds the two together.
 WITH input AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(at)s::timestamptz[],
                          %(durations)s::float8[], %(statuses)s::int[], %(correlations)s::text[])
