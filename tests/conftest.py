@@ -66,6 +66,9 @@ def pg_admin_url() -> Iterator[str]:
             admin.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
         admin.execute("SELECT pg_reload_conf()")
     yield url
+    # Stopped here, not only by the wheel's atexit handler: an xdist worker can end before
+    # that runs, and its server would outlive the run. The handler still deletes the directory.
+    embedded.stop(data_dir)
 
 
 @pytest.fixture(scope="session")
