@@ -23,6 +23,7 @@ OWNER = f"hlfsync_owner_{os.getpid()}"
 
 
 def _fresh(pg_admin_url: str, name: str, owner: str | None = None) -> str:
+    name = f"{name}_{os.getpid()}"  # xdist workers may share a server (HLFSYNC_TEST_DATABASE_URL)
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         admin.execute(drop.format(sql.Identifier(name)))
@@ -60,7 +61,11 @@ def owner_role(pg_admin_url: str, template_url: str) -> Iterator[str]:
         admin.execute(sql.SQL("GRANT anon, authenticated TO {}").format(sql.Identifier(OWNER)))
     yield OWNER
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS rls_owner WITH (FORCE)"))
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(f"rls_owner_{os.getpid()}")
+            )
+        )
         admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(OWNER)))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -18,6 +20,7 @@ TABLES = {
 
 
 def _fresh(pg_admin_url: str, name: str) -> str:
+    name = f"{name}_{os.getpid()}"  # xdist workers may share a server (HLFSYNC_TEST_DATABASE_URL)
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -16,11 +16,13 @@ Build = Callable[..., Coroutine[Any, Any, services.WorkerServices]]
 
 @pytest.fixture
 def clock() -> FakeClock:
-    """A fake clock a second ahead of the database, whose now() stamps the trigger's rows.
+    """A fake clock ten seconds ahead of the database, whose now() stamps the trigger's rows.
 
-    Rows the trigger writes are then already due at the clock's start, as they would be.
+    Rows the trigger writes are then already due at the clock's start, as they would be. Ten
+    seconds, not one: beside other xdist workers on a busy machine a test's set-up can take
+    longer than a second, and rows written after the lead ran out were not due in round one.
     """
-    return FakeClock(datetime.now(UTC) + timedelta(seconds=1))
+    return FakeClock(datetime.now(UTC) + timedelta(seconds=10))
 
 
 @pytest.fixture

@@ -25,8 +25,13 @@ Conn = psycopg.Connection[Any]
 
 @pytest.fixture
 def clock() -> FakeClock:
-    """A second ahead of the database clock, so freshly queued rows are due."""
-    return FakeClock(datetime.now(UTC) + timedelta(seconds=1))
+    """Ahead of the database clock, so freshly queued rows are due.
+
+    Ten seconds, not one (as in tests/integration/bad_input): beside three other xdist workers
+    on a busy machine, setting up 250 mentors can take longer than a second, and rows queued
+    after the lead ran out were not yet due in the first round.
+    """
+    return FakeClock(datetime.now(UTC) + timedelta(seconds=10))
 
 
 def _settings(sandbox: SandboxServer, db_url: str, **extra: Any) -> Settings:
