@@ -208,7 +208,6 @@ async def worker_forever(settings: Settings, *, api: bool = False) -> None:
     finish first."""
     import asyncio
 
-    from hlfsync.api import serve
     from hlfsync.worker import process
 
     built = await build_worker(settings)
@@ -217,6 +216,9 @@ async def worker_forever(settings: Settings, *, api: bool = False) -> None:
     try:
         beside = _beside_the_loop(settings, built, stop)
         if api:
+            # Only here: the API's imports (FastAPI, templates) cost a worker 25 MiB of RSS.
+            from hlfsync.api import serve
+
             pointed = settings.model_copy(update={"database_url": built.url})
             serving = serve(pointed, stop, pool=built.pool, on_ready=_announce_api)
             beside.append(asyncio.create_task(serving, name="api"))
