@@ -31,6 +31,10 @@ CHANNELS = ("hlfsync_sync_queue", "hlfsync_breaker", "hlfsync_alerts")
 RESCUE_EVERY = timedelta(seconds=5)
 # Most operations one worker holds leased at once when it sends `$batch`es.
 MAX_HELD = 2000
+# Most operations one claim takes: the rows of a claim are read and turned into operations in
+# one step of the loop (2,000 at once held it for tens of milliseconds); the buffer is refilled
+# slice by slice, yielding in between.
+CLAIM_SLICE = 250
 # How long a throttle makes the worker fill batches: Dataverse counts requests over 5 minutes.
 THROTTLE_MEMORY = timedelta(minutes=5)
 # Bulk work yields to live work: while the loop wakes later than this, fewer bulk calls run at
@@ -251,7 +255,7 @@ class SyncWorker:
         # Refill when the buffer runs low, in batches: one claim feeds many calls.
         if len(self._buffer) > self.capacity // 4:
             return False
-        limit = self._claim_limit(now, capacity=self.capacity)
+        limit = min(self._claim_limit(now, capacity=self.capacity), CLAIM_SLICE)
         if limit == 0:
             return False
         ops = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
