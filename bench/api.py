@@ -38,7 +38,7 @@ import httpx
 import psycopg
 
 from bench import _common
-from hlfsync.api import mint_token
+from hlfsync.api import mint_token, signin
 from hlfsync.db.queries import q
 
 SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz-0123456789"  # noqa: S105 - throwaway
@@ -263,11 +263,12 @@ def _dashboard_cases(url: str, user: uuid.UUID) -> list[tuple[str, str]]:
 _NEXT = re.compile(r'href="(/dashboard/mentors\?[^"]+)">Next page')
 
 
-async def _dashboard_walk(base: str, token: str, path: str, requests: int) -> Row:
-    """One page at a time: sign in, then follow "Next page" (or start over) `requests` times."""
+async def _dashboard_walk(base: str, code: str, path: str, requests: int) -> Row:
+    """One page at a time: sign in with a one-time code, then follow "Next page" (or start
+    over) `requests` times."""
     latencies: list[float] = []
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        signed_in = await client.get(f"/dashboard/login?token={token}")
+        signed_in = await client.get(f"/dashboard/login?code={code}")
         assert signed_in.status_code == 303, signed_in.text
         for _ in range(5):
             (await client.get(path)).raise_for_status()
@@ -290,7 +291,6 @@ def run_dashboard(url: str, base: str, users: dict[str, tuple[uuid.UUID, int]],
     for index, (name, (user, _)) in enumerate(users.items()):
         if index == 1:  # the one-chapter coordinator adds nothing new here
             continue
-        token = mint_token(SECRET, user, ttl_s=3600)
         cases = _dashboard_cases(url, users[next(iter(users))][0])
         if index == 2:  # the administrator: the base walk, a small set, a search, the overview
             cases = [cases[i] for i in (0, 4, 10, 15)]
@@ -298,7 +298,9 @@ def run_dashboard(url: str, base: str, users: dict[str, tuple[uuid.UUID, int]],
         for label, path in cases:
             if wanted and not any(w in label for w in wanted):
                 continue
-            row = asyncio.run(_dashboard_walk(base, token, path, requests))
+            with psycopg.connect(url, autocommit=True) as conn:
+                code = signin.issue(conn, user, ttl_s=600)
+            row = asyncio.run(_dashboard_walk(base, code, path, requests))
             row.scenario = f"dashboard, {name}, {label}"
             rows.append(row)
     return rows
