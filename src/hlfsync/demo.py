@@ -20,6 +20,7 @@ from rich.console import Console
 from hlfsync import services
 from hlfsync.core.errors import ConfigError
 from hlfsync.db import connect
+from hlfsync.db.queries import q
 from hlfsync.settings import DEMO_ENV, DEMO_JWT_SECRET, DEMO_PID, Settings
 
 REPORT_EVERY_S = 5.0
@@ -61,11 +62,7 @@ def _with_jwt_secret(settings: Settings) -> Settings:
 def _coordinator(url: str) -> Any:
     """The coordinator with the most mentors, to sign in as."""
     with connect.connect(url) as conn:
-        row = conn.execute(
-            "SELECT cc.user_id FROM coordinator_chapters cc"
-            " JOIN chapter_memberships cm ON cm.chapter_id = cc.chapter_id"
-            " GROUP BY cc.user_id ORDER BY count(*) DESC, cc.user_id LIMIT 1"
-        ).fetchone()
+        row = conn.execute(q("demo_coordinator")).fetchone()
     return row[0] if row else None
 
 
@@ -145,7 +142,7 @@ def run(settings: Settings, *, duration_s: float | None, mentors: int, console: 
     with SandboxServer(sandbox_dir) as sandbox:
         live = _with_jwt_secret(_sandbox_settings(settings, sandbox, url))
         with connect.connect(url) as conn:
-            row = conn.execute("SELECT count(*) FROM peer_mentors").fetchone()
+            row = conn.execute(q("seed_mentor_count")).fetchone()
             existing = int(str(row[0])) if row else 0
         if existing == 0:
             counts = services.seed(live, mentors=mentors, orgs=2, chapters=None, seed=1)

@@ -23,6 +23,7 @@ from hlfsync.core.errors import Permanent, SyncFailure
 from hlfsync.db import links
 from hlfsync.db import reconcile as reconcile_mod
 from hlfsync.db.pool import Pool
+from hlfsync.db.queries import q
 from hlfsync.db.queue import CallFacts, Operation, OperationStore
 from hlfsync.dynamics.port import DynamicsClient
 from hlfsync.worker import handlers
@@ -118,9 +119,7 @@ async def run(
     summary.queued_by_reconcile = report.queued
     store = OperationStore(pool, worker_id="break-glass", actor=ACTOR)
     async with pool.connection() as conn:
-        row = await (
-            await conn.execute("SELECT count(*) FROM sync_queue WHERE status = 'pending'")
-        ).fetchone()
+        row = await (await conn.execute(q("pending_count"))).fetchone()
     on_total(int(row[0]) if row else 0)
     rng = random.Random()  # noqa: S311 - jitter, not secrets
     ctx = _Ctx(pool, store, client, policy, clock, rng, summary, alternate_key_column)

@@ -204,3 +204,7 @@ SELECT 1 FROM peer_mentors
  WHERE id IN (SELECT mentor_id FROM sync_queue
                WHERE status = 'in_progress' AND locked_until < %(now)s)
  ORDER BY id FOR SHARE;
+
+-- name: pending_count
+-- How many operations wait: break-glass's progress bar total (the rest are in flight or done).
+SELECT count(*) FROM sync_queue WHERE status = 'pending';
