@@ -67,7 +67,9 @@ def test_a_worker_killed_mid_call_loses_nothing(
     """SIGKILL during a hanging PATCH: after the lease another worker completes it, one success."""
     mentor, contact = _one_paused_mentor(conn, admin)
     admin.set_faults([{"method": "PATCH", "status": "timeout", "hang_s": 20, "times": 1}])
-    env = _env(sandbox, db_url, HLFSYNC_WORKER_LEASE="0.5")
+    # A lease longer than the check below can take on a busy machine: with 0.5 s the victim's
+    # own rescue pass could take the operation back before it is killed.
+    env = _env(sandbox, db_url, HLFSYNC_WORKER_LEASE="60")
     victim = _worker(env, tmp_path)
     try:
         # The hang rule is spent once the PATCH reached the sandbox, where it now hangs.
@@ -76,10 +78,15 @@ def test_a_worker_killed_mid_call_loses_nothing(
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=10)  # reaps it and closes its pipes
     finally:
-        if victim.poll() is None:
+        if victim.poll() is None:  # a failed wait: reap it, or it outlives the test
             victim.kill()
+            victim.communicate(timeout=10)
     assert victim.returncode == -signal.SIGKILL
-    time.sleep(0.6)  # let the lease run out
+    # The lease runs out: moved to now instead of waited for (the rescuer reads the clock).
+    conn.execute(
+        "UPDATE sync_queue SET locked_until = now() - interval '1 second'"
+        " WHERE status = 'in_progress'"
+    )
     rescuer = _worker(env, tmp_path, "--once")
     _, err = rescuer.communicate(timeout=60)
     assert rescuer.returncode == 0, err
@@ -105,7 +112,8 @@ def test_sigterm_finishes_the_call_in_flight_then_exits_cleanly(
         worker.send_signal(signal.SIGTERM)
         _, err = worker.communicate(timeout=30)
     finally:
-        if worker.poll() is None:
+        if worker.poll() is None:  # a failed wait: reap it, or it outlives the test
             worker.kill()
+            worker.communicate(timeout=10)
     assert worker.returncode == 0, err
     assert conn.execute("SELECT status FROM sync_queue").fetchone() == ("succeeded",)
