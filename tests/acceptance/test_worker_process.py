@@ -117,3 +117,30 @@ def test_sigterm_finishes_the_call_in_flight_then_exits_cleanly(
             worker.communicate(timeout=10)
     assert worker.returncode == 0, err
     assert conn.execute("SELECT status FROM sync_queue").fetchone() == ("succeeded",)
+
+
+def test_a_worker_never_loads_the_api(
+    sandbox: SandboxServer, admin: AdminClient, db_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    """`hlfsync worker` syncs without importing FastAPI and the dashboard (25 MiB of RSS a
+    worker does not need); only `hlfsync run` and `hlfsync api` serve it. Python's own import
+    log (`PYTHONPROFILEIMPORTTIME`) names every module the process loaded."""
+    _one_paused_mentor(conn, admin)
+    worker = _worker(_env(sandbox, db_url, PYTHONPROFILEIMPORTTIME="1"), tmp_path)
+    try:
+        _wait_for(
+            lambda: conn.execute("SELECT status FROM sync_queue").fetchone() == ("succeeded",)
+        )
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:  # a failed wait: reap it, or it outlives the test
+            worker.kill()
+            worker.communicate(timeout=10)
+    assert worker.returncode == 0, err
+    loaded = {
+        line.rsplit("|", 1)[-1].strip() for line in err.splitlines() if "import time:" in line
+    }
+    assert "hlfsync.worker.runner" in loaded  # the log is there and names what ran
+    assert not {m for m in loaded if m.split(".")[0] in {"fastapi", "starlette", "jinja2"}}
+    assert not {m for m in loaded if m.startswith("hlfsync.api")}
