@@ -211,7 +211,9 @@ def _worker_webhook(url: str, env: dict[str, str], ops: int, concurrency: int) -
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    return Row(f"webhook-v1, hlfsync worker, c={concurrency}", ops, seconds, cpu)
+    # Its scheduled slots are recorded as done: the sync path alone (labelled so).
+    label = f"webhook-v1, hlfsync worker, c={concurrency} (nothing scheduled due)"
+    return Row(label, ops, seconds, cpu)
 
 
 class _RawHttp:
