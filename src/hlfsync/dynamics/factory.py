@@ -13,10 +13,10 @@ import httpx
 from hlfsync.core.errors import ConfigError
 from hlfsync.dataverse.auth import TokenProvider
 from hlfsync.dataverse.client import DataverseClient
-from hlfsync.dataverse.transport import PooledTransport
 from hlfsync.dynamics.port import DynamicsClient
 from hlfsync.dynamics.webhook import WebhookClient
 from hlfsync.outbound.tls import tls_verify
+from hlfsync.outbound.transport import PooledTransport
 from hlfsync.settings import PREFIX, Settings
 
 # Room beyond the workers' own calls for a health check and a reconciliation page at once.

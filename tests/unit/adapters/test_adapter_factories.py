@@ -10,14 +10,13 @@ import pytest
 import trustme
 
 from hlfsync.core.errors import ConfigError
-from hlfsync.dataverse import transport
 from hlfsync.dataverse.client import DataverseClient
 from hlfsync.dynamics import factory
 from hlfsync.dynamics.webhook import WebhookClient
 from hlfsync.notify.factory import build_notifier
 from hlfsync.notify.fcm import FcmNotifier
 from hlfsync.notify.log import LogNotifier
-from hlfsync.outbound import tls
+from hlfsync.outbound import tls, transport
 from hlfsync.settings import Settings
 
 DATAVERSE: dict[str, Any] = {
@@ -140,6 +139,8 @@ def test_notifier_is_fcm_when_configured(tmp_path: Path) -> None:
     key.write_text("{}")
     notifier = build_notifier(settings(fcm_project_id="hlf-app", fcm_credentials=key))
     assert isinstance(notifier, FcmNotifier)
+    # Pushes go over the pooled transport too (httpx's own cost milliseconds of CPU per push).
+    assert isinstance(notifier._http._transport, transport.PooledTransport)
 
 
 def test_a_missing_fcm_credentials_file_is_named(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""An httpx transport for HTTP/1.1 keep-alive on asyncio streams: the calls to Dynamics.
+"""An httpx transport for HTTP/1.1 keep-alive on asyncio streams: the calls to Dynamics and FCM.
 
 httpx's own transport (httpcore over anyio and h11) was half of the worker's CPU per operation:
 its pool checks every pooled socket whenever a request starts or ends (O(N²) under full load)

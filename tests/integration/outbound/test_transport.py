@@ -18,8 +18,8 @@ import pytest
 import trustme
 
 from hlfsync.core.errors import ContractFailure, Transient
-from hlfsync.dataverse.transport import PooledTransport
 from hlfsync.outbound import errors
+from hlfsync.outbound.transport import PooledTransport
 
 Answer = Callable[[bytes, bytes], bytes | None]  # (path, body) -> raw answer, None: hang up
 
