@@ -18,7 +18,7 @@ import psycopg
 
 from bench import _common
 from hlfsync.db.queries import q
-from hlfsync.db.queue import LOWEST_PRIORITY
+from hlfsync.db.queue import HIGHEST_PRIORITY, LOWEST_PRIORITY
 
 
 def _drain(conn: psycopg.Connection[tuple[object, ...]], batch: int) -> tuple[int, float]:
@@ -34,6 +34,7 @@ def _drain(conn: psycopg.Connection[tuple[object, ...]], batch: int) -> tuple[in
                 "now": now,
                 "lease": 60,
                 "min_priority": LOWEST_PRIORITY,
+                "max_priority": HIGHEST_PRIORITY,
             },
         ).fetchall()
         if not claimed:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -73,6 +74,10 @@ class Result:
     stall_ms: float = 0.0
     peak_rss_mib: float = 0.0
     jobs: dict[str, float] = field(default_factory=dict)
+    # (seconds after the first change, latency ms) per change, and each job's (start, end) on
+    # the same scale: for `--timeline`.
+    timeline: list[tuple[float, float]] = field(default_factory=list)
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -272,6 +277,8 @@ def run_situation(
         stall_ms=stall_s * 1000,
         peak_rss_mib=peak_kib / 1024,
         jobs={job: b - a for job, (a, b) in spans.items()},
+        timeline=sorted((committed[k] - started, ms) for k, ms in latencies.items()),
+        spans={job: (a - started, b - started) for job, (a, b) in spans.items()},
     )
 
 
@@ -301,9 +308,19 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=20.0)
     parser.add_argument("--mentors", type=int, default=100_000)
     parser.add_argument("--situations", nargs="+", choices=list(SITUATIONS))
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        metavar="FILE",
+        help="also write each change's latency and each job's span (JSON)",
+    )
     args = parser.parse_args()
     results = run(args.changes, args.gap_ms / 1000, mentors=args.mentors,
                   situations=args.situations)  # fmt: skip
+    if args.timeline:
+        args.timeline.write_text(
+            json.dumps({r.situation: {"changes": r.timeline, "jobs": r.spans} for r in results})
+        )
     from rich.console import Console
     from rich.table import Table
 

@@ -101,7 +101,12 @@ def worker(
         handled, sent = asyncio.run(services.worker_once(settings))
         out.print(f"handled {handled} operation(s), sent {sent} alert delivery(ies)")
         return
-    asyncio.run(services.worker_forever(settings))
+    from hlfsync.worker.background import BackgroundFailed
+
+    try:
+        asyncio.run(services.worker_forever(settings))
+    except BackgroundFailed as exc:
+        raise CommandError(f"the worker stopped: its background loop failed: {exc}") from None
 
 
 @app.command("force-sync")

@@ -90,9 +90,13 @@ def run() -> None:
     import asyncio
 
     from hlfsync import services
+    from hlfsync.worker.background import BackgroundFailed
 
     settings = load_settings()
-    asyncio.run(services.run_forever(settings))
+    try:
+        asyncio.run(services.run_forever(settings))
+    except BackgroundFailed as exc:
+        raise CommandError(f"hlfsync run stopped: its background loop failed: {exc}") from None
 
 
 @app.command()

@@ -31,6 +31,22 @@ SUCCESS_BATCH = 500
 BULK_PRIORITY = -10
 LIVE_PRIORITY = 0
 LOWEST_PRIORITY = -32768
+HIGHEST_PRIORITY = 32767
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """The priorities one sync loop claims: a worker process runs the live lane on its main
+    event loop and the bulk lane on its background loop, so bulk work never holds a live call."""
+
+    name: str
+    lowest: int
+    highest: int
+
+
+EVERY = Lane("every", LOWEST_PRIORITY, HIGHEST_PRIORITY)
+LIVE = Lane("live", LIVE_PRIORITY, HIGHEST_PRIORITY)
+BULK = Lane("bulk", LOWEST_PRIORITY, LIVE_PRIORITY - 1)
 # The audit row of a held operation whose call was made; a hold without a call writes none.
 HOLD_EVENTS = {
     outcome.Hold.PROBE_FAILED: "sync_probe_failed",
@@ -99,19 +115,24 @@ class OperationStore:
         now: datetime,
         lease_s: float,
         due: datetime | None = None,
+        lane: Lane = EVERY,
         min_priority: int = LOWEST_PRIORITY,
     ) -> list[Operation]:
-        """Lease up to `limit` operations due by `due` (default: now), of `min_priority` or more."""
+        """Lease up to `limit` operations of `lane` due by `due` (default: now), of
+        `min_priority` or more."""
         params = {"limit": limit, "now": now, "due": due or now, "worker": self.worker_id,
-                  "lease": lease_s, "min_priority": min_priority}  # fmt: skip
+                  "lease": lease_s, "min_priority": max(min_priority, lane.lowest),
+                  "max_priority": lane.highest}  # fmt: skip
         async with self.pool.connection() as conn:
             cur = await conn.execute(q("claim"), params)
             rows = await cur.fetchall()
         return [Operation(*row) for row in rows]
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, lane: Lane = EVERY) -> datetime | None:
+        """When the earliest waiting operation of `lane` is due (None: none waits)."""
+        params = {"min_priority": lane.lowest, "max_priority": lane.highest}
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(q("next_due"))).fetchone()
+            row = await (await conn.execute(q("next_due"), params)).fetchone()
         return row[0] if row else None
 
     async def record(

@@ -26,10 +26,10 @@ from hlfsync.services.parts import breaker_config, database_url, retry_policy, t
 from hlfsync.services.worker import (
     WorkerServices,
     api_forever,
+    background,
     build_scheduler,
     build_worker,
     run_forever,
-    scheduler_off_loop,
     worker_forever,
     worker_once,
 )
@@ -37,6 +37,7 @@ from hlfsync.services.worker import (
 __all__ = [
     "WorkerServices",
     "api_forever",
+    "background",
     "break_glass",
     "breaker_config",
     "build_scheduler",
@@ -54,7 +55,6 @@ __all__ = [
     "resolve",
     "retry_policy",
     "run_forever",
-    "scheduler_off_loop",
     "seed",
     "status_snapshot",
     "today",

@@ -3,7 +3,6 @@ long-running commands built on them (`worker`, `api`, `run`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,15 +15,13 @@ if TYPE_CHECKING:
     from hlfsync.core.clock import Clock
     from hlfsync.db.breaker import DynamicsCircuitBreaker
     from hlfsync.db.pool import Pool
+    from hlfsync.db.queue import Lane
     from hlfsync.dynamics.port import DynamicsClient
     from hlfsync.notify.base import Notifier
+    from hlfsync.worker.background import Body, Build, Close, Outcome
     from hlfsync.worker.dispatcher import AlertDispatcher
     from hlfsync.worker.runner import SyncWorker
-    from hlfsync.worker.scheduler import Scheduler, SchedulerBuild
-
-# The scheduler's thread shares the interpreter lock: a thread that wants it back asks after
-# this long (Python's default, 5 ms, would be the live loop's wait at every step).
-SWITCH_INTERVAL_S = 0.0005
+    from hlfsync.worker.scheduler import Scheduler
 
 
 @dataclass
@@ -55,25 +52,21 @@ async def build_worker(
     notifier: Notifier | None = None,
     worker_id: str | None = None,
 ) -> WorkerServices:
-    """The sync worker and alert dispatcher, wired to PostgreSQL, Dynamics and FCM."""
+    """The sync worker (every lane) and alert dispatcher, wired to PostgreSQL, Dynamics and
+    FCM; `worker_forever` narrows the worker to the live lane and starts the background loop."""
     import os
-    import random
     import socket
 
     from hlfsync.core.clock import SystemClock
     from hlfsync.db import links
-    from hlfsync.db.breaker import DynamicsCircuitBreaker
     from hlfsync.db.pool import open_pool
-    from hlfsync.db.queue import OperationStore
     from hlfsync.dynamics.factory import build_client
     from hlfsync.notify import operators
     from hlfsync.notify.factory import build_notifier
     from hlfsync.worker.dispatcher import AlertDispatcher
-    from hlfsync.worker.handlers import CallSlots, SyncContext
-    from hlfsync.worker.runner import SyncWorker
 
     concurrency = concurrency or settings.worker_concurrency
-    policy = parts.retry_policy(settings)  # fails on a bad policy before anything is opened
+    parts.retry_policy(settings)  # fails on a bad policy before anything is opened
     client = client if client is not None else build_client(settings)
     notifier = notifier if notifier is not None else build_notifier(settings)
     url = parts.database_url(settings)
@@ -84,31 +77,59 @@ async def build_worker(
     size = max(2, min(concurrency + 4, settings.db_pool_size))
     pool = await open_pool(url, max_size=size, min_size=size)
     clock = clock or SystemClock()
+    worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+    if settings.dynamics_alternate_key_column is not None:
+        await links.check_column(pool, settings.dynamics_alternate_key_column)
+    worker = _sync_worker(settings, pool, url=url, client=client, clock=clock, worker_id=worker_id,
+                          concurrency=concurrency)  # fmt: skip
+    channels = operators.build_channels(settings)
+    dispatcher = AlertDispatcher(pool, notifier, clock, channels=channels)
+    scheduler = build_scheduler(
+        settings, pool, clock, client, worker.ctx.breaker, notifier=notifier
+    )
+    return WorkerServices(url, pool, worker, dispatcher, client, notifier, scheduler)
+
+
+def _sync_worker(
+    settings: Settings,
+    pool: Pool,
+    *,
+    url: str,
+    client: DynamicsClient,
+    clock: Clock,
+    worker_id: str,
+    concurrency: int,
+    lane: Lane | None = None,
+    breaker: DynamicsCircuitBreaker | None = None,
+) -> SyncWorker:
+    """A sync loop over `pool` and `client` for `lane` (None: every lane)."""
+    import random
+
+    from hlfsync.db.breaker import DynamicsCircuitBreaker
+    from hlfsync.db.queue import EVERY, OperationStore
+    from hlfsync.worker.handlers import CallSlots, SyncContext
+    from hlfsync.worker.runner import SyncWorker
+
     ctx = SyncContext(
-        store=OperationStore(pool, worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}"),
-        breaker=DynamicsCircuitBreaker(pool, parts.breaker_config(settings)),
+        store=OperationStore(pool, worker_id=worker_id),
+        breaker=breaker or DynamicsCircuitBreaker(pool, parts.breaker_config(settings)),
         client=client,
-        policy=policy,
+        policy=parts.retry_policy(settings),
         clock=clock,
         rng=random.Random(),  # noqa: S311 - jitter, not secrets
         pool=pool,
         slots=CallSlots(concurrency),
         alternate_key_column=settings.dynamics_alternate_key_column,
     )
-    if settings.dynamics_alternate_key_column is not None:
-        await links.check_column(pool, settings.dynamics_alternate_key_column)
-    worker = SyncWorker(
+    return SyncWorker(
         ctx,
         url=url,
         concurrency=concurrency,
         lease_s=settings.worker_lease,
         poll_interval_s=settings.worker_poll_interval,
         enabled=settings.sync_enabled,
+        lane=lane or EVERY,
     )
-    channels = operators.build_channels(settings)
-    dispatcher = AlertDispatcher(pool, notifier, clock, channels=channels)
-    scheduler = build_scheduler(settings, pool, clock, client, ctx.breaker, notifier=notifier)
-    return WorkerServices(url, pool, worker, dispatcher, client, notifier, scheduler)
 
 
 def build_scheduler(
@@ -131,62 +152,85 @@ def build_scheduler(
     return Scheduler(pool, clock, settings.zone, jobs)
 
 
-def scheduler_off_loop(settings: Settings, url: str) -> SchedulerBuild:
-    """A build for `worker.scheduler.run_off_loop`: a scheduler with its own connections,
-    Dynamics client, notifier and breaker view, made on (and belonging to) its thread."""
+def background(settings: Settings, url: str, worker_id: str) -> Build:
+    """A build for `worker.background.run_beside`: the scheduler, the bulk lane and the alert
+    dispatcher, with their own pool, Dynamics client, notifier and breaker view, made on (and
+    belonging to) the background thread."""
 
-    async def build() -> tuple[Scheduler, Callable[[], Awaitable[None]]]:
+    async def build() -> tuple[Body, Close]:
+        import asyncio
+
         from hlfsync.core.clock import SystemClock
         from hlfsync.db.breaker import DynamicsCircuitBreaker
         from hlfsync.db.pool import open_pool
+        from hlfsync.db.queue import BULK
         from hlfsync.dynamics.factory import build_client
+        from hlfsync.notify import operators
         from hlfsync.notify.factory import build_notifier
+        from hlfsync.worker.dispatcher import AlertDispatcher
+        from hlfsync.worker.process import dispatch_forever
+        from hlfsync.worker.runner import BULK_SHARE
 
-        # Jobs due together run side by side (the expiry check on two), each with a heartbeat.
-        pool = await open_pool(url, max_size=4, min_size=1, name="hlfsync-scheduler")
+        # Bulk calls in flight: a share of the worker's, as when one loop ran both lanes.
+        bulk = max(1, settings.worker_concurrency // BULK_SHARE)
+        # The scheduler's jobs due together (the expiry check on two), the bulk lane's writes
+        # and the dispatcher; within what HLFSYNC_DB_POOL_SIZE allows a worker.
+        size = max(2, min(settings.db_pool_size, bulk + 5))
+        pool = await open_pool(url, max_size=size, min_size=2, name="hlfsync-background")
         client = build_client(settings)
-        # Its own notifier too, for the push-credentials check: clients belong to their loop.
         notifier = build_notifier(settings)
+        clock = SystemClock()
         breaker = DynamicsCircuitBreaker(pool, parts.breaker_config(settings))
-        scheduler = build_scheduler(
-            settings, pool, SystemClock(), client, breaker, notifier=notifier
+        worker = _sync_worker(settings, pool, url=url, client=client, clock=clock,
+                              worker_id=worker_id, concurrency=bulk, lane=BULK,
+                              breaker=breaker)  # fmt: skip
+        dispatcher = AlertDispatcher(
+            pool, notifier, clock, channels=operators.build_channels(settings)
         )
+        scheduler = build_scheduler(settings, pool, clock, client, breaker, notifier=notifier)
+
+        async def run(stop: asyncio.Event) -> None:
+            await asyncio.gather(
+                scheduler.run(stop),
+                worker.run(stop),
+                dispatch_forever(dispatcher, worker.alerts_wake, stop, worker.poll_interval_s),
+            )
 
         async def close() -> None:
             await client.aclose()
             await parts.close_notifier(notifier)
+            await dispatcher.aclose()
             await pool.close()
 
-        return scheduler, close
+        return run, close
 
     return build
 
 
 def _beside_the_loop(
-    settings: Settings, built: WorkerServices, stop: asyncio.Event
+    settings: Settings, built: WorkerServices, stop: asyncio.Event, ended: Outcome
 ) -> list[asyncio.Task[None]]:
-    """The scheduler on its own thread, the loop-lag probe, and the worker's /metrics if asked."""
+    """The background loop, the loop-lag probe, and the worker's /metrics if asked."""
     import asyncio
     import gc
-    import sys
 
     from hlfsync import metrics
+    from hlfsync.db.queue import LIVE
+    from hlfsync.worker.background import run_beside
     from hlfsync.worker.lag import LagProbe
-    from hlfsync.worker.scheduler import run_off_loop
 
     if settings.worker_metrics_port is not None:
         metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    schedule = asyncio.create_task(
-        run_off_loop(scheduler_off_loop(settings, built.url), stop), name="scheduler"
-    )
+    built.worker.lane = LIVE  # the bulk lane runs on the background loop
+    behind = background(settings, built.url, built.worker.ctx.store.worker_id)
+    beside = asyncio.create_task(run_beside(behind, stop, ended), name="background")
     lag = LagProbe(settings.loop_lag_interval)
-    built.worker.lag = lag  # bulk work yields when the loop is late
+    built.worker.lag = lag
     probe = asyncio.create_task(lag.run(stop), name="lag-probe")
     # What start-up made lives for the whole run: out of the collector's sight, a full
     # collection (one holds the interpreter lock throughout) walks only what came after.
     gc.freeze()
-    return [schedule, probe]
+    return [beside, probe]
 
 
 # --- long-running commands --------------------------------------------------------------------
@@ -209,12 +253,14 @@ async def worker_forever(settings: Settings, *, api: bool = False) -> None:
     import asyncio
 
     from hlfsync.worker import process
+    from hlfsync.worker.background import BackgroundFailed, Outcome
 
     built = await build_worker(settings)
     stop = asyncio.Event()
     process.install_signal_handlers(stop)
+    ended = Outcome()
     try:
-        beside = _beside_the_loop(settings, built, stop)
+        beside = _beside_the_loop(settings, built, stop, ended)
         if api:
             # Only here: the API's imports (FastAPI, templates) cost a worker 25 MiB of RSS.
             from hlfsync.api import serve
@@ -222,9 +268,11 @@ async def worker_forever(settings: Settings, *, api: bool = False) -> None:
             pointed = settings.model_copy(update={"database_url": built.url})
             serving = serve(pointed, stop, pool=built.pool, on_ready=_announce_api)
             beside.append(asyncio.create_task(serving, name="api"))
-        await process.serve(built.worker, built.dispatcher, stop, extra=beside)
+        await process.serve(built.worker, None, stop, extra=beside)
     finally:
         await built.aclose()
+    if ended.error is not None:
+        raise BackgroundFailed(ended.error)
 
 
 def _announce_api(where: str) -> None:

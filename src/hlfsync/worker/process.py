@@ -1,4 +1,5 @@
-"""A worker process: the sync loop and the alert dispatcher side by side, stopped by a signal."""
+"""A worker process's main loop: the sync loop (and the alert dispatcher when it runs here) and
+what runs beside them, stopped by a signal."""
 
 from __future__ import annotations
 
@@ -38,17 +39,15 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def serve(worker: SyncWorker, dispatcher: AlertDispatcher, stop: asyncio.Event,
+async def serve(worker: SyncWorker, dispatcher: AlertDispatcher | None, stop: asyncio.Event,
                 extra: list[Any] | None = None) -> None:  # fmt: skip
-    """Run the sync loop and the dispatcher (and any extra loops) until `stop`."""
-    tasks = [
-        asyncio.create_task(worker.run(stop), name="sync"),
-        asyncio.create_task(
-            dispatch_forever(dispatcher, worker.alerts_wake, stop, worker.poll_interval_s),
-            name="alerts",
-        ),
-        *(extra or []),
-    ]
-    log.info("worker_started", concurrency=worker.concurrency, sync_enabled=worker.enabled)
+    """Run the sync loop and the dispatcher (None: it runs elsewhere, on the background loop)
+    and any extra loops until `stop`."""
+    tasks = [asyncio.create_task(worker.run(stop), name="sync"), *(extra or [])]
+    if dispatcher is not None:
+        alerts = dispatch_forever(dispatcher, worker.alerts_wake, stop, worker.poll_interval_s)
+        tasks.append(asyncio.create_task(alerts, name="alerts"))
+    log.info("worker_started", concurrency=worker.concurrency, lane=worker.lane.name,
+             sync_enabled=worker.enabled)  # fmt: skip
     await asyncio.gather(*tasks)
     log.info("worker_stopped", handled=worker.handled)

@@ -20,7 +20,7 @@ import structlog
 
 from hlfsync.core import outcome
 from hlfsync.core.breaker import Admission
-from hlfsync.db.queue import LIVE_PRIORITY, Operation
+from hlfsync.db.queue import BULK, EVERY, LIVE_PRIORITY, Lane, Operation
 from hlfsync.worker import handlers
 from hlfsync.worker.handlers import SyncContext
 from hlfsync.worker.lag import LagProbe
@@ -46,7 +46,11 @@ BULK_ADJUST_S = 0.05
 
 
 class SyncWorker:
-    """Claims due operations and runs up to `concurrency` of them at once."""
+    """Claims due operations of its lane and runs up to `concurrency` of them at once.
+
+    A worker process runs two: the live lane on its main loop and the bulk lane on its
+    background loop (`services.worker`); `worker --once` and tests run one for every lane.
+    """
 
     def __init__(
         self,
@@ -57,8 +61,10 @@ class SyncWorker:
         lease_s: float,
         poll_interval_s: float,
         enabled: bool = True,
+        lane: Lane = EVERY,
     ) -> None:
         self.ctx = ctx
+        self.lane = lane
         self.url = url
         self.concurrency = concurrency
         self.lease_s = lease_s
@@ -78,8 +84,8 @@ class SyncWorker:
         self._bulk_tasks = 0
         # Bulk calls in flight at most: a quarter of the slots. A backlog is bound by CPU (here
         # and at Dynamics), not by calls in flight, and a live call must not queue at Dynamics
-        # behind dozens of bulk `$batch`es.
-        self._bulk_ceiling = max(1, concurrency // BULK_SHARE)
+        # behind dozens of bulk `$batch`es. A bulk lane's concurrency is that share already.
+        self._bulk_ceiling = concurrency if lane is BULK else max(1, concurrency // BULK_SHARE)
         self._bulk_limit = self._bulk_ceiling
         self._bulk_adjusted = 0.0
         # Changes per call: 1 sends each alone (lowest latency); more lets a backlog go out in
@@ -172,7 +178,9 @@ class SyncWorker:
             limit = self._claim_limit(now, capacity=self.concurrency * self.batch)
             if limit == 0:
                 break
-            ops = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
+            ops = await self.ctx.store.claim(
+                limit=limit, now=now, lease_s=self.lease_s, lane=self.lane
+            )
             if not ops:
                 break
             await asyncio.gather(*(handlers.handle_many(chunk, self.ctx)
@@ -211,7 +219,7 @@ class SyncWorker:
 
     async def _sleep_for(self, now: datetime) -> float:
         wait = self.poll_interval_s
-        due = await self.ctx.store.next_due()
+        due = await self.ctx.store.next_due(self.lane)
         if due is not None:
             wait = min(wait, max(0.0, (due - now).total_seconds()))
         blocked = self.ctx.breaker.wait_until(now)
@@ -240,7 +248,7 @@ class SyncWorker:
         if limit == 0:
             return
         ops = await self.ctx.store.claim(
-            limit=limit, now=now, lease_s=self.lease_s, min_priority=LIVE_PRIORITY
+            limit=limit, now=now, lease_s=self.lease_s, lane=self.lane, min_priority=LIVE_PRIORITY
         )
         self._admit(ops)
 
@@ -258,7 +266,7 @@ class SyncWorker:
         limit = min(self._claim_limit(now, capacity=self.capacity), CLAIM_SLICE)
         if limit == 0:
             return False
-        ops = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s)
+        ops = await self.ctx.store.claim(limit=limit, now=now, lease_s=self.lease_s, lane=self.lane)
         self._admit(ops)
         self._fill_slots()
         return len(ops) == limit and bool(self._buffer)

@@ -7,19 +7,17 @@ job that raises is recorded as failed and never stops the loop. A running job se
 when a worker dies mid-run, the next scheduler to look marks the run abandoned after
 `stale_after_s` and runs the slot again if it is still the one due.
 
-In a worker, `run_off_loop` runs the scheduler on a thread of its own, with its own event loop,
-connections and HTTP client: its jobs (a reconciliation parsing pages, a health check, the
+In a worker process the scheduler runs on the background loop (`worker.background`), with its
+own connections and HTTP client: its jobs (a reconciliation parsing pages, a health check, the
 expiry check's statements) then never hold the live sync's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -209,49 +207,3 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
         log.info("scheduler_stopped", worker=self.worker_id)
-
-
-# What `run_off_loop` builds on its own thread: the scheduler, and how to release what it holds.
-SchedulerBuild = Callable[[], Awaitable[tuple["Scheduler", Callable[[], Awaitable[None]]]]]
-
-
-async def run_off_loop(build: SchedulerBuild, stop: asyncio.Event) -> None:
-    """Run the scheduler `build` makes on its own thread and event loop until `stop` is set.
-
-    `build` runs on that thread, so the pool and clients it opens belong to that loop. The
-    calling loop only waits: nothing the jobs do runs on it.
-    """
-    ready: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = (
-        concurrent.futures.Future()
-    )
-
-    async def body() -> None:
-        inner_stop = asyncio.Event()
-        ready.set_result((asyncio.get_running_loop(), inner_stop))
-        scheduler, close = await build()
-        try:
-            await scheduler.run(inner_stop)
-        finally:
-            await close()
-
-    def main() -> None:
-        try:
-            asyncio.run(body())
-        except Exception as exc:  # noqa: BLE001 - the sync loop goes on without its scheduler
-            log.error("scheduler_thread_failed", error=one_line(exc))
-            if not ready.done():
-                ready.set_exception(exc)
-
-    thread = threading.Thread(target=main, name="hlfsync-scheduler", daemon=True)
-    thread.start()
-    try:
-        loop, inner_stop = await asyncio.wrap_future(ready)
-    except Exception:  # noqa: BLE001 - already logged by the thread
-        await asyncio.to_thread(thread.join)
-        return
-    try:
-        await stop.wait()
-    finally:
-        with contextlib.suppress(RuntimeError):  # its loop may have ended on its own
-            loop.call_soon_threadsafe(inner_stop.set)
-        await asyncio.to_thread(thread.join)

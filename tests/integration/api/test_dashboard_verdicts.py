@@ -20,7 +20,7 @@ from hlfsync.api import create_app, sign_in_url, signin
 from hlfsync.db import reconcile
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queries import q
-from hlfsync.db.queue import LOWEST_PRIORITY
+from hlfsync.db.queue import HIGHEST_PRIORITY, LOWEST_PRIORITY
 from hlfsync.dynamics.port import ContactListing
 from tests.integration.api import world as world_mod
 
@@ -56,6 +56,7 @@ def _succeed(conn: Conn, mentor: uuid.UUID, at: datetime) -> None:
             "now": at,
             "lease": CLAIM_LEASE_S,
             "min_priority": LOWEST_PRIORITY,
+            "max_priority": HIGHEST_PRIORITY,
         },
     ).fetchall()
     mine = [row for row in claimed if row[1] == mentor]

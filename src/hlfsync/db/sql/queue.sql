@@ -1,13 +1,14 @@
 -- name: claim
--- Take up to %(limit)s due operations of at least %(min_priority)s, highest priority first (a
--- person's change, 0, before bulk work, -10), then oldest, skipping rows other workers hold and
--- mentors with an operation already running (one mentor's operations apply in order). The
--- claim index leads with priority, so a claim of live work alone stops at the bulk rows.
+-- Take up to %(limit)s due operations of priority %(min_priority)s to %(max_priority)s (one
+-- lane's), highest priority first (a person's change, 0, before bulk work, -10), then oldest,
+-- skipping rows other workers hold and mentors with an operation already running (one mentor's
+-- operations apply in order). The claim index leads with priority, so a claim of live work
+-- alone stops at the bulk rows, and one of bulk work starts after the live ones.
 WITH picked AS (
     SELECT q.id
       FROM sync_queue q
      WHERE q.status = 'pending'
-       AND q.priority >= %(min_priority)s
+       AND q.priority BETWEEN %(min_priority)s AND %(max_priority)s
        AND q.next_attempt_at <= %(due)s
        AND NOT EXISTS (SELECT 1 FROM sync_queue r
                         WHERE r.mentor_id = q.mentor_id AND r.status = 'in_progress')
@@ -25,8 +26,10 @@ RETURNING q.id, q.mentor_id, q.operation, q.payload_json, q.source, q.attempt_co
           q.throttle_count, q.claim_count, q.created_at, q.priority;
 
 -- name: next_due
--- When the earliest waiting operation becomes due, so an idle worker sleeps exactly that long.
-SELECT min(next_attempt_at) FROM sync_queue WHERE status = 'pending';
+-- When the earliest waiting operation of a lane becomes due, so an idle worker sleeps exactly
+-- that long (a lane waking for the other's work would find nothing to claim, again and again).
+SELECT min(next_attempt_at) FROM sync_queue
+ WHERE status = 'pending' AND priority BETWEEN %(min_priority)s AND %(max_priority)s;
 
 -- name: succeed_many
 -- Record successes in one statement (guarded: only the holder of each claim may), audit them,
