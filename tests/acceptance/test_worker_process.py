@@ -144,3 +144,49 @@ def test_a_worker_never_loads_the_api(
     assert "hlfsync.worker.runner" in loaded  # the log is there and names what ran
     assert not {m for m in loaded if m.split(".")[0] in {"fastapi", "starlette", "jinja2"}}
     assert not {m for m in loaded if m.startswith("hlfsync.api")}
+
+
+def test_a_worker_sends_live_work_on_its_main_loop_and_bulk_work_on_its_background_loop(
+    sandbox: SandboxServer, admin: AdminClient, db_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    """The main loop claims a person's changes only; the night's bulk work (priority below
+    them) goes out from the background loop, over its own connections: with no background
+    loop running the bulk `remove` would wait for ever."""
+    _, live_contact = _one_paused_mentor(conn, admin)
+    bulk_mentor = make_mentor(conn, make_org(conn))
+    row = conn.execute("SELECT dynamics_contact_id FROM peer_mentors WHERE id = %s", [bulk_mentor])
+    (bulk_contact,) = row.fetchone() or (None,)
+    admin.put_contacts([{"contactid": str(bulk_contact), "listed": True}])
+    conn.execute(
+        "SELECT set_config('hlfsync.priority', '-10', false),"
+        " set_config('hlfsync.actor', 'test', false)"
+    )
+    conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [bulk_mentor])
+    conn.execute("RESET hlfsync.priority")
+    priorities = dict(conn.execute("SELECT mentor_id, priority FROM sync_queue").fetchall())
+    assert priorities[bulk_mentor] == -10
+    worker = _worker(_env(sandbox, db_url), tmp_path)
+    try:
+        _wait_for(
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
+                ).fetchone()
+                == (2,)
+            )
+        )
+        names = {r[0] for r in conn.execute(
+            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
+        ).fetchall()}  # fmt: skip
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:  # a failed wait: reap it, or it outlives the test
+            worker.kill()
+            worker.communicate(timeout=10)
+    assert worker.returncode == 0, err
+    assert {c["contactid"]: c["listed"] for c in admin.contacts()} == {
+        str(live_contact): False,
+        str(bulk_contact): False,
+    }
+    assert "hlfsync-background" in names

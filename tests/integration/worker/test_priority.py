@@ -11,7 +11,7 @@ import psycopg
 
 from hlfsync import tasks
 from hlfsync.db.pool import open_pool
-from hlfsync.db.queue import BULK_PRIORITY, LIVE_PRIORITY
+from hlfsync.db.queue import BULK, BULK_PRIORITY, LIVE, LIVE_PRIORITY
 from hlfsync.testing import (
     FakeClock,
     ScriptedDynamics,
@@ -86,6 +86,52 @@ async def test_a_live_change_is_claimed_before_a_bulk_backlog_queued_earlier(
     )
     assert first.mentor_id == live
     assert first.live
+
+
+async def test_each_lane_claims_and_waits_for_its_own_work_only(
+    conn: Conn, build: Build, clock: FakeClock
+) -> None:
+    """The live lane (the main loop's) never takes the night's bulk work and the bulk lane (the
+    background loop's) never a person's change; each sleeps until its own next due work, so the
+    live lane does not wake again and again for bulk work it may not take."""
+    bulk, live = _world(conn, 4)
+    check(conn, TODAY, tasks.SCHEDULER_ACTOR)
+    _pause(conn, live)
+    conn.execute("UPDATE sync_queue SET next_attempt_at = now() + interval '1 hour'"
+                 " WHERE mentor_id = %s", [live])  # fmt: skip
+    clock.advance(60)
+    worker = await build()
+    store, now = worker.worker.ctx.store, clock.now()
+    assert await store.claim(limit=10, now=now, lease_s=30, lane=LIVE) == []
+    live_due, bulk_due = await store.next_due(LIVE), await store.next_due(BULK)
+    assert live_due is not None
+    assert bulk_due is not None
+    assert live_due - bulk_due > timedelta(minutes=50)
+    taken = await store.claim(limit=10, now=now, lease_s=30, lane=BULK)
+    assert sorted(op.mentor_id for op in taken) == sorted(bulk)
+    assert all(not op.live for op in taken)
+    later = now + timedelta(hours=2)
+    assert await store.claim(limit=10, now=later, lease_s=30, lane=BULK) == []
+    (mine,) = await store.claim(limit=10, now=later, lease_s=30, lane=LIVE)
+    assert mine.mentor_id == live
+
+
+async def test_a_live_lane_worker_sends_only_live_work(
+    conn: Conn, build: Build, clock: FakeClock, dynamics: ScriptedDynamics
+) -> None:
+    """A worker narrowed to the live lane drains a person's change and leaves the bulk backlog
+    for the background loop's bulk lane."""
+    bulk, live = _world(conn, 3)
+    check(conn, TODAY, tasks.SCHEDULER_ACTOR)
+    _pause(conn, live)
+    clock.advance(60)
+    worker = await build()
+    worker.worker.lane = LIVE
+    assert await worker.worker.run_once() == 1
+    assert set(dynamics.listed) == {_contact(conn, live)}
+    worker.worker.lane = BULK
+    assert await worker.worker.run_once() == len(bulk)
+    assert set(dynamics.listed) == {_contact(conn, m) for m in [*bulk, live]}
 
 
 async def test_a_live_change_goes_past_bulk_work_already_claimed(

@@ -1,0 +1,72 @@
+"""The worker's background loop: what it runs belongs to its own thread and loop, stops with the
+worker, and when it fails the whole worker stops with one line instead of running on without it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from hlfsync.worker.background import Body, Close, Outcome, run_beside
+
+
+def _build(
+    seen: dict[str, object], *, fail_build: bool = False, fail_run: bool = False,
+    return_early: bool = False,
+) -> object:  # fmt: skip
+    async def build() -> tuple[Body, Close]:
+        seen["built_on"] = threading.current_thread().name
+        seen["loop"] = asyncio.get_running_loop()
+        if fail_build:
+            raise OSError("connection refused\nsecond line")
+
+        async def run(stop: asyncio.Event) -> None:
+            if fail_run:
+                raise ValueError("the bulk lane broke")
+            if return_early:
+                return
+            await stop.wait()
+            seen["stopped"] = True
+
+        async def close() -> None:
+            seen["closed"] = True
+
+        return run, close
+
+    return build
+
+
+async def test_it_runs_on_its_own_thread_and_loop_until_the_worker_stops() -> None:
+    seen: dict[str, object] = {}
+    stop, outcome = asyncio.Event(), Outcome()
+    task = asyncio.create_task(run_beside(_build(seen), stop, outcome))  # type: ignore[arg-type]
+    for _ in range(200):
+        if "loop" in seen:
+            break
+        await asyncio.sleep(0.005)
+    assert seen["built_on"] == "hlfsync-background"
+    assert seen["loop"] is not asyncio.get_running_loop()
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert seen["stopped"] is True
+    assert seen["closed"] is True
+    assert outcome.error is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("fail_build", "OSError: connection refused"),
+        ("fail_run", "ValueError: the bulk lane broke"),
+        ("return_early", "RuntimeError: the background loop ended before it was stopped"),
+    ],
+)
+async def test_a_failure_stops_the_worker_with_one_line(kind: str, expected: str) -> None:
+    seen: dict[str, object] = {}
+    stop, outcome = asyncio.Event(), Outcome()
+    build = _build(seen, **{kind: True})
+    await asyncio.wait_for(run_beside(build, stop, outcome), timeout=5)  # type: ignore[arg-type]
+    assert stop.is_set()
+    assert outcome.error == expected
+    assert kind == "fail_build" or seen["closed"] is True
