@@ -106,6 +106,7 @@ def _live_events(settings: Settings, console: Console) -> Any:
 
 async def _serve(settings: Settings, duration_s: float | None, console: Console) -> None:
     from hlfsync.worker import process
+    from hlfsync.worker.background import BackgroundFailed, Outcome
 
     events = _live_events(settings, console)
     built = await services.build_worker(settings)
@@ -121,10 +122,15 @@ async def _serve(settings: Settings, duration_s: float | None, console: Console)
         reporter = asyncio.create_task(view)
     else:
         reporter = asyncio.create_task(_report(settings, console, stop))
-    schedule = asyncio.create_task(built.scheduler.run(stop), name="scheduler")
+    # As a worker process runs: live work on this loop; bulk work, the scheduler and alert
+    # delivery on the background loop.
+    ended = Outcome()
+    beside = services.beside_the_loop(settings, built, stop, ended)
     api = asyncio.create_task(_api(settings, stop, built.pool, console), name="api")
     try:
-        await process.serve(built.worker, built.dispatcher, stop, extra=[schedule, api])
+        await process.serve(built.worker, None, stop, extra=[*beside, api])
+        if ended.error is not None:
+            raise BackgroundFailed(ended.error)
     finally:
         stop.set()
         await reporter

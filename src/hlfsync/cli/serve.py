@@ -124,6 +124,10 @@ def demo(
 ) -> None:
     """Embedded PostgreSQL + sandbox + sample data + worker + API; prints where things are."""
     from hlfsync import demo as demo_mod
+    from hlfsync.worker.background import BackgroundFailed
 
     settings = load_settings(demo_sandbox=False)
-    demo_mod.run(settings, duration_s=duration, mentors=mentors, console=out.get())
+    try:
+        demo_mod.run(settings, duration_s=duration, mentors=mentors, console=out.get())
+    except BackgroundFailed as exc:
+        raise CommandError(f"the demo stopped: its background loop failed: {exc}") from None

@@ -207,7 +207,7 @@ def background(settings: Settings, url: str, worker_id: str) -> Build:
     return build
 
 
-def _beside_the_loop(
+def beside_the_loop(
     settings: Settings, built: WorkerServices, stop: asyncio.Event, ended: Outcome
 ) -> list[asyncio.Task[None]]:
     """The background loop, the loop-lag probe, and the worker's /metrics if asked."""
@@ -260,7 +260,7 @@ async def worker_forever(settings: Settings, *, api: bool = False) -> None:
     process.install_signal_handlers(stop)
     ended = Outcome()
     try:
-        beside = _beside_the_loop(settings, built, stop, ended)
+        beside = beside_the_loop(settings, built, stop, ended)
         if api:
             # Only here: the API's imports (FastAPI, templates) cost a worker 25 MiB of RSS.
             from hlfsync.api import serve
