@@ -111,6 +111,32 @@ def sandbox_process() -> Iterator[tuple[dict[str, str], AdminClient]]:
         proc.communicate(timeout=10)
 
 
+FCM_SETTINGS = ("HLFSYNC_FCM_PROJECT_ID", "HLFSYNC_FCM_CREDENTIALS", "HLFSYNC_FCM_ENDPOINT",
+                "HLFSYNC_FCM_TOKEN_URI")  # fmt: skip
+
+
+@contextlib.contextmanager
+def sandboxes_apart() -> Iterator[tuple[dict[str, str], AdminClient]]:
+    """Dynamics and FCM in two sandbox processes, as in production they are two services on
+    different machines: a night's 115,000 pushes then do not queue in the same server loop as
+    the PATCHes being timed. The settings point Dynamics at the first and FCM at the second and
+    trust both throw-away CAs (one bundle file); the control client is the first's."""
+    global _sandbox_pid  # noqa: PLW0603 - sandbox_cpu_s reads the Dynamics sandbox
+    with sandbox_process() as (dynamics, admin):
+        first_pid = _sandbox_pid
+        with sandbox_process() as (push, _):
+            _sandbox_pid = first_pid
+            folder = Path(tempfile.mkdtemp(prefix="hlfsync-bench-ca-"))
+            bundle = folder / "both-cas.pem"
+            bundle.write_text(
+                Path(dynamics["HLFSYNC_DYNAMICS_CA_BUNDLE"]).read_text()
+                + Path(push["HLFSYNC_DYNAMICS_CA_BUNDLE"]).read_text()
+            )
+            env = dynamics | {k: push[k] for k in FCM_SETTINGS}
+            env["HLFSYNC_DYNAMICS_CA_BUNDLE"] = str(bundle)
+            yield env, admin
+
+
 def mirror_contacts(url: str, admin: AdminClient) -> None:
     """Create every mentor's contact in the sandbox, listed as its status says."""
     with psycopg.connect(url) as conn:

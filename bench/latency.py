@@ -2,11 +2,13 @@
 scheduler ON, in each situation where scheduled bulk work competes with live changes.
 
     PYTHONPATH=. uv run python -m bench.latency [--changes 1000] [--mentors 100000]
-        [--situations start reconcile expiry two-workers quiet]
+        [--situations start reconcile expiry two-workers quiet] [--one-sandbox] [--timeline F]
 
-`hlfsync worker` processes (default settings, dataverse-v9 over HTTPS) and the sandbox process
-run as in production; this process commits status changes one at a time, `--gap-ms` apart,
-and reads from the sandbox's request log when each PATCH arrived (both stamped with this
+`hlfsync worker` processes (default settings, dataverse-v9 over HTTPS) and the sandbox run as in
+production: Dynamics and FCM as two sandbox processes, as they are two services elsewhere
+(`--one-sandbox` serves both from one process, where a night's pushes queue in the same server
+loop as the PATCHes being timed); this process commits status changes one at a time, `--gap-ms`
+apart, and reads from the sandbox's request log when each PATCH arrived (both stamped with this
 machine's clock). The changed mentors are active with a valid certificate and no drift, so no
 scheduled job touches them. Situations, each on a fresh copy of one seeded database
 (`--mentors`, certificates spread ±90 days, never checked, all contacts in the sandbox, 1 %
@@ -233,11 +235,13 @@ def run_situation(
     changeable: list[tuple[Any, Any]],
     changes: int,
     gap_s: float,
+    split_push: bool = True,
 ) -> Result:
     label, due, count = SITUATIONS[name]
     url = _clone(template, f"bench_latency_{name.replace('-', '_')}", due)
     chosen = changeable[: changes + 1]
-    with _common.sandbox_process() as (env, admin):
+    sandboxes = _common.sandboxes_apart() if split_push else _common.sandbox_process()
+    with sandboxes as (env, admin):
         admin.delete_contacts()
         admin.put_contacts(contacts)
         with _workers(url, env, count) as procs, psycopg.connect(url, autocommit=True) as conn:
@@ -283,7 +287,12 @@ def run_situation(
 
 
 def run(
-    changes: int, gap_s: float, *, mentors: int = 100_000, situations: list[str] | None = None
+    changes: int,
+    gap_s: float,
+    *,
+    mentors: int = 100_000,
+    situations: list[str] | None = None,
+    split_push: bool = True,
 ) -> list[Result]:
     """One result per situation (default: all)."""
     _progress(f"seeding {mentors:,} mentors")
@@ -292,7 +301,7 @@ def run(
     for name in situations or list(SITUATIONS):
         _progress(f"situation: {name}")
         result = run_situation(name, template, contacts=contacts, changeable=changeable,
-                               changes=changes, gap_s=gap_s)  # fmt: skip
+                               changes=changes, gap_s=gap_s, split_push=split_push)  # fmt: skip
         jobs = ", ".join(f"{j} {s:.1f} s" for j, s in result.jobs.items())
         _progress(f"{name}: p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, "
                   f"p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
@@ -309,6 +318,11 @@ def main() -> None:
     parser.add_argument("--mentors", type=int, default=100_000)
     parser.add_argument("--situations", nargs="+", choices=list(SITUATIONS))
     parser.add_argument(
+        "--one-sandbox",
+        action="store_true",
+        help="serve FCM from the Dynamics sandbox's process (not as deployed)",
+    )
+    parser.add_argument(
         "--timeline",
         type=Path,
         metavar="FILE",
@@ -316,7 +330,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     results = run(args.changes, args.gap_ms / 1000, mentors=args.mentors,
-                  situations=args.situations)  # fmt: skip
+                  situations=args.situations, split_push=not args.one_sandbox)  # fmt: skip
     if args.timeline:
         args.timeline.write_text(
             json.dumps({r.situation: {"changes": r.timeline, "jobs": r.spans} for r in results})
