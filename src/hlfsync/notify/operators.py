@@ -14,13 +14,15 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 import structlog
 
 from hlfsync.notify import google_token
 from hlfsync.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +97,8 @@ class WebhookChannel:
         return "WebhookChannel()"  # the URL is a secret
 
     async def send(self, text: str) -> str | None:
+        import httpx  # here: `hlfsync status` asks this module about channels, not for HTTP
+
         try:
             response = await self._http.post(self._url, json=webhook_body(text))
         except httpx.HTTPError as exc:
@@ -167,6 +171,8 @@ def build_channels(settings: Settings) -> list[Channel]:
     """The configured channels; empty when neither the webhook nor SMTP is set."""
     channels: list[Channel] = []
     if settings.operator_webhook_url is not None:
+        import httpx
+
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.operator_timeout), follow_redirects=False
         )
