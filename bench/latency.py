@@ -74,6 +74,8 @@ class Result:
     max_ms: float
     during: list[float] = field(default_factory=list)
     stall_ms: float = 0.0
+    gc_count: int = 0
+    gc_longest_ms: float = 0.0
     peak_rss_mib: float = 0.0
     jobs: dict[str, float] = field(default_factory=dict)
     # (seconds after the first change, latency ms) per change, and each job's (start, end) on
@@ -112,6 +114,35 @@ def _vm_hwm_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+def _metrics_text(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            return str(answer.read().decode())
+    except OSError:
+        return ""
+
+
+def _gc_pauses(port: int) -> tuple[int, float]:
+    """How many garbage collections the worker made, and the bucket bound of its longest."""
+    counts: dict[tuple[str, float], float] = {}
+    for line in _metrics_text(port).splitlines():
+        if line.startswith("hlfsync_gc_pause_seconds_bucket{"):
+            labels, value = line.split("} ")
+            fields = dict(part.split("=") for part in labels.split("{", 1)[1].split(","))
+            le = float(fields["le"].strip('"'))
+            counts[(fields["generation"].strip('"'), le)] = float(value)
+    total, longest = 0, 0.0
+    for generation in {g for g, _ in counts}:
+        bounds = sorted(le for g, le in counts if g == generation)
+        below = 0.0
+        for le in bounds:
+            if counts[(generation, le)] > below:
+                longest = max(longest, le)
+            below = counts[(generation, le)]
+        total += int(below)
+    return total, longest
 
 
 def _scrape_max_lag_s(port: int) -> float:
@@ -258,6 +289,7 @@ def run_situation(
                 time.sleep(gap_s)
             first = _arrivals(admin, set(committed), started, timeout_s=300)
             stall_s = max(_scrape_max_lag_s(port) for _, port in procs)
+            gcs = [_gc_pauses(port) for _, port in procs]
             peak_kib = max(_vm_hwm_kib(proc.pid) for proc, _ in procs)
             spans = _job_spans(url)
     # The first change also fetches the worker's first token: it is part of a start.
@@ -279,6 +311,8 @@ def run_situation(
         max_ms=max(values),
         during=during,
         stall_ms=stall_s * 1000,
+        gc_count=sum(n for n, _ in gcs),
+        gc_longest_ms=max(longest for _, longest in gcs) * 1000,
         peak_rss_mib=peak_kib / 1024,
         jobs={job: b - a for job, (a, b) in spans.items()},
         timeline=sorted((committed[k] - started, ms) for k, ms in latencies.items()),
@@ -306,6 +340,7 @@ def run(
         _progress(f"{name}: p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, "
                   f"p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
                   f"during jobs {result.during_text()}, stall {result.stall_ms:.1f} ms, "
+                  f"{result.gc_count} collections (longest <= {result.gc_longest_ms:g} ms), "
                   f"peak RSS {result.peak_rss_mib:.0f} MiB, jobs {jobs}")  # fmt: skip
         results.append(result)
     return results
@@ -341,11 +376,13 @@ def main() -> None:
     title = (f"event latency, {args.mentors:,} mentors, scheduler on "
              f"({_common.machine()}, {_common.stamp()})")  # fmt: skip
     table = Table("situation", "changes", "p50 ms", "p95 ms", "p99 ms", "max ms",
-                  "while a job ran (n: ms)", "longest loop stall ms", "peak RSS MiB",
+                  "while a job ran (n: ms)", "longest loop stall ms", "GCs (longest ≤ ms)",
+                  "peak RSS MiB",
                   "scheduled jobs (s)", "met", title=title)  # fmt: skip
     for r in results:
         table.add_row(r.situation, str(r.changes), f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}",
                       f"{r.p99_ms:.1f}", f"{r.max_ms:.1f}", r.during_text(), f"{r.stall_ms:.1f}",
+                      f"{r.gc_count} ({r.gc_longest_ms:g})",
                       f"{r.peak_rss_mib:.0f}",
                       ", ".join(f"{j} {s:.1f}" for j, s in sorted(r.jobs.items())),
                       "yes" if r.met else "NO")  # fmt: skip

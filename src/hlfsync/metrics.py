@@ -31,6 +31,12 @@ LOOP_LAG_MAX = Gauge(
     "hlfsync_event_loop_lag_max_seconds",
     "The longest event-loop delay the worker's probe has seen since the process started.",
 )
+GC_PAUSE = Histogram(
+    "hlfsync_gc_pause_seconds",
+    "Python garbage collections in the worker process, by generation: each holds every thread.",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
 
 
 class DatabaseFamilies(Collector):

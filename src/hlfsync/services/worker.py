@@ -217,7 +217,7 @@ def beside_the_loop(
     from hlfsync import metrics
     from hlfsync.db.queue import LIVE
     from hlfsync.worker.background import run_beside
-    from hlfsync.worker.lag import LagProbe
+    from hlfsync.worker.lag import LagProbe, watch_gc
 
     if settings.worker_metrics_port is not None:
         metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
@@ -225,6 +225,7 @@ def beside_the_loop(
     behind = background(settings, built.url, built.worker.ctx.store.worker_id)
     beside = asyncio.create_task(run_beside(behind, stop, ended), name="background")
     lag = LagProbe(settings.loop_lag_interval)
+    watch_gc()
     built.worker.lag = lag
     probe = asyncio.create_task(lag.run(stop), name="lag-probe")
     # What start-up made lives for the whole run: out of the collector's sight, a full

@@ -2,13 +2,19 @@
 
 A loop held by one callback (a long parse, a blocking call, a job that never yields) delays every
 live change behind it; this makes that delay visible: `hlfsync_event_loop_lag_seconds` (a
-histogram) and `hlfsync_event_loop_lag_max_seconds` (the longest since start).
+histogram) and `hlfsync_event_loop_lag_max_seconds` (the longest since start). A garbage
+collection holds every thread of the process, whichever thread's allocation started it:
+`hlfsync_gc_pause_seconds` times each (`watch_gc`), so a stall can be told from a collection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
 
 from hlfsync import metrics
 
@@ -49,3 +55,19 @@ class LagProbe:
             asked = loop.time()
             await asyncio.sleep(self.interval_s)
             self.record(loop.time() - asked - self.interval_s)
+
+
+def watch_gc() -> Callable[[str, dict[str, Any]], None]:
+    """Time every garbage collection of this process into `hlfsync_gc_pause_seconds`; returns
+    the callback (in `gc.callbacks`)."""
+    started: list[float] = []
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            pause = time.perf_counter() - started.pop()
+            metrics.GC_PAUSE.labels(generation=str(info.get("generation", "?"))).observe(pause)
+
+    gc.callbacks.append(timed)
+    return timed

@@ -214,3 +214,27 @@ async def test_the_lag_probe_measures_a_held_loop() -> None:
     await task
     assert probe.max_s >= 0.04
     assert probe.samples >= 2
+
+
+def test_every_garbage_collection_is_timed() -> None:
+    """A collection holds every thread, the live loop's too: each one is in the histogram."""
+    import gc
+
+    from hlfsync import metrics
+    from hlfsync.worker.lag import watch_gc
+
+    def count() -> float:
+        return sum(
+            s.value
+            for family in metrics.GC_PAUSE.collect()
+            for s in family.samples
+            if s.name.endswith("_count") and s.labels.get("generation") == "2"
+        )
+
+    before = count()
+    timed = watch_gc()
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(timed)
+    assert count() == before + 1
