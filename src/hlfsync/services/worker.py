@@ -159,6 +159,7 @@ def background(settings: Settings, url: str, worker_id: str) -> Build:
 
     async def build() -> tuple[Body, Close]:
         import asyncio
+        import contextlib
 
         from hlfsync.core.clock import SystemClock
         from hlfsync.db.breaker import DynamicsCircuitBreaker
@@ -167,8 +168,9 @@ def background(settings: Settings, url: str, worker_id: str) -> Build:
         from hlfsync.dynamics.factory import build_client
         from hlfsync.notify import operators
         from hlfsync.notify.factory import build_notifier
+        from hlfsync.worker import lanes
         from hlfsync.worker.dispatcher import AlertDispatcher
-        from hlfsync.worker.process import dispatch_forever
+        from hlfsync.worker.process import dispatch_forever, wake_on
         from hlfsync.worker.runner import BULK_SHARE
 
         # Bulk calls in flight: a share of the worker's, as when one loop ran both lanes.
@@ -190,11 +192,18 @@ def background(settings: Settings, url: str, worker_id: str) -> Build:
         scheduler = build_scheduler(settings, pool, clock, client, breaker, notifier=notifier)
 
         async def run(stop: asyncio.Event) -> None:
-            await asyncio.gather(
-                scheduler.run(stop),
-                worker.run(stop),
-                dispatch_forever(dispatcher, worker.alerts_wake, stop, worker.poll_interval_s),
-            )
+            alerts = asyncio.Event()
+            listening = asyncio.create_task(wake_on(url, "hlfsync_alerts", alerts, stop))
+            try:
+                await asyncio.gather(
+                    scheduler.run(stop),
+                    lanes.run_when_holding(url, worker.run, stop),
+                    dispatch_forever(dispatcher, alerts, stop, worker.poll_interval_s),
+                )
+            finally:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
 
         async def close() -> None:
             await client.aclose()

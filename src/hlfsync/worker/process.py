@@ -32,6 +32,25 @@ async def dispatch_forever(
         wake.clear()
 
 
+async def wake_on(url: str, channel: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
+    """LISTEN on `channel` and set `wake` at each notification until `stop`; reconnect if the
+    database restarts (and wake then: anything sent meanwhile is due)."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+            async with conn:
+                await conn.execute(f"LISTEN {channel}".encode())
+                backoff = 0.5
+                wake.set()
+                async for _ in conn.notifies():
+                    wake.set()
+        except psycopg.Error as exc:
+            log.warning("listen_reconnecting", channel=channel, error=str(exc).splitlines()[0])
+            await _wait_any(stop, stop, backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
 def install_signal_handlers(stop: asyncio.Event) -> None:
     """SIGTERM and SIGINT ask for a clean stop: in-flight calls finish, nothing new starts."""
     loop = asyncio.get_running_loop()

@@ -211,3 +211,9 @@ SELECT 1 FROM peer_mentors
 -- name: pending_count
 -- How many operations wait: break-glass's progress bar total (the rest are in flight or done).
 SELECT count(*) FROM sync_queue WHERE status = 'pending';
+
+-- name: bulk_lane_take
+-- Whether this session now runs the bulk lane: one worker process at a time does (a session
+-- advisory lock, released when its connection closes), so the night's bulk calls keep one
+-- worker's share of Dynamics however many workers run.
+SELECT pg_try_advisory_lock(%(key)s);
