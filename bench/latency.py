@@ -74,8 +74,10 @@ class Result:
     max_ms: float
     during: list[float] = field(default_factory=list)
     stall_ms: float = 0.0
-    gc_count: int = 0
-    gc_longest_ms: float = 0.0
+    # p99 of commit -> call sent (hlfsync) and call sent -> received (the way and the sandbox).
+    ours_p99_ms: float = float("nan")
+    theirs_p99_ms: float = float("nan")
+    gcs: dict[str, tuple[int, float]] = field(default_factory=dict)
     peak_rss_mib: float = 0.0
     jobs: dict[str, float] = field(default_factory=dict)
     # (seconds after the first change, latency ms) per change, and each job's (start, end) on
@@ -124,8 +126,9 @@ def _metrics_text(port: int) -> str:
         return ""
 
 
-def _gc_pauses(port: int) -> tuple[int, float]:
-    """How many garbage collections the worker made, and the bucket bound of its longest."""
+def _gc_pauses(port: int) -> dict[str, tuple[int, float]]:
+    """Per generation: how many garbage collections the worker made, and the histogram bucket
+    bound of its longest (ms)."""
     counts: dict[tuple[str, float], float] = {}
     for line in _metrics_text(port).splitlines():
         if line.startswith("hlfsync_gc_pause_seconds_bucket{"):
@@ -133,16 +136,29 @@ def _gc_pauses(port: int) -> tuple[int, float]:
             fields = dict(part.split("=") for part in labels.split("{", 1)[1].split(","))
             le = float(fields["le"].strip('"'))
             counts[(fields["generation"].strip('"'), le)] = float(value)
-    total, longest = 0, 0.0
-    for generation in {g for g, _ in counts}:
+    found: dict[str, tuple[int, float]] = {}
+    for generation in sorted({g for g, _ in counts}):
         bounds = sorted(le for g, le in counts if g == generation)
-        below = 0.0
+        below, longest = 0.0, 0.0
         for le in bounds:
             if counts[(generation, le)] > below:
-                longest = max(longest, le)
+                longest = le
             below = counts[(generation, le)]
-        total += int(below)
-    return total, longest
+        found[generation] = (int(below), longest * 1000)
+    return found
+
+
+def _merge_gcs(found: list[dict[str, tuple[int, float]]]) -> dict[str, tuple[int, float]]:
+    merged: dict[str, tuple[int, float]] = {}
+    for one in found:
+        for generation, (n, longest) in one.items():
+            had_n, had_longest = merged.get(generation, (0, 0.0))
+            merged[generation] = (had_n + n, max(had_longest, longest))
+    return merged
+
+
+def _gcs_text(gcs: dict[str, tuple[int, float]]) -> str:
+    return ", ".join(f"gen{g} {n} (<= {ms:g})" for g, (n, ms) in sorted(gcs.items())) or "-"
 
 
 def _scrape_max_lag_s(port: int) -> float:
@@ -242,6 +258,21 @@ def _job_spans(url: str) -> dict[str, tuple[float, float]]:
     return {job: (a.timestamp(), b.timestamp()) for job, a, b in rows}
 
 
+def _sent_at(url: str, mentors: list[Any]) -> dict[str, float]:
+    """When the worker sent each mentor's first successful call (its answer's time minus the
+    call's duration, both from the audit row), per contact key."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT ON (a.mentor_id) p.dynamics_contact_id, a.occurred_at,"
+            "       (a.details ->> 'duration_ms')::float8"
+            "  FROM audit_log a JOIN peer_mentors p ON p.id = a.mentor_id"
+            " WHERE a.event_type = 'sync_succeeded' AND a.mentor_id = ANY(%s)"
+            " ORDER BY a.mentor_id, a.id",
+            [mentors],
+        ).fetchall()
+    return {f"contacts({c})": at.timestamp() - ms / 1000 for c, at, ms in rows}
+
+
 def _arrivals(admin: Any, keys: set[str], since: float, timeout_s: float) -> dict[str, float]:
     """First arrival of a PATCH per contact key, waiting until all `keys` have arrived."""
     first: dict[str, float] = {}
@@ -292,8 +323,13 @@ def run_situation(
             gcs = [_gc_pauses(port) for _, port in procs]
             peak_kib = max(_vm_hwm_kib(proc.pid) for proc, _ in procs)
             spans = _job_spans(url)
+            sent = _sent_at(url, [m for m, _ in chosen[1:]])
     # The first change also fetches the worker's first token: it is part of a start.
     latencies = {k: (first[k] - at) * 1000 for k, at in committed.items() if k in first}
+    # Where the time went: in hlfsync (commit until the call left) and after (the call's way to
+    # the sandbox and its wait there until handled).
+    ours = [(sent[k] - committed[k]) * 1000 for k in latencies if k in sent]
+    theirs = [(first[k] - sent[k]) * 1000 for k in latencies if k in sent]
     during = [
         ms for k, ms in latencies.items()
         if any(a <= committed[k] <= b for a, b in spans.values())
@@ -311,10 +347,11 @@ def run_situation(
         max_ms=max(values),
         during=during,
         stall_ms=stall_s * 1000,
-        gc_count=sum(n for n, _ in gcs),
-        gc_longest_ms=max(longest for _, longest in gcs) * 1000,
+        gcs=_merge_gcs(gcs),
         peak_rss_mib=peak_kib / 1024,
         jobs={job: b - a for job, (a, b) in spans.items()},
+        ours_p99_ms=_percentile(ours, 99) if ours else float("nan"),
+        theirs_p99_ms=_percentile(theirs, 99) if theirs else float("nan"),
         timeline=sorted((committed[k] - started, ms) for k, ms in latencies.items()),
         spans={job: (a - started, b - started) for job, (a, b) in spans.items()},
     )
@@ -340,7 +377,8 @@ def run(
         _progress(f"{name}: p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, "
                   f"p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
                   f"during jobs {result.during_text()}, stall {result.stall_ms:.1f} ms, "
-                  f"{result.gc_count} collections (longest <= {result.gc_longest_ms:g} ms), "
+                  f"p99 commit->sent {result.ours_p99_ms:.1f} ms, sent->received "
+                  f"{result.theirs_p99_ms:.1f} ms, collections (ms) {_gcs_text(result.gcs)}, "
                   f"peak RSS {result.peak_rss_mib:.0f} MiB, jobs {jobs}")  # fmt: skip
         results.append(result)
     return results
@@ -376,13 +414,16 @@ def main() -> None:
     title = (f"event latency, {args.mentors:,} mentors, scheduler on "
              f"({_common.machine()}, {_common.stamp()})")  # fmt: skip
     table = Table("situation", "changes", "p50 ms", "p95 ms", "p99 ms", "max ms",
-                  "while a job ran (n: ms)", "longest loop stall ms", "GCs (longest ≤ ms)",
+                  "p99 ms: commit → sent, sent → received",
+                  "while a job ran (n: ms)", "longest loop stall ms", "collections (longest ≤ ms)",
                   "peak RSS MiB",
                   "scheduled jobs (s)", "met", title=title)  # fmt: skip
     for r in results:
         table.add_row(r.situation, str(r.changes), f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}",
-                      f"{r.p99_ms:.1f}", f"{r.max_ms:.1f}", r.during_text(), f"{r.stall_ms:.1f}",
-                      f"{r.gc_count} ({r.gc_longest_ms:g})",
+                      f"{r.p99_ms:.1f}", f"{r.max_ms:.1f}",
+                      f"{r.ours_p99_ms:.1f}, {r.theirs_p99_ms:.1f}", r.during_text(),
+                      f"{r.stall_ms:.1f}",
+                      _gcs_text(r.gcs),
                       f"{r.peak_rss_mib:.0f}",
                       ", ".join(f"{j} {s:.1f}" for j, s in sorted(r.jobs.items())),
                       "yes" if r.met else "NO")  # fmt: skip

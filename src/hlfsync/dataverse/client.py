@@ -216,6 +216,10 @@ class DataverseClient:
                 raise errors.contract_violation("page", "@odata.nextLink leaves the organisation")
             if page.next_link in seen:
                 raise errors.contract_violation("page", "@odata.nextLink repeats a page")
+            # Not kept across the yield: the parsed document would live while the caller works
+            # on the page, and httpx's response sits in a reference cycle (with its body) that
+            # only the cyclic collector frees; let go now, both die young.
+            del response, doc
             if page.rows:
                 yield page.rows
             url = page.next_link

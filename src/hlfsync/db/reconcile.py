@@ -85,12 +85,15 @@ async def reconcile(
             async with conn.transaction():
                 await _copy_page(conn, page)
             report.pages += 1
-            # A page's objects sit in reference cycles (the HTTP response's), which the
-            # generational collector frees only at its thresholds: peak memory then grew with
-            # the number of pages (5.5 MiB at 10,000 contacts, 8.0 at 100,000). Collecting per
-            # page (a few ms against a page fetch) keeps the peak at one page at any size.
+            # A page's HTTP response sits in a reference cycle (httpx's, with the page's body),
+            # which the generational collector frees only at its thresholds: peak memory then
+            # grew with the number of pages (5.5 MiB at 10,000 contacts, 8.0 at 100,000).
+            # Collecting the young generations per page (the client lets the response go before
+            # handing over the page, so it is young) keeps the peak at one page at any size. Not
+            # a full collection: in a worker this runs on the background loop, and a full one
+            # walks the whole heap holding the live loop's thread too.
             del page
-            gc.collect()
+            gc.collect(1)
         await conn.execute(q("reconcile_analyze"))
         await conn.execute(q("reconcile_divergent"), {"now": now, "lag_s": read_lag_s})
         counts = await (await conn.execute(q("reconcile_counts"))).fetchone()

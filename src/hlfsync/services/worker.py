@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from hlfsync.worker.scheduler import Scheduler
 
 
+# gc.set_threshold in a worker process: young collections every 50,000 net allocations, a full
+# one every 100 of them (see `beside_the_loop`).
+GC_THRESHOLDS = (50_000, 10, 10)
+
+
 @dataclass
 class WorkerServices:
     """What a worker process holds; `aclose()` releases it all."""
@@ -240,6 +245,13 @@ def beside_the_loop(
     # What start-up made lives for the whole run: out of the collector's sight, a full
     # collection (one holds the interpreter lock throughout) walks only what came after.
     gc.freeze()
+    # Collections hold every thread, the live loop's too. Python's default (a young collection
+    # every 700 net allocations, a full one every 100 young ones while the frozen start-up keeps
+    # the long-lived count small) made a full collection every second or so under a night's
+    # bulk work, each holding the live loop up to tens of milliseconds
+    # (`hlfsync_gc_pause_seconds`). Reference counting frees almost everything; the collector is
+    # for cycles, which can wait a little longer.
+    gc.set_threshold(*GC_THRESHOLDS)
     return [beside, probe]
 
 
