@@ -11,9 +11,10 @@ sandbox, and database names carrying its pid, so workers share no server, port o
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
-import tempfile
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,7 @@ from psycopg import sql
 from hlfsync.db import connect, embedded, migrate
 from hlfsync_sandbox.client import AdminClient
 from hlfsync_sandbox.server import SandboxServer
+from tests import scratch
 from tests.system import (  # noqa: F401 - hooks: a missing system package skips, or fails in CI
     pytest_configure,
     pytest_make_collect_report,
@@ -55,9 +57,10 @@ def pg_admin_url() -> Iterator[str]:
     if given:
         yield given
         return
-    # Not under pytest's basetemp: pytest prunes old basetemps, which would delete the data
-    # directory of a server another concurrent session still uses.
-    data_dir = Path(tempfile.mkdtemp(prefix="hlfsync-test-pg-"))
+    data_dir = scratch.cluster_dir("hlfsync-test-pg-")
+    # Registered before the wheel's own handler, so it runs after it: the wheel deletes the
+    # cluster, this the directory around it (its start lock).
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     url = connect.with_database(embedded.start(data_dir, cleanup="delete"), "postgres")
     # A throwaway server: durability buys nothing here, and without fsync creating and dropping
     # a test's database costs a tenth of what it does with it (2.6 s to 0.2 s on a busy machine).
