@@ -12,6 +12,7 @@ sandbox, and database names carrying its pid, so workers share no server, port o
 from __future__ import annotations
 
 import atexit
+import gc
 import itertools
 import os
 import shutil
@@ -39,6 +40,14 @@ TEMPLATE = f"hlfsync_template_{os.getpid()}"
 SOURCE = f"hlfsync_source_{os.getpid()}"
 _counter = itertools.count()
 MIGRATION_LOCK = 0x686C6673  # "hlfs"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Everything imported so far (pytest, the app, Hypothesis, Schemathesis: most of the heap)
+    # lives to the end of the run; frozen, it is no longer walked by every full collection,
+    # which cut the time spent collecting garbage to a third (reconcile collects once a page).
+    del session
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)
