@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 from psycopg import sql
@@ -77,10 +78,16 @@ def pg_admin_url() -> Iterator[str]:
         for setting in ("fsync", "full_page_writes", "synchronous_commit"):
             admin.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
         admin.execute("SELECT pg_reload_conf()")
+    postmaster = psutil.Process(
+        int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    )
     yield url
     # Stopped here, not only by the wheel's atexit handler: an xdist worker can end before
     # that runs, and its server would outlive the run. The handler still deletes the directory.
     embedded.stop(data_dir)
+    # pg_ctl returns once the pid file is gone, a moment before the server has exited; the
+    # wheel's handler, finding it still there, would stop it again and die of NoSuchProcess.
+    psutil.wait_procs([postmaster], timeout=10)
 
 
 @pytest.fixture(scope="session")
