@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +15,7 @@ from typing import Protocol
 import pytest
 
 from hlfsync.testing import run_cli
+from tests import scratch
 
 
 class Result(Protocol):
@@ -31,12 +31,13 @@ Run = Callable[..., Result]
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    """An HLFSYNC_DATA_DIR for an embedded server, outside pytest's temporary root.
+    """An HLFSYNC_DATA_DIR for an embedded server, outside pytest's temporary root (see
+    tests/scratch.py).
 
     Run as root, the wheel starts PostgreSQL as its own user, which must reach the directory;
     every pytest session that starts meanwhile makes its root private (0700) again.
     """
-    base = Path(tempfile.mkdtemp(prefix="hlfsync-test-data-"))
+    base = scratch.cluster_dir("hlfsync-test-data-")
     base.chmod(0o755)
     yield base / "data"
     shutil.rmtree(base, ignore_errors=True)

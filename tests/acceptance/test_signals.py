@@ -7,11 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from tests import scratch
 
 READY_WITHIN_S = 90
 
@@ -75,8 +76,7 @@ def test_ctrl_c_stops_a_service_cleanly(
 def test_ctrl_c_stops_the_demo_and_its_sandbox_link(tmp_path: Path) -> None:
     """SIGINT to the demo: it stops without a traceback and removes the file by which other
     commands find its sandbox, so they no longer point at a sandbox that is gone."""
-    # Not under pytest's basetemp, which another pytest session may prune while PostgreSQL runs.
-    data = Path(tempfile.mkdtemp(prefix="hlfsync-demo-"))
+    data = scratch.cluster_dir("hlfsync-demo-")
     env = {"HLFSYNC_DATA_DIR": str(data), "HLFSYNC_API_PORT": "0"}
     process, log = _start(["demo", "--mentors", "5"], env, tmp_path)
     try:

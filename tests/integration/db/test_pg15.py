@@ -6,15 +6,13 @@ import os
 import pwd
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from hlfsync.db import migrate
-from tests import system
+from tests import scratch, system
 
 
 def _run_as(user: str | None, args: list[str]) -> None:
@@ -31,7 +29,7 @@ def pg15_url(pytestconfig: pytest.Config) -> Iterator[str]:
     pg15 = system.pg15_bin()
     system.require(pytestconfig, (pg15 / "pg_ctl").is_file(),
                    f"Debian's PostgreSQL 15 (in {pg15})", system.POSTGRESQL_INSTALL)  # fmt: skip
-    base = Path(tempfile.mkdtemp(prefix="hlfsync-test-pg15-"))
+    base = scratch.cluster_dir("hlfsync-test-pg15-")
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     user = None
