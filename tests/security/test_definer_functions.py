@@ -96,7 +96,13 @@ def test_dashboard_functions_answer_with_the_callers_mentors_only(
         named = {r[0] for r in conn.execute("SELECT auth_mentors_named('%')").fetchall()}
         counts = conn.execute("SELECT open_dead_letters FROM dashboard_counts()").fetchone()
         hourly = repr(conn.execute("SELECT * FROM dashboard_hourly(now(), 24)").fetchall())
+        classes = [r[0] for r in conn.execute("SELECT auth_visible_classes()").fetchall()]
+        conn.execute("RESET ROLE")
+        of_classes = {r[0] for r in conn.execute(
+            "SELECT mentor_id FROM mentor_class_members WHERE class_id = ANY(%s)", [classes]
+        ).fetchall()}  # fmt: skip
     assert visible == mine
+    assert of_classes == mine
     assert named == mine
     assert counts is not None
     assert counts[0] == len(mine)
