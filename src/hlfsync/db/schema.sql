@@ -242,20 +242,53 @@ CREATE FUNCTION public.auth_is_staff() RETURNS boolean
 $$;
 
 --
--- Name: auth_mentors_named(text); Type: FUNCTION; Schema: public; Owner: -
+-- Name: auth_mentors_named(text, uuid, integer, text, uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.auth_mentors_named(pattern text) RETURNS SETOF uuid
+CREATE FUNCTION public.auth_mentors_named(pattern text, after uuid DEFAULT NULL::uuid, lim integer DEFAULT NULL::integer, only_status text DEFAULT NULL::text, in_chapter uuid DEFAULT NULL::uuid) RETURNS SETOF uuid
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-    SELECT p.id FROM public.peer_mentors p
-     WHERE p.full_name ILIKE pattern
-       AND (p.organization_id IN (SELECT public.auth_admin_orgs())
-            OR (p.organization_id = (SELECT public.auth_user_org())
-                AND EXISTS (SELECT 1 FROM public.chapter_memberships cm
-                             WHERE cm.mentor_id = p.id
-                               AND cm.chapter_id IN (SELECT public.auth_coordinated_chapters()))))
+    WITH visible AS (SELECT ARRAY(SELECT public.auth_visible_classes()) AS ids)
+    SELECT x.id
+      FROM (SELECT p.id FROM public.peer_mentors p
+             WHERE p.full_name ILIKE pattern
+               AND (after IS NULL OR p.id > after)
+               AND (only_status IS NULL OR p.status = only_status)
+             ORDER BY p.id OFFSET 0) x
+     CROSS JOIN LATERAL (SELECT m.class_id FROM public.mentor_class_members m
+                          WHERE m.mentor_id = x.id LIMIT 1) m
+     CROSS JOIN visible
+     WHERE m.class_id = ANY (visible.ids)
+       AND (in_chapter IS NULL
+            OR EXISTS (SELECT 1 FROM public.chapter_memberships cm
+                        WHERE cm.mentor_id = x.id AND cm.chapter_id = in_chapter))
+     ORDER BY x.id
+     LIMIT lim
+$$;
+
+--
+-- Name: auth_mentors_of_status(text, uuid, integer, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer) RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    WITH visible AS (SELECT ARRAY(SELECT public.auth_visible_classes()) AS ids),
+    walked AS (SELECT p.id FROM public.peer_mentors p
+                WHERE p.status = only_status AND p.id > after
+                ORDER BY p.id LIMIT budget),
+    mine AS (SELECT w.id FROM walked w
+              -- Per mentor (a page's worth): a join would hash every mentor's class.
+              CROSS JOIN LATERAL (SELECT m.class_id FROM public.mentor_class_members m
+                                   WHERE m.mentor_id = w.id LIMIT 1) m, visible
+              WHERE m.class_id = ANY (visible.ids)
+              ORDER BY w.id LIMIT lim)
+    SELECT id FROM mine
+    UNION ALL
+    SELECT NULL::uuid
+     WHERE (SELECT count(*) FROM mine) < lim AND (SELECT count(*) FROM walked) = budget
 $$;
 
 --
@@ -505,9 +538,8 @@ CREATE FUNCTION public.dashboard_counts() RETURNS TABLE(verdicts jsonb, open_dea
     AS $$
     WITH classes AS (SELECT c.id, c.mentors FROM public.mentor_classes c
                       WHERE c.id IN (SELECT public.auth_visible_classes())),
-    -- As an array: the planner cannot tell these sets are small (it takes "listed <>
-    -- should_list" for most mentors) and would hash every mentor; an array's rows are looked
-    -- up one by one.
+    -- As an array: the planner cannot tell these sets are small together and would hash every
+    -- mentor; an array's rows are looked up one by one.
     rare AS (SELECT ARRAY(
                  SELECT p.id FROM public.peer_mentors p WHERE p.dynamics_contact_id IS NULL
                  UNION
@@ -518,8 +550,8 @@ CREATE FUNCTION public.dashboard_counts() RETURNS TABLE(verdicts jsonb, open_dea
                  UNION
                  SELECT c.mentor_id FROM public.listing_confirmations c WHERE c.listed IS NULL
                  UNION
-                 SELECT c.mentor_id FROM public.listing_confirmations c
-                  WHERE c.listed <> c.should_list) AS ids),
+                 SELECT c.mentor_id FROM public.listing_confirmations c WHERE c.differs)
+             AS ids),
     mine AS (SELECT r.id FROM rare, unnest(rare.ids) AS r (id)
                JOIN public.mentor_class_members m ON m.mentor_id = r.id
               WHERE m.class_id IN (SELECT id FROM classes)),
@@ -1880,6 +1912,7 @@ CREATE TABLE public.listing_confirmations (
     sync_queue_id bigint,
     should_list boolean NOT NULL,
     differs_since timestamp with time zone,
+    differs boolean GENERATED ALWAYS AS ((listed <> should_list)) STORED,
     CONSTRAINT listing_confirmations_confirmed_by_check CHECK ((confirmed_by = ANY (ARRAY['sync'::text, 'reconcile'::text]))),
     CONSTRAINT listing_confirmed_all_or_nothing CHECK ((((listed IS NULL) = (confirmed_at IS NULL)) AND ((listed IS NULL) = (confirmed_by IS NULL)))),
     CONSTRAINT listing_differs_since_iff_differs CHECK ((COALESCE((listed = should_list), true) = (differs_since IS NULL)))
@@ -2599,10 +2632,10 @@ CREATE INDEX dead_letter_open_mentor_idx ON public.dead_letter_queue USING btree
 CREATE INDEX device_tokens_user_idx ON public.device_tokens USING btree (user_id);
 
 --
--- Name: listing_confirmations_differ_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: listing_confirmations_differs_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX listing_confirmations_differ_idx ON public.listing_confirmations USING btree (mentor_id) WHERE (listed <> should_list);
+CREATE INDEX listing_confirmations_differs_idx ON public.listing_confirmations USING btree (mentor_id) WHERE differs;
 
 --
 -- Name: listing_confirmations_unconfirmed_idx; Type: INDEX; Schema: public; Owner: -
@@ -2644,7 +2677,7 @@ CREATE INDEX peer_mentors_organization_idx ON public.peer_mentors USING btree (o
 -- Name: peer_mentors_status_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX peer_mentors_status_idx ON public.peer_mentors USING btree (status);
+CREATE INDEX peer_mentors_status_idx ON public.peer_mentors USING btree (status, id);
 
 --
 -- Name: peer_mentors_unlinked_idx; Type: INDEX; Schema: public; Owner: -
@@ -3615,12 +3648,20 @@ GRANT ALL ON FUNCTION public.auth_is_staff() TO authenticated;
 GRANT ALL ON FUNCTION public.auth_is_staff() TO service_role;
 
 --
--- Name: FUNCTION auth_mentors_named(pattern text); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION auth_mentors_named(pattern text, after uuid, lim integer, only_status text, in_chapter uuid); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.auth_mentors_named(pattern text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text) TO authenticated;
-GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text) TO service_role;
+REVOKE ALL ON FUNCTION public.auth_mentors_named(pattern text, after uuid, lim integer, only_status text, in_chapter uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text, after uuid, lim integer, only_status text, in_chapter uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text, after uuid, lim integer, only_status text, in_chapter uuid) TO service_role;
+
+--
+-- Name: FUNCTION auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer) TO authenticated;
+GRANT ALL ON FUNCTION public.auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer) TO service_role;
 
 --
 -- Name: FUNCTION auth_user_org(); Type: ACL; Schema: public; Owner: -

@@ -13,6 +13,9 @@ import psycopg
 import pytest
 
 from hlfsync import testing as f
+from hlfsync.api import rls, store
+from hlfsync.api.auth import Caller
+from hlfsync.db.pool import open_pool
 from tests.integration.api import world as world_mod
 
 Conn = psycopg.Connection[Any]
@@ -225,3 +228,66 @@ def test_a_roll_up_under_way_leaves_the_hours_to_the_live_count(
         other.rollback()
     assert _chart(conn, coord, day) == _live(conn, coord, day)
     assert _kept_hours(conn) >= 22
+
+
+async def _walk(
+    pool: Any, user: uuid.UUID, where: store.MentorFilter, limit: int = 2
+) -> list[uuid.UUID]:
+    """Every page of the dashboard's mentor list for `user`, following the cursor."""
+    caller = Caller(user, {"sub": str(user), "role": "authenticated"})
+    seen: list[uuid.UUID] = []
+    after = None
+    while True:
+        async with rls.as_caller(pool, caller) as db:
+            items, after = await store.mentor_page(db, after=after, limit=limit, where=where)
+        seen += [m.id for m in items]
+        if after is None:
+            return seen
+
+
+def _policy(conn: Conn, user: uuid.UUID, where: str, params: list[Any]) -> list[uuid.UUID]:
+    with conn.transaction(force_rollback=True):
+        world_mod.as_user(conn, user)
+        rows = conn.execute(
+            f"SELECT id FROM peer_mentors WHERE {where} ORDER BY id".encode(), params
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+async def test_status_and_name_pages_walk_exactly_the_viewers_mentors(
+    conn: Conn, db_url: str, world: world_mod.World
+) -> None:
+    """Paged two at a time, each status and a name search list exactly the mentors the policy
+    shows the viewer, in id order; also when the status's walk gives up (more than its budget
+    of another organisation's mentors first) and the chapters are walked instead."""
+    m = world.mentors
+    conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = ANY(%s)",
+                 [[m["m_a1"], m["m_a12"], m["m_b1"]]])  # fmt: skip
+    conn.execute("UPDATE peer_mentors SET status = 'inactive' WHERE id = %s", [m["m_a3"]])
+    # 1,001 paused mentors of org B that sort before every world mentor.
+    conn.execute(
+        "INSERT INTO peer_mentors (id, organization_id, full_name, status)"
+        " SELECT ('00000000-0000-0000-0000-' || lpad(to_hex(g), 12, '0'))::uuid, %s,"
+        "        'Early ' || g, 'paused'"
+        " FROM generate_series(1, 1001) g",
+        [world.orgs["B"]],
+    )
+    pool = await open_pool(db_url, max_size=2)
+    try:
+        for name in world_mod.USERS:
+            user = world.users[name]
+            for status in ("active", "paused", "inactive"):
+                walked = await _walk(pool, user, store.MentorFilter(status=status))
+                assert walked == _policy(conn, user, "status = %s", [status]), (name, status)
+            for term in ("ordman", "early 99"):
+                named = await _walk(pool, user, store.MentorFilter(search=term))
+                expected = _policy(conn, user, "full_name ILIKE %s", [f"%{term}%"])
+                assert named == expected, (name, term)
+            paused_named = await _walk(
+                pool, user, store.MentorFilter(status="paused", search="ordman")
+            )
+            assert paused_named == _policy(
+                conn, user, "status = 'paused' AND full_name ILIKE '%%ordman%%'", []
+            ), name
+    finally:
+        await pool.close()
