@@ -466,9 +466,10 @@ CREATE FUNCTION public.chart_note_late_event() RETURNS trigger
 DECLARE
     late_hour timestamptz := date_trunc('hour', NEW.occurred_at, 'UTC');
 BEGIN
-    -- Waits for a roll-up of this hour to commit (it holds the lock shared), so the roll-up
-    -- either saw this row or is marked stale by it.
-    PERFORM pg_advisory_xact_lock(190002, (extract(epoch FROM late_hour) / 3600)::int);
+    -- Waits for a roll-up under way to commit (it holds the lock shared), so the roll-up either
+    -- saw this row or is marked stale by it. One key for every hour: two late writers never
+    -- wait for each other's hours (no deadlock); late events are rare.
+    PERFORM pg_advisory_xact_lock(190002, 0);
     INSERT INTO public.chart_hours AS h (hour, gen) VALUES (late_hour, 1)
     ON CONFLICT (hour) DO UPDATE SET gen = h.gen + 1;
     RETURN NULL;
@@ -488,7 +489,8 @@ DECLARE
     h            timestamptz;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(190003, 0)
-       OR NOT pg_try_advisory_xact_lock_shared(190001, 0) THEN
+       OR NOT pg_try_advisory_xact_lock_shared(190001, 0)
+       OR NOT pg_try_advisory_xact_lock_shared(190002, 0) THEN
         RETURN;
     END IF;
     SELECT g.gen INTO classes_gen FROM public.mentor_class_generation g;
@@ -502,8 +504,6 @@ BEGIN
             OR c.rolled_classes IS DISTINCT FROM classes_gen
          ORDER BY g.hour
     LOOP
-        CONTINUE WHEN NOT pg_try_advisory_xact_lock_shared(190002,
-                                                            (extract(epoch FROM h) / 3600)::int);
         DELETE FROM public.chart_hour_classes r WHERE r.hour = h;
         INSERT INTO public.chart_hour_classes
                (hour, class_id, succeeded, retried, throttled, dead_lettered, lags_s)

@@ -215,14 +215,15 @@ def test_the_kept_chart_equals_the_live_count_for_every_viewer(
     assert _kept_hours(conn) >= 22  # kept again, with the new classes
 
 
-def test_a_roll_up_under_way_leaves_the_hours_to_the_live_count(
-    conn: Conn, db_url: str, world: world_mod.World, day: datetime
+@pytest.mark.parametrize("key", [190001, 190002], ids=["class change", "late event"])
+def test_a_change_under_way_leaves_the_hours_to_the_live_count(
+    conn: Conn, db_url: str, world: world_mod.World, day: datetime, key: int
 ) -> None:
-    """While another transaction changes classes, a page neither waits nor keeps stale hours:
-    it counts live, and equals the policy's count."""
+    """While another transaction changes classes or writes a late event, a page neither waits
+    nor keeps hours that may be stale: it counts live, and equals the policy's count."""
     coord = world.users["coord_a23"]
     with psycopg.connect(db_url) as other:
-        other.execute("SELECT pg_advisory_xact_lock(190001, 0)")  # a class change under way
+        other.execute("SELECT pg_advisory_xact_lock(%s, 0)", [key])  # the writer's lock
         assert _chart(conn, coord, day) == _live(conn, coord, day)
         assert _kept_hours(conn) == 0
         other.rollback()

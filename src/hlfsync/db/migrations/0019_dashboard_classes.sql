@@ -42,8 +42,8 @@ CREATE TABLE mentor_class_generation (
 );
 INSERT INTO mentor_class_generation (gen) VALUES (0);
 
--- Advisory lock keys (classid, objid) of this migration: 190001 classes changing (objid 0);
--- 190002 a chart hour (objid: hours since 1970); 190003 a roll-up running (objid 0).
+-- Advisory lock keys (classid, objid) of this migration: (190001, 0) classes changing;
+-- (190002, 0) a late chart event being written; (190003, 0) a roll-up running.
 
 -- Puts these mentors in the class they belong to now (a mentor no longer there leaves its
 -- class) and keeps the class sizes. Also the repair after a bulk load with triggers off:
@@ -342,9 +342,10 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     late_hour timestamptz := date_trunc('hour', NEW.occurred_at, 'UTC');
 BEGIN
-    -- Waits for a roll-up of this hour to commit (it holds the lock shared), so the roll-up
-    -- either saw this row or is marked stale by it.
-    PERFORM pg_advisory_xact_lock(190002, (extract(epoch FROM late_hour) / 3600)::int);
+    -- Waits for a roll-up under way to commit (it holds the lock shared), so the roll-up either
+    -- saw this row or is marked stale by it. One key for every hour: two late writers never
+    -- wait for each other's hours (no deadlock); late events are rare.
+    PERFORM pg_advisory_xact_lock(190002, 0);
     INSERT INTO public.chart_hours AS h (hour, gen) VALUES (late_hour, 1)
     ON CONFLICT (hour) DO UPDATE SET gen = h.gen + 1;
     RETURN NULL;
@@ -372,8 +373,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
 $$;
 
 -- Adds up the closed hours from `since` that are not kept (or are stale), for every class.
--- Never waits: while another roll-up runs, a class changes, or a late event of an hour is being
--- written, that work is left to a later page (which counts it live meanwhile).
+-- Never waits: while another roll-up runs, a class changes, or a late event is being written,
+-- the work is left to a later page (which counts live meanwhile).
 CREATE FUNCTION chart_roll_up(since timestamptz) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
@@ -381,7 +382,8 @@ DECLARE
     h            timestamptz;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(190003, 0)
-       OR NOT pg_try_advisory_xact_lock_shared(190001, 0) THEN
+       OR NOT pg_try_advisory_xact_lock_shared(190001, 0)
+       OR NOT pg_try_advisory_xact_lock_shared(190002, 0) THEN
         RETURN;
     END IF;
     SELECT g.gen INTO classes_gen FROM public.mentor_class_generation g;
@@ -395,8 +397,6 @@ BEGIN
             OR c.rolled_classes IS DISTINCT FROM classes_gen
          ORDER BY g.hour
     LOOP
-        CONTINUE WHEN NOT pg_try_advisory_xact_lock_shared(190002,
-                                                            (extract(epoch FROM h) / 3600)::int);
         DELETE FROM public.chart_hour_classes r WHERE r.hour = h;
         INSERT INTO public.chart_hour_classes
                (hour, class_id, succeeded, retried, throttled, dead_lettered, lags_s)
