@@ -1264,8 +1264,9 @@ BEGIN
     IF coalesce(cardinality(touched), 0) = 0 THEN
         RETURN;
     END IF;
-    -- One class change at a time, held to commit: every statement below then sees what the
-    -- previous holder committed, so the last to place a mentor saw all its memberships.
+    -- One class change at a time, held to commit: every statement below (read committed, as
+    -- every hlfsync connection) then sees what the previous holder committed, so the last to
+    -- place a mentor saw all its memberships.
     -- Membership changes are rare; the sync path never comes here.
     PERFORM pg_advisory_xact_lock(190001, 0);
     INSERT INTO public.mentor_classes (organization_id, chapters)

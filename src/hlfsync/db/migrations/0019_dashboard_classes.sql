@@ -1,7 +1,8 @@
 -- Why: the overview judged every one of the viewer's mentors (19,000-33,000 at 100,000
 -- mentors) to count them per verdict, and joined a day of audit rows to the viewer's mentors for
--- its chart: 260-390 ms a page. Both now cost what is rare or recent, and nothing is added to the
--- sync path (recording a success writes exactly what it wrote before):
+-- its chart: 260-390 ms a page. Both now cost what is rare or recent. The sync path gains two
+-- comparisons per success and no statement (the late-event condition on its audit row, the
+-- stored `differs` below; bench.confirm saw no difference beyond its noise):
 --
 -- * Mentors are grouped in classes: the mentors that share an organisation and the exact set of
 --   chapters they belong to, which is all the visibility rule looks at. A viewer sees whole
@@ -15,6 +16,7 @@
 --   counted live. A kept hour is counted again when an event arrives after its hour ended (a
 --   late or backdated row), or when a mentor changes class (visibility follows the mentor's
 --   present chapters).
+-- * Mentor pages by status, by name and out of step walk a page's worth in id order (below).
 
 -- ---------------------------------------------------------------------------------------------
 -- Classes
@@ -58,8 +60,9 @@ BEGIN
     IF coalesce(cardinality(touched), 0) = 0 THEN
         RETURN;
     END IF;
-    -- One class change at a time, held to commit: every statement below then sees what the
-    -- previous holder committed, so the last to place a mentor saw all its memberships.
+    -- One class change at a time, held to commit: every statement below (read committed, as
+    -- every hlfsync connection) then sees what the previous holder committed, so the last to
+    -- place a mentor saw all its memberships.
     -- Membership changes are rare; the sync path never comes here.
     PERFORM pg_advisory_xact_lock(190001, 0);
     INSERT INTO public.mentor_classes (organization_id, chapters)
