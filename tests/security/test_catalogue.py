@@ -121,4 +121,6 @@ def test_what_authenticated_may_execute_is_known(conn: Conn) -> None:
         "api_requeue_dead_letter", "api_resolve_dead_letter", "api_queue_overview",
         # the dashboard's (0014): probed in test_definer_functions
         "auth_visible_mentors", "auth_mentors_named", "dashboard_counts", "dashboard_hourly",
+        # the caller's mentor classes and status walk (0019): probed in test_definer_functions
+        "auth_visible_classes", "auth_mentors_of_status",
     }  # fmt: skip

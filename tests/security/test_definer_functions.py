@@ -94,9 +94,20 @@ def test_dashboard_functions_answer_with_the_callers_mentors_only(
         as_user(conn, world.users[user])
         visible = {r[0] for r in conn.execute("SELECT auth_visible_mentors()").fetchall()}
         named = {r[0] for r in conn.execute("SELECT auth_mentors_named('%')").fetchall()}
+        by_status = {r[0] for r in conn.execute(
+            "SELECT auth_mentors_of_status(s, %s, 100, 100) FROM unnest(%s::text[]) AS s",
+            [uuid.UUID(int=0), ["active", "paused", "inactive"]],
+        ).fetchall()}  # fmt: skip
         counts = conn.execute("SELECT open_dead_letters FROM dashboard_counts()").fetchone()
         hourly = repr(conn.execute("SELECT * FROM dashboard_hourly(now(), 24)").fetchall())
+        classes = [r[0] for r in conn.execute("SELECT auth_visible_classes()").fetchall()]
+        conn.execute("RESET ROLE")
+        of_classes = {r[0] for r in conn.execute(
+            "SELECT mentor_id FROM mentor_class_members WHERE class_id = ANY(%s)", [classes]
+        ).fetchall()}  # fmt: skip
     assert visible == mine
+    assert of_classes == mine
+    assert by_status == mine
     assert named == mine
     assert counts is not None
     assert counts[0] == len(mine)

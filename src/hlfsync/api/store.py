@@ -111,6 +111,8 @@ def _page_query(where: MentorFilter) -> str:
         return "api_mentor_page_named"
     if where.chapter is not None:
         return "api_mentor_page_of_chapter"
+    if where.status is not None:
+        return "api_mentor_page_of_status"
     return "api_mentor_page"
 
 
@@ -127,7 +129,11 @@ async def mentor_page(
         "chapter": where.chapter,
         "pattern": where.pattern(),
     }
-    found = await rls.rows(conn, _page_query(where), params)
+    query = _page_query(where)
+    found = await rls.rows(conn, query, params)
+    if query == "api_mentor_page_of_status" and found and found[-1]["id"] is None:
+        # The status's walk met too few of the caller's mentors: walk their chapters instead.
+        found = await rls.rows(conn, "api_mentor_page", params)
     items = [_mentor(r) for r in found[:limit]]
     return items, (items[-1].id if len(found) > limit else None)
 

@@ -242,20 +242,53 @@ CREATE FUNCTION public.auth_is_staff() RETURNS boolean
 $$;
 
 --
--- Name: auth_mentors_named(text); Type: FUNCTION; Schema: public; Owner: -
+-- Name: auth_mentors_named(text, uuid, integer, text, uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.auth_mentors_named(pattern text) RETURNS SETOF uuid
+CREATE FUNCTION public.auth_mentors_named(pattern text, after uuid DEFAULT NULL::uuid, lim integer DEFAULT NULL::integer, only_status text DEFAULT NULL::text, in_chapter uuid DEFAULT NULL::uuid) RETURNS SETOF uuid
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-    SELECT p.id FROM public.peer_mentors p
-     WHERE p.full_name ILIKE pattern
-       AND (p.organization_id IN (SELECT public.auth_admin_orgs())
-            OR (p.organization_id = (SELECT public.auth_user_org())
-                AND EXISTS (SELECT 1 FROM public.chapter_memberships cm
-                             WHERE cm.mentor_id = p.id
-                               AND cm.chapter_id IN (SELECT public.auth_coordinated_chapters()))))
+    WITH visible AS (SELECT ARRAY(SELECT public.auth_visible_classes()) AS ids)
+    SELECT x.id
+      FROM (SELECT p.id FROM public.peer_mentors p
+             WHERE p.full_name ILIKE pattern
+               AND (after IS NULL OR p.id > after)
+               AND (only_status IS NULL OR p.status = only_status)
+             ORDER BY p.id OFFSET 0) x
+     CROSS JOIN LATERAL (SELECT m.class_id FROM public.mentor_class_members m
+                          WHERE m.mentor_id = x.id LIMIT 1) m
+     CROSS JOIN visible
+     WHERE m.class_id = ANY (visible.ids)
+       AND (in_chapter IS NULL
+            OR EXISTS (SELECT 1 FROM public.chapter_memberships cm
+                        WHERE cm.mentor_id = x.id AND cm.chapter_id = in_chapter))
+     ORDER BY x.id
+     LIMIT lim
+$$;
+
+--
+-- Name: auth_mentors_of_status(text, uuid, integer, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer) RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    WITH visible AS (SELECT ARRAY(SELECT public.auth_visible_classes()) AS ids),
+    walked AS (SELECT p.id FROM public.peer_mentors p
+                WHERE p.status = only_status AND p.id > after
+                ORDER BY p.id LIMIT budget),
+    mine AS (SELECT w.id FROM walked w
+              -- Per mentor (a page's worth): a join would hash every mentor's class.
+              CROSS JOIN LATERAL (SELECT m.class_id FROM public.mentor_class_members m
+                                   WHERE m.mentor_id = w.id LIMIT 1) m, visible
+              WHERE m.class_id = ANY (visible.ids)
+              ORDER BY w.id LIMIT lim)
+    SELECT id FROM mine
+    UNION ALL
+    SELECT NULL::uuid
+     WHERE (SELECT count(*) FROM mine) < lim AND (SELECT count(*) FROM walked) = budget
 $$;
 
 --
@@ -280,6 +313,20 @@ CREATE FUNCTION public.auth_visible_chapters() RETURNS SETOF uuid
     SELECT auth_coordinated_chapters()
     UNION
     SELECT c.id FROM chapters c WHERE c.organization_id IN (SELECT auth_admin_orgs())
+$$;
+
+--
+-- Name: auth_visible_classes(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.auth_visible_classes() RETURNS SETOF integer
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    SELECT c.id FROM public.mentor_classes c
+     WHERE c.organization_id IN (SELECT public.auth_admin_orgs())
+        OR (c.organization_id = (SELECT public.auth_user_org())
+            AND c.chapters && ARRAY(SELECT public.auth_coordinated_chapters()))
 $$;
 
 --
@@ -382,6 +429,106 @@ END
 $$;
 
 --
+-- Name: chart_events(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.chart_events(since timestamp with time zone, upto timestamp with time zone) RETURNS TABLE(hour timestamp with time zone, mentor_id uuid, event_type text, lag_s double precision)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    SELECT date_trunc('hour', a.occurred_at, 'UTC'), a.mentor_id, a.event_type,
+           extract(epoch FROM a.occurred_at - s.created_at)::float8
+      FROM public.audit_log a
+      LEFT JOIN public.sync_queue s ON a.event_type = 'sync_succeeded' AND s.id = a.sync_queue_id
+     WHERE a.event_type IN ('sync_succeeded', 'sync_retry_scheduled', 'sync_throttled',
+                            'dead_lettered')
+       AND a.mentor_id IS NOT NULL
+       AND a.occurred_at >= since AND a.occurred_at <= upto
+$$;
+
+--
+-- Name: chart_grace(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.chart_grace() RETURNS interval
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$ SELECT interval '5 minutes' $$;
+
+--
+-- Name: chart_note_late_event(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.chart_note_late_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+DECLARE
+    late_hour timestamptz := date_trunc('hour', NEW.occurred_at, 'UTC');
+BEGIN
+    -- Waits for a roll-up under way to commit (it holds the lock shared), so the roll-up either
+    -- saw this row or is marked stale by it. One key for every hour: two late writers never
+    -- wait for each other's hours (no deadlock); late events are rare.
+    PERFORM pg_advisory_xact_lock(190002, 0);
+    INSERT INTO public.chart_hours AS h (hour, gen) VALUES (late_hour, 1)
+    ON CONFLICT (hour) DO UPDATE SET gen = h.gen + 1;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: chart_roll_up(timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.chart_roll_up(since timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+DECLARE
+    classes_gen  bigint;
+    h            timestamptz;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(190003, 0)
+       OR NOT pg_try_advisory_xact_lock_shared(190001, 0)
+       OR NOT pg_try_advisory_xact_lock_shared(190002, 0) THEN
+        RETURN;
+    END IF;
+    SELECT g.gen INTO classes_gen FROM public.mentor_class_generation g;
+    FOR h IN
+        SELECT g.hour
+          FROM generate_series(date_trunc('hour', since, 'UTC'),
+                               now() - public.chart_grace() - interval '1 hour',
+                               interval '1 hour') AS g (hour)
+          LEFT JOIN public.chart_hours c ON c.hour = g.hour
+         WHERE c.hour IS NULL OR c.rolled_gen IS DISTINCT FROM c.gen
+            OR c.rolled_classes IS DISTINCT FROM classes_gen
+         ORDER BY g.hour
+    LOOP
+        DELETE FROM public.chart_hour_classes r WHERE r.hour = h;
+        INSERT INTO public.chart_hour_classes
+               (hour, class_id, succeeded, retried, throttled, dead_lettered, lags_s)
+        SELECT h, m.class_id,
+               count(*) FILTER (WHERE e.event_type = 'sync_succeeded'),
+               count(*) FILTER (WHERE e.event_type = 'sync_retry_scheduled'),
+               count(*) FILTER (WHERE e.event_type = 'sync_throttled'),
+               count(*) FILTER (WHERE e.event_type = 'dead_lettered'),
+               coalesce(array_agg(e.lag_s ORDER BY e.lag_s) FILTER (WHERE e.lag_s IS NOT NULL),
+                        '{}')
+          FROM public.chart_events(h, h + interval '1 hour') e
+          JOIN public.mentor_class_members m ON m.mentor_id = e.mentor_id
+         WHERE e.hour = h
+         GROUP BY m.class_id;
+        INSERT INTO public.chart_hours AS c (hour, gen, rolled_gen, rolled_classes)
+        VALUES (h, 0, 0, classes_gen)
+        ON CONFLICT (hour) DO UPDATE SET rolled_gen = c.gen, rolled_classes = classes_gen;
+    END LOOP;
+    -- Kept a week, far more than the chart shows.
+    DELETE FROM public.chart_hour_classes r WHERE r.hour < now() - interval '7 days';
+    DELETE FROM public.chart_hours c WHERE c.hour < now() - interval '7 days';
+END
+$$;
+
+--
 -- Name: dashboard_counts(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -389,14 +536,27 @@ CREATE FUNCTION public.dashboard_counts() RETURNS TABLE(verdicts jsonb, open_dea
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-    WITH v AS (SELECT public.auth_visible_mentors() AS id),
-    letters AS (SELECT l.mentor_id, count(*)::int AS n FROM public.dead_letter_queue l
-                 WHERE l.status = 'open' GROUP BY l.mentor_id),
-    flight AS (SELECT s.mentor_id, min(s.created_at) AS since FROM public.sync_queue s
-                WHERE s.status IN ('pending', 'in_progress') GROUP BY s.mentor_id),
+    WITH classes AS (SELECT c.id, c.mentors FROM public.mentor_classes c
+                      WHERE c.id IN (SELECT public.auth_visible_classes())),
+    -- As an array: the planner cannot tell these sets are small together and would hash every
+    -- mentor; an array's rows are looked up one by one.
+    rare AS (SELECT ARRAY(
+                 SELECT p.id FROM public.peer_mentors p WHERE p.dynamics_contact_id IS NULL
+                 UNION
+                 SELECT l.mentor_id FROM public.dead_letter_queue l WHERE l.status = 'open'
+                 UNION
+                 SELECT s.mentor_id FROM public.sync_queue s
+                  WHERE s.status IN ('pending', 'in_progress')
+                 UNION
+                 SELECT c.mentor_id FROM public.listing_confirmations c WHERE c.listed IS NULL
+                 UNION
+                 SELECT c.mentor_id FROM public.listing_confirmations c WHERE c.differs)
+             AS ids),
+    mine AS (SELECT r.id FROM rare, unnest(rare.ids) AS r (id)
+               JOIN public.mentor_class_members m ON m.mentor_id = r.id
+              WHERE m.class_id IN (SELECT id FROM classes)),
     judged AS (
-        -- The view's verdict, over joins instead of a lookup per mentor; a test holds the
-        -- two together.
+        -- The view's verdict, as in 0014.
         SELECT CASE WHEN p.dynamics_contact_id IS NULL THEN 'unlinked'
                     WHEN l.n IS NOT NULL THEN 'dead_lettered'
                     WHEN f.since IS NOT NULL THEN 'pending'
@@ -404,14 +564,22 @@ CREATE FUNCTION public.dashboard_counts() RETURNS TABLE(verdicts jsonb, open_dea
                     WHEN c.listed = (p.status = 'active') THEN 'in_step'
                     ELSE 'out_of_step' END AS verdict,
                l.n AS letters, f.since
-          FROM v
+          FROM mine v
           JOIN public.peer_mentors p ON p.id = v.id
-          LEFT JOIN letters l ON l.mentor_id = v.id
-          LEFT JOIN flight f ON f.mentor_id = v.id
-          LEFT JOIN public.listing_confirmations c ON c.mentor_id = v.id)
-    SELECT coalesce((SELECT jsonb_object_agg(verdict, n)
-                       FROM (SELECT verdict, count(*)::int AS n FROM judged GROUP BY verdict) x),
-                    '{}'::jsonb),
+          LEFT JOIN LATERAL (SELECT count(*)::int AS n FROM public.dead_letter_queue l
+                              WHERE l.mentor_id = v.id AND l.status = 'open'
+                             HAVING count(*) > 0) l ON true
+          LEFT JOIN LATERAL (SELECT min(s.created_at) AS since FROM public.sync_queue s
+                              WHERE s.mentor_id = v.id AND s.status IN ('pending', 'in_progress')
+                             HAVING count(*) > 0) f ON true
+          LEFT JOIN public.listing_confirmations c ON c.mentor_id = v.id),
+    tallied AS (
+        SELECT verdict, count(*)::int AS n FROM judged WHERE verdict <> 'in_step'
+         GROUP BY verdict
+        UNION ALL
+        SELECT 'in_step', (SELECT coalesce(sum(mentors), 0) FROM classes)::int
+                          - (SELECT count(*) FROM judged WHERE verdict <> 'in_step')::int)
+    SELECT coalesce((SELECT jsonb_object_agg(verdict, n) FROM tallied WHERE n > 0), '{}'::jsonb),
            (SELECT coalesce(sum(letters), 0)::int FROM judged),
            (SELECT min(since) FROM judged)
 $$;
@@ -421,33 +589,58 @@ $$;
 --
 
 CREATE FUNCTION public.dashboard_hourly(upto timestamp with time zone, hours integer) RETURNS TABLE(hour timestamp with time zone, succeeded integer, retried integer, throttled integer, dead_lettered integer, lag_p50_s double precision, lag_max_s double precision)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-    WITH v AS (SELECT public.auth_visible_mentors() AS id),
-    events AS (
-        SELECT date_trunc('hour', a.occurred_at) AS hour, a.event_type,
-               extract(epoch FROM a.occurred_at - s.created_at) AS lag_s
-          FROM public.audit_log a
-          JOIN v ON v.id = a.mentor_id
-          LEFT JOIN public.sync_queue s
-                 ON a.event_type = 'sync_succeeded' AND s.id = a.sync_queue_id
-         WHERE a.event_type IN ('sync_succeeded', 'sync_retry_scheduled', 'sync_throttled',
-                                'dead_lettered')
-           AND a.occurred_at >= date_trunc('hour', upto) - (hours - 1) * interval '1 hour'
-           AND a.occurred_at <= upto)
+DECLARE
+    first_hour  timestamptz := date_trunc('hour', upto, 'UTC') - (hours - 1) * interval '1 hour';
+    kept        timestamptz[];
+    live_from   timestamptz;
+BEGIN
+    PERFORM public.chart_roll_up(first_hour);
+    SELECT coalesce(array_agg(c.hour), '{}')
+      INTO kept
+      FROM public.chart_hours c, public.mentor_class_generation g
+     WHERE c.hour >= first_hour AND c.hour + interval '1 hour' <= upto
+       AND c.rolled_gen = c.gen AND c.rolled_classes = g.gen;
+    SELECT min(x.hour) INTO live_from
+      FROM generate_series(first_hour, date_trunc('hour', upto, 'UTC'), interval '1 hour')
+           AS x (hour)
+     WHERE x.hour <> ALL (kept);
+    RETURN QUERY
+    WITH classes AS (SELECT public.auth_visible_classes() AS id),
+    parts AS (
+        SELECT r.hour, r.succeeded, r.retried, r.throttled, r.dead_lettered, r.lags_s
+          FROM public.chart_hour_classes r
+         WHERE r.hour = ANY (kept) AND r.class_id IN (SELECT id FROM classes)
+        UNION ALL
+        SELECT e.hour,
+               (count(*) FILTER (WHERE e.event_type = 'sync_succeeded'))::int,
+               (count(*) FILTER (WHERE e.event_type = 'sync_retry_scheduled'))::int,
+               (count(*) FILTER (WHERE e.event_type = 'sync_throttled'))::int,
+               (count(*) FILTER (WHERE e.event_type = 'dead_lettered'))::int,
+               coalesce(array_agg(e.lag_s) FILTER (WHERE e.lag_s IS NOT NULL), '{}')
+          FROM public.chart_events(coalesce(live_from, upto), upto) e
+          -- Looked up per event (an hour's worth): a join would hash every mentor's class.
+          CROSS JOIN LATERAL (SELECT m.class_id FROM public.mentor_class_members m
+                               WHERE m.mentor_id = e.mentor_id LIMIT 1) m
+         WHERE live_from IS NOT NULL AND e.hour <> ALL (kept)
+           AND m.class_id IN (SELECT id FROM classes)
+         GROUP BY e.hour),
+    lags AS (SELECT p.hour, percentile_cont(0.5) WITHIN GROUP (ORDER BY l) AS p50, max(l) AS top
+               FROM parts p CROSS JOIN LATERAL unnest(p.lags_s) AS l
+              GROUP BY p.hour)
     SELECT h.hour,
-           count(*) FILTER (WHERE e.event_type = 'sync_succeeded')::int,
-           count(*) FILTER (WHERE e.event_type = 'sync_retry_scheduled')::int,
-           count(*) FILTER (WHERE e.event_type = 'sync_throttled')::int,
-           count(*) FILTER (WHERE e.event_type = 'dead_lettered')::int,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY e.lag_s),
-           max(e.lag_s)
-      FROM generate_series(date_trunc('hour', upto) - (hours - 1) * interval '1 hour',
-                           date_trunc('hour', upto), interval '1 hour') AS h (hour)
-      LEFT JOIN events e ON e.hour = h.hour
+           coalesce(sum(p.succeeded), 0)::int, coalesce(sum(p.retried), 0)::int,
+           coalesce(sum(p.throttled), 0)::int, coalesce(sum(p.dead_lettered), 0)::int,
+           min(l.p50), min(l.top)
+      FROM generate_series(first_hour, date_trunc('hour', upto, 'UTC'), interval '1 hour')
+           AS h (hour)
+      LEFT JOIN parts p ON p.hour = h.hour
+      LEFT JOIN lags l ON l.hour = h.hour
      GROUP BY h.hour
-     ORDER BY h.hour
+     ORDER BY h.hour;
+END
 $$;
 
 --
@@ -1029,6 +1222,101 @@ SELECT r.id, r.mentor_id, r.incident_key, r.payload, coalesce(pa.n, 0)
 $$;
 
 --
+-- Name: reclass_changed_mentors(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reclass_changed_mentors() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+BEGIN
+    IF TG_LEVEL = 'ROW' THEN
+        PERFORM public.reclass_mentors(ARRAY[NEW.id]);
+    ELSIF TG_TABLE_NAME = 'peer_mentors' AND TG_OP = 'INSERT' THEN
+        PERFORM public.reclass_mentors(ARRAY(SELECT n.id FROM added n));
+    ELSIF TG_TABLE_NAME = 'peer_mentors' THEN
+        PERFORM public.reclass_mentors(ARRAY(SELECT o.id FROM removed o));
+    ELSIF TG_OP = 'INSERT' THEN
+        PERFORM public.reclass_mentors(ARRAY(SELECT DISTINCT n.mentor_id FROM added n));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM public.reclass_mentors(ARRAY(SELECT DISTINCT o.mentor_id FROM removed o));
+    ELSE
+        PERFORM public.reclass_mentors(ARRAY(SELECT n.mentor_id FROM added n
+                                             UNION SELECT o.mentor_id FROM removed o));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: reclass_mentors(uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reclass_mentors(touched uuid[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+DECLARE
+    moved    uuid[];
+    old_ids  int[];
+    new_ids  int[];
+BEGIN
+    IF coalesce(cardinality(touched), 0) = 0 THEN
+        RETURN;
+    END IF;
+    -- One class change at a time, held to commit: every statement below (read committed, as
+    -- every hlfsync connection) then sees what the previous holder committed, so the last to
+    -- place a mentor saw all its memberships.
+    -- Membership changes are rare; the sync path never comes here.
+    PERFORM pg_advisory_xact_lock(190001, 0);
+    INSERT INTO public.mentor_classes (organization_id, chapters)
+    SELECT DISTINCT p.organization_id,
+           ARRAY(SELECT cm.chapter_id FROM public.chapter_memberships cm
+                  WHERE cm.mentor_id = p.id ORDER BY cm.chapter_id)
+      FROM public.peer_mentors p
+     WHERE p.id = ANY (touched)
+     ORDER BY 1, 2
+    ON CONFLICT (organization_id, chapters) DO NOTHING;
+    SELECT array_agg(x.mentor_id ORDER BY x.mentor_id),
+           array_agg(x.old_id ORDER BY x.mentor_id), array_agg(x.new_id ORDER BY x.mentor_id)
+      INTO moved, old_ids, new_ids
+      FROM (SELECT coalesce(w.id, h.mentor_id) AS mentor_id, h.class_id AS old_id,
+                   w.class_id AS new_id
+              FROM (SELECT p.id, c.id AS class_id
+                      FROM public.peer_mentors p
+                      JOIN public.mentor_classes c
+                        ON c.organization_id = p.organization_id
+                       AND c.chapters = ARRAY(SELECT cm.chapter_id
+                                                FROM public.chapter_memberships cm
+                                               WHERE cm.mentor_id = p.id
+                                               ORDER BY cm.chapter_id)
+                     WHERE p.id = ANY (touched)) w
+              FULL JOIN (SELECT m.mentor_id, m.class_id FROM public.mentor_class_members m
+                          WHERE m.mentor_id = ANY (touched)) h ON h.mentor_id = w.id
+             WHERE h.class_id IS DISTINCT FROM w.class_id) x;
+    IF moved IS NULL THEN
+        RETURN;
+    END IF;
+    UPDATE public.mentor_class_generation SET gen = gen + 1;
+    UPDATE public.mentor_classes c SET mentors = c.mentors + d.n
+      FROM (SELECT k, sum(n)::int AS n
+              FROM (SELECT unnest(old_ids) AS k, -1 AS n
+                    UNION ALL
+                    SELECT unnest(new_ids), 1) z
+             WHERE k IS NOT NULL
+             GROUP BY k HAVING sum(n) <> 0) d
+     WHERE c.id = d.k;
+    DELETE FROM public.mentor_class_members m
+     USING unnest(moved, new_ids) AS x (mentor_id, class_id)
+     WHERE m.mentor_id = x.mentor_id AND x.class_id IS NULL;
+    INSERT INTO public.mentor_class_members (mentor_id, class_id)
+    SELECT x.mentor_id, x.class_id FROM unnest(moved, new_ids) AS x (mentor_id, class_id)
+     WHERE x.class_id IS NOT NULL
+    ON CONFLICT (mentor_id) DO UPDATE SET class_id = excluded.class_id;
+END
+$$;
+
+--
 -- Name: record_synced_listing(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1458,6 +1746,35 @@ CREATE TABLE public.chapters (
 ALTER TABLE ONLY public.chapters FORCE ROW LEVEL SECURITY;
 
 --
+-- Name: chart_hour_classes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.chart_hour_classes (
+    hour timestamp with time zone NOT NULL,
+    class_id integer NOT NULL,
+    succeeded integer NOT NULL,
+    retried integer NOT NULL,
+    throttled integer NOT NULL,
+    dead_lettered integer NOT NULL,
+    lags_s double precision[] NOT NULL
+);
+
+ALTER TABLE ONLY public.chart_hour_classes FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: chart_hours; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.chart_hours (
+    hour timestamp with time zone NOT NULL,
+    gen bigint DEFAULT 0 NOT NULL,
+    rolled_gen bigint,
+    rolled_classes bigint
+);
+
+ALTER TABLE ONLY public.chart_hours FORCE ROW LEVEL SECURITY;
+
+--
 -- Name: circuit_breakers; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1596,12 +1913,63 @@ CREATE TABLE public.listing_confirmations (
     sync_queue_id bigint,
     should_list boolean NOT NULL,
     differs_since timestamp with time zone,
+    differs boolean GENERATED ALWAYS AS ((listed <> should_list)) STORED,
     CONSTRAINT listing_confirmations_confirmed_by_check CHECK ((confirmed_by = ANY (ARRAY['sync'::text, 'reconcile'::text]))),
     CONSTRAINT listing_confirmed_all_or_nothing CHECK ((((listed IS NULL) = (confirmed_at IS NULL)) AND ((listed IS NULL) = (confirmed_by IS NULL)))),
     CONSTRAINT listing_differs_since_iff_differs CHECK ((COALESCE((listed = should_list), true) = (differs_since IS NULL)))
 );
 
 ALTER TABLE ONLY public.listing_confirmations FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: mentor_class_generation; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.mentor_class_generation (
+    only_row boolean DEFAULT true NOT NULL,
+    gen bigint NOT NULL,
+    CONSTRAINT mentor_class_generation_only_row_check CHECK (only_row)
+);
+
+ALTER TABLE ONLY public.mentor_class_generation FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: mentor_class_members; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.mentor_class_members (
+    mentor_id uuid NOT NULL,
+    class_id integer NOT NULL
+);
+
+ALTER TABLE ONLY public.mentor_class_members FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: mentor_classes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.mentor_classes (
+    id integer NOT NULL,
+    organization_id uuid NOT NULL,
+    chapters uuid[] NOT NULL,
+    mentors integer DEFAULT 0 NOT NULL,
+    CONSTRAINT mentor_classes_mentors_check CHECK ((mentors >= 0))
+);
+
+ALTER TABLE ONLY public.mentor_classes FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: mentor_classes_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.mentor_classes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.mentor_classes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 --
 -- Name: peer_mentors; Type: TABLE; Schema: public; Owner: -
@@ -1992,6 +2360,20 @@ ALTER TABLE ONLY public.chapters
     ADD CONSTRAINT chapters_pkey PRIMARY KEY (id);
 
 --
+-- Name: chart_hour_classes chart_hour_classes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chart_hour_classes
+    ADD CONSTRAINT chart_hour_classes_pkey PRIMARY KEY (hour, class_id);
+
+--
+-- Name: chart_hours chart_hours_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chart_hours
+    ADD CONSTRAINT chart_hours_pkey PRIMARY KEY (hour);
+
+--
 -- Name: circuit_breakers circuit_breakers_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2046,6 +2428,34 @@ ALTER TABLE ONLY public.device_tokens
 
 ALTER TABLE ONLY public.listing_confirmations
     ADD CONSTRAINT listing_confirmations_pkey PRIMARY KEY (mentor_id);
+
+--
+-- Name: mentor_class_generation mentor_class_generation_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.mentor_class_generation
+    ADD CONSTRAINT mentor_class_generation_pkey PRIMARY KEY (only_row);
+
+--
+-- Name: mentor_class_members mentor_class_members_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.mentor_class_members
+    ADD CONSTRAINT mentor_class_members_pkey PRIMARY KEY (mentor_id) INCLUDE (class_id);
+
+--
+-- Name: mentor_classes mentor_classes_organization_id_chapters_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.mentor_classes
+    ADD CONSTRAINT mentor_classes_organization_id_chapters_key UNIQUE (organization_id, chapters);
+
+--
+-- Name: mentor_classes mentor_classes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.mentor_classes
+    ADD CONSTRAINT mentor_classes_pkey PRIMARY KEY (id);
 
 --
 -- Name: operator_notices operator_notices_kind_incident_key_event_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -2223,10 +2633,10 @@ CREATE INDEX dead_letter_open_mentor_idx ON public.dead_letter_queue USING btree
 CREATE INDEX device_tokens_user_idx ON public.device_tokens USING btree (user_id);
 
 --
--- Name: listing_confirmations_differ_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: listing_confirmations_differs_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX listing_confirmations_differ_idx ON public.listing_confirmations USING btree (mentor_id) WHERE (listed <> should_list);
+CREATE INDEX listing_confirmations_differs_idx ON public.listing_confirmations USING btree (mentor_id) WHERE differs;
 
 --
 -- Name: listing_confirmations_unconfirmed_idx; Type: INDEX; Schema: public; Owner: -
@@ -2268,7 +2678,7 @@ CREATE INDEX peer_mentors_organization_idx ON public.peer_mentors USING btree (o
 -- Name: peer_mentors_status_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX peer_mentors_status_idx ON public.peer_mentors USING btree (status);
+CREATE INDEX peer_mentors_status_idx ON public.peer_mentors USING btree (status, id);
 
 --
 -- Name: peer_mentors_unlinked_idx; Type: INDEX; Schema: public; Owner: -
@@ -2349,6 +2759,12 @@ CREATE TRIGGER app_users_organisation_move BEFORE UPDATE OF organization_id ON p
 CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.refuse_delete();
 
 --
+-- Name: audit_log audit_log_late_event; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER audit_log_late_event AFTER INSERT ON public.audit_log FOR EACH ROW WHEN (((new.mentor_id IS NOT NULL) AND (new.occurred_at < date_trunc('hour'::text, clock_timestamp(), 'UTC'::text)))) EXECUTE FUNCTION public.chart_note_late_event();
+
+--
 -- Name: audit_log audit_log_no_truncate; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -2365,6 +2781,24 @@ CREATE TRIGGER certifications_renewal_history BEFORE UPDATE OF expires_on ON pub
 --
 
 CREATE TRIGGER certifications_renewal_restore AFTER UPDATE OF expires_on ON public.certifications FOR EACH ROW WHEN ((new.expires_on > old.expires_on)) EXECUTE FUNCTION public.certification_renewal_restore();
+
+--
+-- Name: chapter_memberships chapter_memberships_class_added; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chapter_memberships_class_added AFTER INSERT ON public.chapter_memberships REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.reclass_changed_mentors();
+
+--
+-- Name: chapter_memberships chapter_memberships_class_changed; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chapter_memberships_class_changed AFTER UPDATE ON public.chapter_memberships REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.reclass_changed_mentors();
+
+--
+-- Name: chapter_memberships chapter_memberships_class_removed; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chapter_memberships_class_removed AFTER DELETE ON public.chapter_memberships REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION public.reclass_changed_mentors();
 
 --
 -- Name: chapter_memberships chapter_memberships_one_organisation; Type: TRIGGER; Schema: public; Owner: -
@@ -2413,6 +2847,24 @@ CREATE TRIGGER dead_letter_queue_no_truncate BEFORE TRUNCATE ON public.dead_lett
 --
 
 CREATE TRIGGER peer_mentors_add_listing AFTER INSERT ON public.peer_mentors REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.add_listing_row();
+
+--
+-- Name: peer_mentors peer_mentors_class_added; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_class_added AFTER INSERT ON public.peer_mentors REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.reclass_changed_mentors();
+
+--
+-- Name: peer_mentors peer_mentors_class_moved; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_class_moved AFTER UPDATE OF organization_id ON public.peer_mentors FOR EACH ROW WHEN ((old.organization_id IS DISTINCT FROM new.organization_id)) EXECUTE FUNCTION public.reclass_changed_mentors();
+
+--
+-- Name: peer_mentors peer_mentors_class_removed; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER peer_mentors_class_removed AFTER DELETE ON public.peer_mentors REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION public.reclass_changed_mentors();
 
 --
 -- Name: peer_mentors peer_mentors_linked; Type: TRIGGER; Schema: public; Owner: -
@@ -2513,6 +2965,13 @@ ALTER TABLE ONLY public.chapters
     ADD CONSTRAINT chapters_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
 
 --
+-- Name: chart_hour_classes chart_hour_classes_class_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chart_hour_classes
+    ADD CONSTRAINT chart_hour_classes_class_id_fkey FOREIGN KEY (class_id) REFERENCES public.mentor_classes(id);
+
+--
 -- Name: coordinator_chapters coordinator_chapters_chapter_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2553,6 +3012,13 @@ ALTER TABLE ONLY public.device_tokens
 
 ALTER TABLE ONLY public.listing_confirmations
     ADD CONSTRAINT listing_confirmations_mentor_id_fkey FOREIGN KEY (mentor_id) REFERENCES public.peer_mentors(id) ON DELETE CASCADE;
+
+--
+-- Name: mentor_class_members mentor_class_members_class_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.mentor_class_members
+    ADD CONSTRAINT mentor_class_members_class_id_fkey FOREIGN KEY (class_id) REFERENCES public.mentor_classes(id);
 
 --
 -- Name: operator_notices operator_notices_alert_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -2659,6 +3125,18 @@ ALTER TABLE public.chapter_memberships ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.chapters ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: chart_hour_classes; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.chart_hour_classes ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: chart_hours; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.chart_hours ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: circuit_breakers; Type: ROW SECURITY; Schema: public; Owner: -
 --
 
@@ -2745,6 +3223,24 @@ CREATE POLICY member_reads ON public.org_settings FOR SELECT TO authenticated US
 --
 
 CREATE POLICY member_reads ON public.organizations FOR SELECT TO authenticated USING (((id = ( SELECT public.auth_user_org() AS auth_user_org)) OR (id IN ( SELECT public.auth_admin_orgs() AS auth_admin_orgs))));
+
+--
+-- Name: mentor_class_generation; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.mentor_class_generation ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: mentor_class_members; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.mentor_class_members ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: mentor_classes; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.mentor_classes ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: audit_log mentor_in_scope; Type: POLICY; Schema: public; Owner: -
@@ -2909,6 +3405,18 @@ CREATE POLICY service_access ON public.chapter_memberships TO service_role USING
 CREATE POLICY service_access ON public.chapters TO service_role USING (true) WITH CHECK (true);
 
 --
+-- Name: chart_hour_classes service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.chart_hour_classes TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: chart_hours service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.chart_hours TO service_role USING (true) WITH CHECK (true);
+
+--
 -- Name: circuit_breakers service_access; Type: POLICY; Schema: public; Owner: -
 --
 
@@ -2943,6 +3451,24 @@ CREATE POLICY service_access ON public.device_tokens TO service_role USING (true
 --
 
 CREATE POLICY service_access ON public.listing_confirmations TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: mentor_class_generation service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.mentor_class_generation TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: mentor_class_members service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.mentor_class_members TO service_role USING (true) WITH CHECK (true);
+
+--
+-- Name: mentor_classes service_access; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY service_access ON public.mentor_classes TO service_role USING (true) WITH CHECK (true);
 
 --
 -- Name: operator_notices service_access; Type: POLICY; Schema: public; Owner: -
@@ -3123,12 +3649,20 @@ GRANT ALL ON FUNCTION public.auth_is_staff() TO authenticated;
 GRANT ALL ON FUNCTION public.auth_is_staff() TO service_role;
 
 --
--- Name: FUNCTION auth_mentors_named(pattern text); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION auth_mentors_named(pattern text, after uuid, lim integer, only_status text, in_chapter uuid); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.auth_mentors_named(pattern text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text) TO authenticated;
-GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text) TO service_role;
+REVOKE ALL ON FUNCTION public.auth_mentors_named(pattern text, after uuid, lim integer, only_status text, in_chapter uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text, after uuid, lim integer, only_status text, in_chapter uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.auth_mentors_named(pattern text, after uuid, lim integer, only_status text, in_chapter uuid) TO service_role;
+
+--
+-- Name: FUNCTION auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer) TO authenticated;
+GRANT ALL ON FUNCTION public.auth_mentors_of_status(only_status text, after uuid, lim integer, budget integer) TO service_role;
 
 --
 -- Name: FUNCTION auth_user_org(); Type: ACL; Schema: public; Owner: -
@@ -3147,6 +3681,14 @@ GRANT ALL ON FUNCTION public.auth_visible_chapters() TO authenticated;
 GRANT ALL ON FUNCTION public.auth_visible_chapters() TO service_role;
 
 --
+-- Name: FUNCTION auth_visible_classes(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.auth_visible_classes() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.auth_visible_classes() TO authenticated;
+GRANT ALL ON FUNCTION public.auth_visible_classes() TO service_role;
+
+--
 -- Name: FUNCTION auth_visible_mentors(); Type: ACL; Schema: public; Owner: -
 --
 
@@ -3161,6 +3703,31 @@ GRANT ALL ON FUNCTION public.auth_visible_mentors() TO service_role;
 REVOKE ALL ON FUNCTION public.can_see_mentor(mentor uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.can_see_mentor(mentor uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.can_see_mentor(mentor uuid) TO service_role;
+
+--
+-- Name: FUNCTION chart_events(since timestamp with time zone, upto timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.chart_events(since timestamp with time zone, upto timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION chart_grace(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.chart_grace() FROM PUBLIC;
+
+--
+-- Name: FUNCTION chart_note_late_event(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.chart_note_late_event() FROM PUBLIC;
+
+--
+-- Name: FUNCTION chart_roll_up(since timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.chart_roll_up(since timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.chart_roll_up(since timestamp with time zone) TO service_role;
 
 --
 -- Name: FUNCTION dashboard_counts(); Type: ACL; Schema: public; Owner: -
@@ -3282,6 +3849,19 @@ GRANT ALL ON FUNCTION public.raise_compensation_alert(at timestamp with time zon
 
 REVOKE ALL ON FUNCTION public.raise_mentor_alerts(alert_kind text, alert_at timestamp with time zone, alert_mentors uuid[], alert_keys text[], alert_payloads jsonb[], alert_details jsonb[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.raise_mentor_alerts(alert_kind text, alert_at timestamp with time zone, alert_mentors uuid[], alert_keys text[], alert_payloads jsonb[], alert_details jsonb[]) TO service_role;
+
+--
+-- Name: FUNCTION reclass_changed_mentors(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.reclass_changed_mentors() FROM PUBLIC;
+
+--
+-- Name: FUNCTION reclass_mentors(touched uuid[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.reclass_mentors(touched uuid[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reclass_mentors(touched uuid[]) TO service_role;
 
 --
 -- Name: FUNCTION record_synced_listing(); Type: ACL; Schema: public; Owner: -
@@ -3410,6 +3990,18 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.chapters TO service_role;
 GRANT SELECT ON TABLE public.chapters TO authenticated;
 
 --
+-- Name: TABLE chart_hour_classes; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.chart_hour_classes TO service_role;
+
+--
+-- Name: TABLE chart_hours; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.chart_hours TO service_role;
+
+--
 -- Name: TABLE circuit_breakers; Type: ACL; Schema: public; Owner: -
 --
 
@@ -3462,6 +4054,30 @@ GRANT ALL ON SEQUENCE public.device_tokens_id_seq TO service_role;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.listing_confirmations TO service_role;
 GRANT SELECT ON TABLE public.listing_confirmations TO authenticated;
+
+--
+-- Name: TABLE mentor_class_generation; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.mentor_class_generation TO service_role;
+
+--
+-- Name: TABLE mentor_class_members; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.mentor_class_members TO service_role;
+
+--
+-- Name: TABLE mentor_classes; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.mentor_classes TO service_role;
+
+--
+-- Name: SEQUENCE mentor_classes_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON SEQUENCE public.mentor_classes_id_seq TO service_role;
 
 --
 -- Name: TABLE peer_mentors; Type: ACL; Schema: public; Owner: -

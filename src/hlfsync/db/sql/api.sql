@@ -83,20 +83,27 @@ WITH page AS (
 SELECT m.* FROM page JOIN mentor_listing m ON m.id = page.id ORDER BY m.id;
 
 -- name: api_mentor_page_named
--- Mentors whose name contains the search: the trigram index finds the caller's matches among
--- all mentors (auth_mentors_named: under RLS the planner would scan every visible mentor
--- instead), then the page is cut from them and only its rows are judged.
+-- Mentors whose name contains the search: the trigram index finds the names among all mentors,
+-- auth_mentors_named cuts the caller's page from them (under RLS the planner would scan every
+-- visible mentor instead), and only the page's rows are judged; row-level security still
+-- decides every row.
 WITH page AS (
-    SELECT v.id
-      FROM auth_mentors_named(%(pattern)s) AS h (id)
-      JOIN peer_mentors v ON v.id = h.id
-     WHERE v.id > %(after)s
-   AND (%(status)s::text IS NULL OR v.status = %(status)s)
-   AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
-                                               WHERE x.mentor_id = v.id AND x.chapter_id = %(chapter)s))
-     ORDER BY v.id LIMIT %(limit)s
+    SELECT h.id
+      FROM auth_mentors_named(%(pattern)s, %(after)s, %(limit)s, %(status)s, %(chapter)s) AS h (id)
 )
 SELECT m.* FROM page JOIN mentor_listing m ON m.id = page.id ORDER BY m.id;
+
+-- name: api_mentor_page_of_status
+-- The caller's mentors of one status, walked from the status's index in id order. When the
+-- walk's budget met too few of the caller's, the last row is all NULL: the caller then walks
+-- their chapters instead (api_mentor_page). Row-level security still decides every row.
+WITH walk AS (
+    SELECT w.id FROM auth_mentors_of_status(%(status)s, %(after)s, %(limit)s, 1000) AS w (id)
+)
+SELECT m.*
+  FROM walk LEFT JOIN mentor_listing m ON m.id = walk.id
+ WHERE walk.id IS NULL OR m.id IS NOT NULL
+ ORDER BY walk.id NULLS LAST;
 
 -- name: api_mentor_page_dead_lettered
 -- Mentors with an open dead letter: walked from the open letters (few), in mentor order.
@@ -134,7 +141,7 @@ SELECT m.*
 -- name: api_mentor_page_out_of_step
 -- Mentors whose confirmed listing differs from their status: walked from those differences.
 SELECT m.* FROM listing_confirmations c JOIN mentor_listing m ON m.id = c.mentor_id
- WHERE c.listed <> c.should_list AND c.mentor_id > %(after)s
+ WHERE c.differs AND c.mentor_id > %(after)s
    AND (%(status)s::text IS NULL OR m.status = %(status)s)
    AND (%(pattern)s::text IS NULL OR m.full_name ILIKE %(pattern)s)
    AND (%(chapter)s::uuid IS NULL OR EXISTS (SELECT 1 FROM chapter_memberships x
