@@ -129,6 +129,15 @@ class ScriptedDynamics:
         """The contract probe: always passes (script `who_am_i` failures to test holds)."""
         return "scripted contract"
 
+    def credential_checks(self) -> list[Any]:
+        return []
+
+    def contract_checks(self) -> list[Any]:
+        return []
+
+    def take_write_probe(self) -> None:
+        return None
+
     async def listings(self, page_size: int) -> AsyncIterator[list[Any]]:
         from hlfsync.dynamics.port import ContactListing
 

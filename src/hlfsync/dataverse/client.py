@@ -26,7 +26,13 @@ from hlfsync.core.errors import (
 )
 from hlfsync.dataverse import wire
 from hlfsync.dataverse.auth import Tokens
-from hlfsync.dynamics.port import ContactListing, Identity, ListingChange
+from hlfsync.dynamics.port import (
+    ContactListing,
+    HealthCheck,
+    Identity,
+    ListingChange,
+    WriteProbe,
+)
 from hlfsync.outbound import errors
 
 log = structlog.get_logger(__name__)
@@ -63,7 +69,7 @@ class DataverseClient:
         self._entity_set = entity_set
         self._id_field = id_field
         # The health check's write probe is a real PATCH: who it wrote, for the audit log.
-        self.last_write_probe: dict[str, str] | None = None
+        self._write_probe: WriteProbe | None = None
         self._listing_field = listing_field
         self._batch_size = batch_size
         self.max_batch = batch_size
@@ -101,6 +107,20 @@ class DataverseClient:
             return None
         return self._learned_id(response)
 
+    def credential_checks(self) -> list[HealthCheck]:
+        return [("token", self.check_token)]
+
+    def contract_checks(self) -> list[HealthCheck]:
+        return [
+            ("entity_set", self.check_entity_set),
+            ("listing_field", self.probe),
+            ("writable", self.check_writable),
+        ]
+
+    def take_write_probe(self) -> WriteProbe | None:
+        probe, self._write_probe = self._write_probe, None
+        return probe
+
     async def check_token(self) -> str:
         """A token from the authority (never shown): proves the app registration and secret."""
         await self._tokens.token()
@@ -127,7 +147,7 @@ class DataverseClient:
         headers = {**self._write_headers(), "If-Match": etag,
                    wire.CORRELATION_HEADER: correlation_id}  # fmt: skip
         body = wire.listing_body(self._listing_field, bool(listed))
-        self.last_write_probe = {"correlation_id": correlation_id, "contact_id": raw_id}
+        self._write_probe = WriteProbe(correlation_id, raw_id)
         response = await self._send("PATCH", url, headers, body, correlation_id)
         if response.status_code == 412:
             return f"{self._listing_field} writable (row changed meanwhile: 412)"

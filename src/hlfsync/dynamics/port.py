@@ -7,7 +7,7 @@ engine treats it as a poison operation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -49,6 +49,18 @@ class Identity:
     organization_id: str | None = None
 
 
+# One named step of the health check: what it proved, or the classified SyncFailure.
+HealthCheck = tuple[str, Callable[[], Awaitable[str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteProbe:
+    """A write the health check made to Dynamics: every write leaves an audit row."""
+
+    correlation_id: str
+    contact_id: str
+
+
 class DynamicsClient(Protocol):
     """A versioned contract with HLF's portal (`HLFSYNC_DYNAMICS_CONTRACT`)."""
 
@@ -77,6 +89,15 @@ class DynamicsClient(Protocol):
         """The known-good probe of the contract (entity set and listing field readable);
         returns what it proved, raises the classified SyncFailure (ContractFailure when the
         contract is broken)."""
+
+    def credential_checks(self) -> list[HealthCheck]:
+        """The health check's steps before WhoAmI (the credentials alone), in order."""
+
+    def contract_checks(self) -> list[HealthCheck]:
+        """The health check's steps after WhoAmI (the contract: fields, write privilege)."""
+
+    def take_write_probe(self) -> WriteProbe | None:
+        """The write the last contract check made, once (None: it made none)."""
 
     def listings(self, page_size: int) -> AsyncIterator[list[ContactListing]]:
         """Every contact's listing state, one page at a time, so memory stays flat.

@@ -27,7 +27,13 @@ import httpx
 import structlog
 
 from hlfsync.core.errors import Permanent, SyncFailure
-from hlfsync.dynamics.port import ContactListing, Identity, ListingChange
+from hlfsync.dynamics.port import (
+    ContactListing,
+    HealthCheck,
+    Identity,
+    ListingChange,
+    WriteProbe,
+)
 from hlfsync.outbound import errors
 
 log = structlog.get_logger(__name__)
@@ -135,6 +141,15 @@ class WebhookClient:
         ).encode()
         await self._post(body, key, str(uuid.uuid4()))
         return Identity(user_id=f"webhook:{self._host}")
+
+    def credential_checks(self) -> list[HealthCheck]:
+        return []  # the signed ping (WhoAmI) is the whole of it
+
+    def contract_checks(self) -> list[HealthCheck]:
+        return []
+
+    def take_write_probe(self) -> WriteProbe | None:
+        return None
 
     async def probe(self) -> str:
         """The signed ping proves the endpoint exists and takes our events."""

@@ -9,7 +9,7 @@ A failing credential check or contract check raises one administrator alert per 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from hlfsync.core.errors import AuthFailure, ContractFailure, Held, SyncFailure
 from hlfsync.db import health
 from hlfsync.db.breaker import DynamicsCircuitBreaker
 from hlfsync.db.pool import Pool
-from hlfsync.dynamics.port import DynamicsClient
+from hlfsync.dynamics.port import DynamicsClient, HealthCheck
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +30,7 @@ CHECK = health.CREDENTIALS
 CREDENTIAL_CHECKS = ("token", "whoami")
 CONTRACT_CHECKS = ("entity_set", "listing_field", "writable", "webhook")
 
-Check = tuple[str, Callable[[], Awaitable[str]]]
+Check = HealthCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +54,7 @@ def dynamics_checks(client: DynamicsClient) -> list[Check]:
         identity = await client.who_am_i()
         return f"WhoAmI user {identity.user_id}"
 
-    checks: list[Check] = []
-    for name, method in (("token", "check_token"),):
-        if hasattr(client, method):
-            checks.append((name, getattr(client, method)))
-    checks.append(("whoami", whoami))
-    if hasattr(client, "check_entity_set"):
-        checks += [
-            ("entity_set", client.check_entity_set),
-            ("listing_field", client.probe),
-            ("writable", client.check_writable),  # type: ignore[attr-defined]
-        ]
-    return checks
+    return [*client.credential_checks(), ("whoami", whoami), *client.contract_checks()]
 
 
 async def run_checks(checks: Sequence[Check]) -> list[CheckResult]:
@@ -155,15 +144,14 @@ async def _audit_write_probe(
     pool: Pool, client: DynamicsClient, results: Sequence[CheckResult], clock: Clock
 ) -> None:
     """Every call that writes to Dynamics leaves an audit row, the health check's too."""
-    probe = getattr(client, "last_write_probe", None)
-    if not probe:
+    probe = client.take_write_probe()
+    if probe is None:
         return
-    client.last_write_probe = None  # type: ignore[attr-defined]
     verdict = next((r for r in results if r.name == "writable"), None)
     await health.audit_write_probe(
         pool,
-        correlation_id=probe["correlation_id"],
-        contact_id=probe["contact_id"],
+        correlation_id=probe.correlation_id,
+        contact_id=probe.contact_id,
         verdict=verdict.verdict if verdict else "unknown",
         detail=verdict.detail if verdict else "",
         now=clock.now(),
