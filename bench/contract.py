@@ -127,7 +127,8 @@ def main() -> None:
 
     table = Table("mentors", "changes", "held (peak)", "dead letters", "alerts", "recovered",
                   "replay after fix", "listing = status",
-                  title=f"contract drift ({_common.machine()}, {_common.stamp()})")  # fmt: skip
+                  title=f"contract drift, scheduler quiet: the drill runs the health check "
+                        f"itself ({_common.machine()}, {_common.stamp()})")  # fmt: skip
     table.add_row(f"{result.mentors:,}", f"{result.changes:,}", f"{result.held_peak:,}",
                   str(result.dead_letters), str(result.contract_alerts),
                   str(result.recovered_notices), f"{result.replay_s:.1f} s",
