@@ -90,13 +90,14 @@ def _back(path: str, notice: str) -> RedirectResponse:
 
 
 async def _as_signed_in(
-    request: Request, state: AppState, work: Callable[[rls.Conn], Awaitable[T]]
+    request: Request, state: AppState, work: Callable[[rls.Conn, models.Me], Awaitable[T]]
 ) -> tuple[T, dict[str, Any]]:
-    """Run `work` as the signed-in caller; also returns what every page shows about them."""
+    """Run `work` as the signed-in caller (given who they are); also returns what every page
+    shows about them."""
     who, token = session.caller(request, state.secret, state.settings.jwt_audience)
     async with rls.as_caller(state.require_pool(), who) as conn:
         me = await store.me(conn)
-        result = await work(conn)
+        result = await work(conn, me)
     return result, {"me": me, "csrf": session.csrf_token(state.secret, token)}
 
 
@@ -120,8 +121,7 @@ async def _act(
 async def overview_page(request: Request, state: State) -> Response:
     now = state.clock.now()
 
-    async def work(conn: rls.Conn) -> dict[str, Any]:
-        me = await store.me(conn)
+    async def work(conn: rls.Conn, me: models.Me) -> dict[str, Any]:
         if not (me.chapters or me.administers):
             return {}
         return {
@@ -148,7 +148,9 @@ async def mentors_page(
     after = pages.after_id(cursor)
     where = store.MentorFilter(status=status, verdict=verdict, chapter=chapter, search=q)
 
-    async def work(conn: rls.Conn) -> tuple[list[models.Mentor], UUID | None, list[models.Named]]:
+    async def work(
+        conn: rls.Conn, _me: models.Me
+    ) -> tuple[list[models.Mentor], UUID | None, list[models.Named]]:
         items, last = await store.mentor_page(
             conn, after=after, limit=pages.DEFAULT_LIMIT, where=where
         )
@@ -174,7 +176,7 @@ async def help_page(request: Request, state: State) -> Response:
     return _render(request, "help.html", **page, guide=help.page())
 
 
-async def _nothing(conn: rls.Conn) -> None:
+async def _nothing(conn: rls.Conn, _me: models.Me) -> None:
     return None
 
 
@@ -184,7 +186,9 @@ async def mentor_page(
 ) -> Response:
     before = pages.before_id(cursor)
 
-    async def work(conn: rls.Conn) -> tuple[models.MentorSync, list[models.AuditEvent], int | None]:
+    async def work(
+        conn: rls.Conn, _me: models.Me
+    ) -> tuple[models.MentorSync, list[models.AuditEvent], int | None]:
         sync = await store.mentor_sync(conn, mentor_id)
         events, last = await store.audit_page(conn, mentor_id, before=before, limit=100)
         return sync, events, last
@@ -221,7 +225,7 @@ async def dead_letters_page(
     (items, last), page = await _as_signed_in(
         request,
         state,
-        lambda conn: store.dead_letter_page(
+        lambda conn, _me: store.dead_letter_page(
             conn, before=before, status=status, limit=pages.DEFAULT_LIMIT
         ),
     )
