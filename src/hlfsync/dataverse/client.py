@@ -34,6 +34,7 @@ from hlfsync.dynamics.port import (
     WriteProbe,
 )
 from hlfsync.outbound import errors
+from hlfsync.outbound.transport import unbound
 
 log = structlog.get_logger(__name__)
 
@@ -236,9 +237,8 @@ class DataverseClient:
                 raise errors.contract_violation("page", "@odata.nextLink leaves the organisation")
             if page.next_link in seen:
                 raise errors.contract_violation("page", "@odata.nextLink repeats a page")
-            # Not kept across the yield: the parsed document would live while the caller works
-            # on the page, and httpx's response sits in a reference cycle (with its body) that
-            # only the cyclic collector frees; let go now, both die young.
+            # Not kept across the yield: the parsed document and the body would live while the
+            # caller works on the page.
             del response, doc
             if page.rows:
                 yield page.rows
@@ -414,4 +414,4 @@ class DataverseClient:
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
             correlation_id=correlation_id,
         )
-        return response
+        return unbound(response)

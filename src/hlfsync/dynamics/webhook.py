@@ -35,6 +35,7 @@ from hlfsync.dynamics.port import (
     WriteProbe,
 )
 from hlfsync.outbound import errors
+from hlfsync.outbound.transport import unbound
 
 log = structlog.get_logger(__name__)
 
@@ -183,7 +184,7 @@ class WebhookClient:
         )
         started = time.perf_counter()
         try:
-            response = await self._http.send(request, follow_redirects=False)
+            response = unbound(await self._http.send(request, follow_redirects=False))
         except httpx.HTTPError as exc:
             failure = errors.classify_exception(exc)
             log.warning(

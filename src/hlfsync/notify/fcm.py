@@ -29,6 +29,7 @@ from hlfsync.notify.base import DeliveryResult
 from hlfsync.notify.log import fingerprint
 from hlfsync.outbound import errors
 from hlfsync.outbound.tls import requests_session
+from hlfsync.outbound.transport import unbound
 
 log = structlog.get_logger(__name__)
 
@@ -251,10 +252,15 @@ class FcmNotifier:
         except SyncFailure as failure:
             return _from_token_failure(failure)
         try:
-            response = await self._http.post(
-                self._url,
-                content=body,
-                headers={"Authorization": f"Bearer {access}", "Content-Type": "application/json"},
+            response = unbound(
+                await self._http.post(
+                    self._url,
+                    content=body,
+                    headers={
+                        "Authorization": f"Bearer {access}",
+                        "Content-Type": "application/json",
+                    },
+                )
             )
         except httpx.HTTPError as exc:
             return _from_failure(errors.classify_exception(exc))

@@ -261,3 +261,28 @@ async def test_bytes_arriving_on_an_idle_connection_are_never_read_as_an_answer(
             await asyncio.sleep(0.05)
             assert (await http.get(server.url + "/2")).status_code == 200
         assert server.connections == 2
+
+
+async def test_an_unbound_response_is_freed_without_the_garbage_collector() -> None:
+    """httpx's client ties a response and its stream in a reference cycle: the body lives until
+    a garbage collection. `unbound` breaks it, so dropping the response frees it at once."""
+    import gc
+    import weakref
+
+    from hlfsync.outbound.transport import unbound
+
+    page = ok(b'{"page": "' + b"x" * 100_000 + b'"}')
+    async with serve(lambda path, body: page) as server, client() as http:
+        gc.disable()
+        try:
+            bound = await http.get(server.url + "/page")
+            kept = weakref.ref(bound)
+            del bound
+            assert kept() is not None  # the cycle holds it: the reason for `unbound`
+            freed = unbound(await http.get(server.url + "/page"))
+            assert freed.json()["page"] == "x" * 100_000
+            gone = weakref.ref(freed)
+            del freed
+            assert gone() is None
+        finally:
+            gc.enable()
