@@ -163,13 +163,9 @@ def _gcs_text(gcs: dict[str, tuple[int, float]]) -> str:
 
 def _scrape_max_lag_s(port: int) -> float:
     """The worker's longest loop stall; NaN from a worker without the probe (an older one)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-            for line in answer.read().decode().splitlines():
-                if line.startswith("hlfsync_event_loop_lag_max_seconds "):
-                    return float(line.split()[1])
-    except OSError:
-        pass
+    for line in _metrics_text(port).splitlines():
+        if line.startswith("hlfsync_event_loop_lag_max_seconds "):
+            return float(line.split()[1])
     return float("nan")
 
 

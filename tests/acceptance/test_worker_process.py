@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,24 @@ def _worker(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[str]
         [sys.executable, "-m", "hlfsync", "worker", *args],
         env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _reaped(worker: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """The worker, killed and reaped if the test leaves it running (a failed wait), so it never
+    outlives the test."""
+    try:
+        yield worker
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate(timeout=10)
+
+
+def _stopped(worker: subprocess.Popen[str]) -> str:
+    """SIGTERM, then its exit: returns what it wrote to stderr."""
+    worker.send_signal(signal.SIGTERM)
+    return worker.communicate(timeout=30)[1]
 
 
 def _wait_for(predicate: Any, timeout_s: float = 20.0) -> None:
@@ -70,17 +90,12 @@ def test_a_worker_killed_mid_call_loses_nothing(
     # A lease longer than the check below can take on a busy machine: with 0.5 s the victim's
     # own rescue pass could take the operation back before it is killed.
     env = _env(sandbox, db_url, HLFSYNC_WORKER_LEASE="60")
-    victim = _worker(env, tmp_path)
-    try:
+    with _reaped(_worker(env, tmp_path)) as victim:
         # The hang rule is spent once the PATCH reached the sandbox, where it now hangs.
         _wait_for(lambda: admin.faults()["rules"][0]["remaining"] == 0)
         assert _in_progress(conn)
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=10)  # reaps it and closes its pipes
-    finally:
-        if victim.poll() is None:  # a failed wait: reap it, or it outlives the test
-            victim.kill()
-            victim.communicate(timeout=10)
     assert victim.returncode == -signal.SIGKILL
     # The lease runs out: moved to now instead of waited for (the rescuer reads the clock).
     conn.execute(
@@ -106,15 +121,9 @@ def test_sigterm_finishes_the_call_in_flight_then_exits_cleanly(
     """SIGTERM while a PATCH is slow: the worker records its outcome, then exits 0."""
     _one_paused_mentor(conn, admin)
     admin.set_faults(latency_ms=1500)
-    worker = _worker(_env(sandbox, db_url), tmp_path)
-    try:
+    with _reaped(_worker(_env(sandbox, db_url), tmp_path)) as worker:
         _wait_for(lambda: _in_progress(conn))
-        worker.send_signal(signal.SIGTERM)
-        _, err = worker.communicate(timeout=30)
-    finally:
-        if worker.poll() is None:  # a failed wait: reap it, or it outlives the test
-            worker.kill()
-            worker.communicate(timeout=10)
+        err = _stopped(worker)
     assert worker.returncode == 0, err
     assert conn.execute("SELECT status FROM sync_queue").fetchone() == ("succeeded",)
 
@@ -126,17 +135,12 @@ def test_a_worker_never_loads_the_api(
     worker does not need); only `hlfsync run` and `hlfsync api` serve it. Python's own import
     log (`PYTHONPROFILEIMPORTTIME`) names every module the process loaded."""
     _one_paused_mentor(conn, admin)
-    worker = _worker(_env(sandbox, db_url, PYTHONPROFILEIMPORTTIME="1"), tmp_path)
-    try:
+    env = _env(sandbox, db_url, PYTHONPROFILEIMPORTTIME="1")
+    with _reaped(_worker(env, tmp_path)) as worker:
         _wait_for(
             lambda: conn.execute("SELECT status FROM sync_queue").fetchone() == ("succeeded",)
         )
-        worker.send_signal(signal.SIGTERM)
-        _, err = worker.communicate(timeout=30)
-    finally:
-        if worker.poll() is None:  # a failed wait: reap it, or it outlives the test
-            worker.kill()
-            worker.communicate(timeout=10)
+        err = _stopped(worker)
     assert worker.returncode == 0, err
     loaded = {
         line.rsplit("|", 1)[-1].strip() for line in err.splitlines() if "import time:" in line
@@ -163,27 +167,16 @@ def test_a_worker_sends_live_work_on_its_main_loop_and_bulk_work_on_its_backgrou
     )
     conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [bulk_mentor])
     conn.execute("RESET hlfsync.priority")
+    conn.execute("RESET hlfsync.actor")
     priorities = dict(conn.execute("SELECT mentor_id, priority FROM sync_queue").fetchall())
     assert priorities[bulk_mentor] == -10
-    worker = _worker(_env(sandbox, db_url), tmp_path)
-    try:
-        _wait_for(
-            lambda: (
-                conn.execute(
-                    "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
-                ).fetchone()
-                == (2,)
-            )
-        )
+    succeeded = "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
+    with _reaped(_worker(_env(sandbox, db_url), tmp_path)) as worker:
+        _wait_for(lambda: conn.execute(succeeded).fetchone() == (2,))
         names = {r[0] for r in conn.execute(
             "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
         ).fetchall()}  # fmt: skip
-        worker.send_signal(signal.SIGTERM)
-        _, err = worker.communicate(timeout=30)
-    finally:
-        if worker.poll() is None:  # a failed wait: reap it, or it outlives the test
-            worker.kill()
-            worker.communicate(timeout=10)
+        err = _stopped(worker)
     assert worker.returncode == 0, err
     assert {c["contactid"]: c["listed"] for c in admin.contacts()} == {
         str(live_contact): False,

@@ -8,13 +8,13 @@ import threading
 
 import pytest
 
-from hlfsync.worker.background import Body, Close, Outcome, run_beside
+from hlfsync.worker.background import Body, Build, Close, Outcome, run_beside
 
 
 def _build(
     seen: dict[str, object], *, fail_build: bool = False, fail_run: bool = False,
     return_early: bool = False,
-) -> object:  # fmt: skip
+) -> Build:  # fmt: skip
     async def build() -> tuple[Body, Close]:
         seen["built_on"] = threading.current_thread().name
         seen["loop"] = asyncio.get_running_loop()
@@ -40,7 +40,7 @@ def _build(
 async def test_it_runs_on_its_own_thread_and_loop_until_the_worker_stops() -> None:
     seen: dict[str, object] = {}
     stop, outcome = asyncio.Event(), Outcome()
-    task = asyncio.create_task(run_beside(_build(seen), stop, outcome))  # type: ignore[arg-type]
+    task = asyncio.create_task(run_beside(_build(seen), stop, outcome))
     for _ in range(200):
         if "loop" in seen:
             break
@@ -66,7 +66,7 @@ async def test_a_failure_stops_the_worker_with_one_line(kind: str, expected: str
     seen: dict[str, object] = {}
     stop, outcome = asyncio.Event(), Outcome()
     build = _build(seen, **{kind: True})
-    await asyncio.wait_for(run_beside(build, stop, outcome), timeout=5)  # type: ignore[arg-type]
+    await asyncio.wait_for(run_beside(build, stop, outcome), timeout=5)
     assert stop.is_set()
     assert outcome.error == expected
     assert kind == "fail_build" or seen["closed"] is True

@@ -11,7 +11,7 @@ import psycopg
 import structlog
 
 from hlfsync.worker.dispatcher import AlertDispatcher
-from hlfsync.worker.runner import SyncWorker, _wait_any
+from hlfsync.worker.runner import SyncWorker, _wait_any, listen
 
 log = structlog.get_logger(__name__)
 
@@ -33,22 +33,13 @@ async def dispatch_forever(
 
 
 async def wake_on(url: str, channel: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
-    """LISTEN on `channel` and set `wake` at each notification until `stop`; reconnect if the
-    database restarts (and wake then: anything sent meanwhile is due)."""
-    backoff = 0.5
-    while not stop.is_set():
-        try:
-            conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
-            async with conn:
-                await conn.execute(f"LISTEN {channel}".encode())
-                backoff = 0.5
-                wake.set()
-                async for _ in conn.notifies():
-                    wake.set()
-        except psycopg.Error as exc:
-            log.warning("listen_reconnecting", channel=channel, error=str(exc).splitlines()[0])
-            await _wait_any(stop, stop, backoff)
-            backoff = min(backoff * 2, 10.0)
+    """Set `wake` at each notification on `channel` (and at each reconnection: anything sent
+    meanwhile is due) until `stop`."""
+
+    async def heard(_: str | None) -> None:
+        wake.set()
+
+    await listen(url, [channel], heard, stop)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

@@ -12,7 +12,7 @@ import collections
 import contextlib
 import contextvars
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import psycopg
@@ -315,28 +315,44 @@ class SyncWorker:
                 await listener
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        """LISTEN for new operations and breaker changes; reconnect if the database restarts."""
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-                async with conn:
-                    for channel in CHANNELS:
-                        await conn.execute(f"LISTEN {channel}".encode())
-                    backoff = 0.5
-                    self.wake.set()  # anything committed while we were away is due now
-                    async for note in conn.notifies():
-                        if note.channel == "hlfsync_breaker":
-                            await self.ctx.breaker.refresh()
-                        if note.channel == "hlfsync_alerts":
-                            self.alerts_wake.set()
-                        else:
-                            self._live_hint = True
-                            self.wake.set()
-            except psycopg.Error as exc:
-                log.warning("listen_reconnecting", error=str(exc).splitlines()[0])
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        """LISTEN for new operations, breaker changes and alerts until `stop`."""
+        await listen(self.url, CHANNELS, self._heard, stop)
+
+    async def _heard(self, channel: str | None) -> None:
+        if channel == "hlfsync_breaker":
+            await self.ctx.breaker.refresh()
+        if channel == "hlfsync_alerts":
+            self.alerts_wake.set()
+            return
+        # A new operation, perhaps a person's change (None: (re)connected, and anything
+        # committed while we were away is due now).
+        self._live_hint = True
+        self.wake.set()
+
+
+async def listen(
+    url: str,
+    channels: Sequence[str],
+    heard: Callable[[str | None], Awaitable[None]],
+    stop: asyncio.Event,
+) -> None:
+    """LISTEN on `channels` and await `heard(channel)` at each notification, `heard(None)` at
+    each (re)connection, until `stop`; a database that restarts is waited out with backoff."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+            async with conn:
+                for channel in channels:
+                    await conn.execute(f"LISTEN {channel}".encode())
+                backoff = 0.5
+                await heard(None)
+                async for note in conn.notifies():
+                    await heard(note.channel)
+        except psycopg.Error as exc:
+            log.warning("listen_reconnecting", error=str(exc).splitlines()[0])
+            await _wait_any(stop, stop, backoff)
+            backoff = min(backoff * 2, 10.0)
 
 
 async def _wait_any(event: asyncio.Event, stop: asyncio.Event, wait_s: float) -> None:
