@@ -61,8 +61,8 @@ class ServiceProtectionConfig(BaseModel):
     requests: Annotated[int, Field(ge=1)] = 6000
     execution_ms: Annotated[float, Field(gt=0.0)] = 1_200_000.0
     window_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 300.0
-    # Each request sent while throttled pushes the end of the throttle back by this much more
-    # than the last one did: a client that keeps sending waits longer.
+    # Each request sent while throttled pushes the end of the throttle back by this much: a
+    # client that keeps sending waits longer, by at most one more window.
     penalty_s: Annotated[float, Field(ge=0.0)] = 1.0
 
 
@@ -162,12 +162,16 @@ class _Call:
 @dataclass(slots=True)
 class ServiceProtection:
     """The limits of one user: requests and execution time in a sliding window, and a throttle
-    whose end moves further away with every request sent while it runs."""
+    whose end moves further away with every request sent while it runs, by one more window at
+    most: the calls a client had in flight when the first 429 came back cannot be recalled, and
+    a wait that grew with each of them (it once did, quadratically) would punish concurrency
+    rather than persistence."""
 
     config: ServiceProtectionConfig
     calls: deque[_Call] = field(default_factory=deque)
     execution_s: float = 0.0
     blocked_until: float = 0.0
+    freed_at: float = 0.0  # when the window frees up, before any penalty
     strikes: int = 0
 
     def admit(self, now: float) -> tuple[float, str] | None:
@@ -177,14 +181,18 @@ class ServiceProtection:
             self.execution_s -= self.calls.popleft().execution_s
         if now < self.blocked_until:
             self.strikes += 1
-            self.blocked_until += cfg.penalty_s * self.strikes
+            self.blocked_until = min(
+                self.blocked_until + cfg.penalty_s, self.freed_at + cfg.window_s
+            )
             return float(max(1, math.ceil(self.blocked_until - now))), "requests"
         self.strikes = 0
         if len(self.calls) >= cfg.requests:
-            self.blocked_until = self.calls[len(self.calls) - cfg.requests].at + cfg.window_s
+            self.blocked_until = self.freed_at = (
+                self.calls[len(self.calls) - cfg.requests].at + cfg.window_s
+            )
             return float(max(1, math.ceil(self.blocked_until - now))), "requests"
         if self.execution_s * 1000.0 >= cfg.execution_ms:
-            self.blocked_until = self._execution_frees(now)
+            self.blocked_until = self.freed_at = self._execution_frees(now)
             return float(max(1, math.ceil(self.blocked_until - now))), "execution"
         self.calls.append(_Call(now))
         return None
@@ -204,6 +212,35 @@ class ServiceProtection:
         return now + 1.0
 
 
+@dataclass(slots=True)
+class SharedTime:
+    """How long each request had the server: the wall time divided among the requests in flight
+    (processor sharing). The sandbox is one event loop, so fifty concurrent calls each take fifty
+    times their own work in wall time; Dataverse, with a thread per request on many servers,
+    counts a call's own execution time against the limit. Pure: the caller passes the time."""
+
+    in_flight: int = 0
+    virtual: float = 0.0
+    updated: float = 0.0
+
+    def start(self, now: float) -> float:
+        """A request starts; returns its mark for `finish`."""
+        self._advance(now)
+        self.in_flight += 1
+        return self.virtual
+
+    def finish(self, now: float, mark: float) -> float:
+        """A request ends; returns its share of the server since `mark`, in seconds."""
+        self._advance(now)
+        self.in_flight = max(0, self.in_flight - 1)
+        return self.virtual - mark
+
+    def _advance(self, now: float) -> None:
+        if self.in_flight:
+            self.virtual += (now - self.updated) / self.in_flight
+        self.updated = now
+
+
 class FaultEngine:
     """The live fault set-up with its counters, RNG and bucket."""
 
@@ -214,6 +251,7 @@ class FaultEngine:
         self._bucket: TokenBucket | None = None
         self._has_targeted = False
         self._protection: dict[str, ServiceProtection] = {}
+        self.shared = SharedTime()  # outlives configure(): calls in flight stay in flight
 
     def configure(self, config: FaultConfig, now: float) -> None:
         self.config = config

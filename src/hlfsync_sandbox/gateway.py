@@ -169,6 +169,7 @@ class Gateway:
             if fault is None and kind == "dataverse":
                 fault = state.faults.throttle(time.monotonic(), user)
             if fault is None:
+                mark = state.faults.shared.start(time.perf_counter())
                 try:
                     await self.app(scope, receive, send_and_note)
                 except Injected as injected:
@@ -176,8 +177,11 @@ class Gateway:
                         raise
                     fault = injected.fault
                 finally:
+                    # Execution time: the emulated latency plus this call's own share of the
+                    # sandbox, not the time it waited behind the other calls in flight.
+                    own = state.faults.shared.finish(time.perf_counter(), mark)
                     if kind == "dataverse":
-                        state.faults.charge(user, time.perf_counter() - started)
+                        state.faults.charge(user, latency_s + own)
             if fault is not None:
                 log_entry.fault = fault.label
                 await self._misbehave(

@@ -160,6 +160,31 @@ def test_the_window_slides_and_the_penalty_resets_once_the_client_waits() -> Non
     assert limits.admit(1.0) is None
     assert limits.admit(2.0) == (8.0, "requests")  # the first leaves the window at 10
     assert limits.admit(3.0) == (8.0, "requests")  # sent while throttled: pushed back 1 s
-    assert limits.admit(4.0) == (9.0, "requests")  # and 2 s more
-    assert limits.admit(13.0) is None  # waited it out: both old requests have left
+    assert limits.admit(4.0) == (8.0, "requests")  # and 1 s more
+    assert limits.admit(14.0) is None  # waited it out: both old requests have left
     assert limits.strikes == 0
+
+
+def test_a_burst_sent_while_throttled_waits_at_most_one_more_window() -> None:
+    """Fifty calls in flight when the limit trips all come back 429 and each pushes the end
+    back, but the wait never grows past one window beyond the moment the window frees up."""
+    from hlfsync_sandbox.faults import ServiceProtection, ServiceProtectionConfig
+
+    limits = ServiceProtection(ServiceProtectionConfig(requests=1, window_s=10, penalty_s=1))
+    assert limits.admit(0.0) is None
+    waits = [verdict[0] for t in range(50) if (verdict := limits.admit(1.0 + t / 100))]
+    assert len(waits) == 50
+    assert waits == sorted(waits)
+    assert max(waits) == 19.0  # freed at 10, plus one window, seen from 1.0-1.49
+
+
+def test_execution_time_is_each_calls_share_of_the_server() -> None:
+    """Two calls that overlap each had the server to themselves for half of the overlap."""
+    from hlfsync_sandbox.faults import SharedTime
+
+    shared = SharedTime()
+    first = shared.start(0.0)
+    second = shared.start(1.0)
+    assert shared.finish(3.0, first) == 2.0  # alone for 1 s, then half of 2 s
+    assert shared.finish(4.0, second) == 2.0  # half of 2 s, then alone for 1 s
+    assert shared.in_flight == 0
