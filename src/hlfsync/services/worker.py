@@ -40,7 +40,6 @@ class WorkerServices:
     dispatcher: AlertDispatcher
     client: DynamicsClient
     notifier: Notifier
-    scheduler: Scheduler
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -90,10 +89,7 @@ async def build_worker(
                           concurrency=concurrency)  # fmt: skip
     channels = operators.build_channels(settings)
     dispatcher = AlertDispatcher(pool, notifier, clock, channels=channels)
-    scheduler = build_scheduler(
-        settings, pool, clock, client, worker.ctx.breaker, notifier=notifier
-    )
-    return WorkerServices(url, pool, worker, dispatcher, client, notifier, scheduler)
+    return WorkerServices(url, pool, worker, dispatcher, client, notifier)
 
 
 def _sync_worker(

@@ -5,7 +5,7 @@ transition tables of thousands of rows. A plan cached from a one-row change woul
 if they held one row (quadratic at that size); so those statements plan per call, through
 EXECUTE. No function may instead force custom plans with `plan_cache_mode`: that setting holds
 for everything that runs inside the function, down to each foreign-key check of each inserted
-row, which then plans afresh for every row (a quarter of the first expiry check's CPU).
+row, which then plans afresh for every row (a sixth of the first expiry check's CPU).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import psycopg
 
+from hlfsync import services, settings
 from hlfsync.core import outcome
 from hlfsync.core.errors import AuthFailure, Permanent, Throttled, Transient
 from hlfsync.testing import (
@@ -373,15 +374,19 @@ async def test_a_retry_racing_a_status_change_waits_and_supersedes_itself(
 
 
 async def test_the_worker_scheduler_runs_every_job_once_per_slot(
-    conn: Conn, build: Build, clock: FakeClock, dynamics: ScriptedDynamics
+    conn: Conn, db_url: str, build: Build, clock: FakeClock, dynamics: ScriptedDynamics
 ) -> None:
     """At start each job's latest slot runs once (health, reconcile, expiry, compensation);
     a second pass in the same slots runs nothing; all outcomes are recorded."""
     _mentor(conn)
     worker = await build()
-    first = await worker.scheduler.run_once()
+    scheduler = services.build_scheduler(
+        settings.load(database_url=db_url), worker.pool, clock, worker.client,
+        worker.worker.ctx.breaker, notifier=worker.notifier,
+    )  # fmt: skip
+    first = await scheduler.run_once()
     assert {r.job for r in first} == {"health_check", "reconcile", "expiry_check", "compensation"}
-    assert await worker.scheduler.run_once() == []
+    assert await scheduler.run_once() == []
     rows = conn.execute("SELECT job, status FROM scheduled_runs ORDER BY job").fetchall()
     assert rows == [
         ("compensation", "succeeded"),
