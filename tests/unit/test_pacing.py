@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hlfsync.core.pacing import CallLimit
+from hlfsync.core.pacing import WINDOW, CallLimit, RequestWindow
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -73,3 +73,15 @@ def test_the_limit_stays_between_one_and_the_ceiling(
         else:
             limit.on_success()
         assert 1 <= limit.allowed <= ceiling
+
+
+def test_the_request_window_is_spent_at_its_budget_and_frees_as_calls_age() -> None:
+    window = RequestWindow(budget=3)
+    window.note(s(0))
+    window.note(s(10), calls=2)
+    assert window.spent(s(10))
+    # The first call leaves the window five minutes after it went out; the other two stay.
+    assert not window.spent(T0 + WINDOW)
+    assert len(window.sent) == 2
+    window.note(T0 + WINDOW)
+    assert window.spent(T0 + WINDOW + timedelta(seconds=9))

@@ -1,5 +1,5 @@
-"""How many calls may be in flight once Dynamics throttles: additive increase, multiplicative
-decrease, as TCP does with its window.
+"""How many calls may be in flight once Dynamics throttles (additive increase, multiplicative
+decrease, as TCP does with its window), and when calls must carry full batches.
 
 A 429 says requests are rationed. Sending as many in parallel as before only buys more 429s the
 moment the pause ends, and Dataverse lengthens the penalty of clients that keep sending while
@@ -10,8 +10,16 @@ up to the configured concurrency. Pure: the caller passes the time.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+# Dataverse's service protection: 6,000 requests per user per 5 minutes, across every caller
+# of the application user (a `$batch` is one request).
+WINDOW = timedelta(minutes=5)
+# Requests one sync loop spends on small calls per window before it fills its batches: a
+# quarter of the limit, so the live and bulk loops of two workers stay under it together.
+REQUEST_BUDGET = 1500
 
 
 @dataclass
@@ -43,3 +51,30 @@ class CallLimit:
     def on_success(self) -> None:
         if self.limit < self.ceiling:
             self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
+
+
+@dataclass
+class RequestWindow:
+    """The requests a sync loop sent over the last `WINDOW`.
+
+    Small calls in parallel give the lowest latency, but a long backlog sent that way spends
+    Dataverse's requests (100,000 changes shared out over 50 slots took 12,000 `$batch`es, and
+    the limit's 429 paused every call, a person's too, for five minutes). Once `budget`
+    requests went out within the window, calls carry full batches until the window has room
+    again. Pure: the caller passes the time.
+    """
+
+    budget: int = REQUEST_BUDGET
+    sent: collections.deque[datetime] = field(default_factory=collections.deque)
+
+    def note(self, now: datetime, calls: int = 1) -> None:
+        self.sent.extend([now] * calls)
+        self._forget(now)
+
+    def spent(self, now: datetime) -> bool:
+        self._forget(now)
+        return len(self.sent) >= self.budget
+
+    def _forget(self, now: datetime) -> None:
+        while self.sent and now - self.sent[0] >= WINDOW:
+            self.sent.popleft()

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import psycopg
 import structlog
 
-from hlfsync.core import outcome
+from hlfsync.core import outcome, pacing
 from hlfsync.core.breaker import Admission
 from hlfsync.db.queue import BULK, EVERY, LIVE_PRIORITY, Lane, Operation
 from hlfsync.worker import handlers
@@ -36,7 +36,7 @@ MAX_HELD = 2000
 # slice by slice, yielding in between.
 CLAIM_SLICE = 250
 # How long a throttle makes the worker fill batches: Dataverse counts requests over 5 minutes.
-THROTTLE_MEMORY = timedelta(minutes=5)
+THROTTLE_MEMORY = pacing.WINDOW
 # Bulk work yields to live work: while the loop wakes later than this, fewer bulk calls run at
 # once (halved at most every BULK_ADJUST_S, won back one at a time), so a person's change finds
 # the loop free within a few milliseconds even while a night's backlog drains.
@@ -92,6 +92,7 @@ class SyncWorker:
         # `$batch`es, so a rate-limited Dynamics takes many changes per request. A lone change
         # is always sent alone.
         self.batch = max(1, ctx.client.max_batch)
+        self.requests = pacing.RequestWindow()
         # Tasks, not calls: `ctx.slots` lets `concurrency` of them call Dynamics at once while
         # as many more wait for a slot or write their outcome.
         self.max_tasks = 2 * concurrency
@@ -121,12 +122,13 @@ class SyncWorker:
         """How many of `waiting` ops the next call carries.
 
         Normally they are shared out over the `free` slots: calls in parallel, each batch
-        small, the lowest latency. After a throttle, requests are what Dynamics rations, so
-        batches are filled before another request is spent.
+        small, the lowest latency. After a throttle, or once this loop's share of the window's
+        requests is spent, requests are what Dynamics rations, so batches are filled before
+        another request is spent.
         """
         if self.batch == 1 or waiting <= 1:
             return 1
-        if self._throttled_recently():
+        if self._throttled_recently() or self.requests.spent(self.ctx.clock.now()):
             return min(self.batch, waiting)
         return max(1, min(self.batch, math.ceil(waiting / max(1, free))))
 
@@ -192,9 +194,12 @@ class SyncWorker:
     def _chunks(self, ops: Sequence[Operation]) -> list[Sequence[Operation]]:
         """`ops` cut into calls as `_take` would, all slots free."""
         size = self._take(len(ops), self.concurrency)
-        return [ops[i : i + size] for i in range(0, len(ops), size)]
+        chunks = [ops[i : i + size] for i in range(0, len(ops), size)]
+        self.requests.note(self.ctx.clock.now(), len(chunks))
+        return chunks
 
     def _start(self, ops: list[Operation], *, urgent: bool = False, bulk: bool = False) -> None:
+        self.requests.note(self.ctx.clock.now())
         context = contextvars.copy_context()
         if urgent:
             # Its call takes the next free slot, ahead of bulk calls waiting for one.

@@ -10,7 +10,7 @@ from uuid import uuid4
 import psycopg
 
 from hlfsync import services, settings
-from hlfsync.core import outcome
+from hlfsync.core import outcome, pacing
 from hlfsync.core.errors import AuthFailure, Permanent, Throttled, Transient
 from hlfsync.testing import (
     FakeClock,
@@ -484,6 +484,27 @@ async def test_while_half_open_only_one_change_goes_as_the_probe(
         "SELECT count(*) FROM sync_queue WHERE status = 'succeeded'"
     ).fetchone() == (12,)
     assert conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone() == (0,)
+
+
+async def test_a_loop_that_spent_its_share_of_the_window_fills_its_batches(
+    conn: Conn, build: Build, clock: FakeClock
+) -> None:
+    """Small calls in parallel until the loop has sent its share of Dataverse's requests for
+    the window (service protection counts requests, a `$batch` as one); then full batches
+    until the window has room again."""
+    _batch_world(conn, 10)
+    client = ScriptedDynamics(clock, max_batch=10)
+    worker = await build(client=client, worker_concurrency=5)
+    worker.worker.requests = pacing.RequestWindow(budget=5)
+    await worker.worker.run_once()
+    assert client.batches == [2] * 5  # shared out over 5 slots: five requests, the budget
+    _batch_world(conn, 25, start=10)
+    await worker.worker.run_once()
+    assert sorted(client.batches[5:]) == [5, 10, 10]  # budget spent: full batches
+    clock.advance(pacing.WINDOW)
+    _batch_world(conn, 10, start=35)
+    await worker.worker.run_once()
+    assert client.batches[8:] == [2] * 5  # the window has room again: shared out
 
 
 async def test_a_throttle_inside_a_batch_pauses_all_then_batches_are_filled(
