@@ -172,7 +172,6 @@ class ServiceProtection:
     execution_s: float = 0.0
     blocked_until: float = 0.0
     freed_at: float = 0.0  # when the window frees up, before any penalty
-    strikes: int = 0
 
     def admit(self, now: float) -> tuple[float, str] | None:
         """None: go (the call is counted); else (Retry-After in whole seconds, which limit)."""
@@ -180,12 +179,10 @@ class ServiceProtection:
         while self.calls and self.calls[0].at <= now - cfg.window_s:
             self.execution_s -= self.calls.popleft().execution_s
         if now < self.blocked_until:
-            self.strikes += 1
             self.blocked_until = min(
                 self.blocked_until + cfg.penalty_s, self.freed_at + cfg.window_s
             )
             return float(max(1, math.ceil(self.blocked_until - now))), "requests"
-        self.strikes = 0
         if len(self.calls) >= cfg.requests:
             self.blocked_until = self.freed_at = (
                 self.calls[len(self.calls) - cfg.requests].at + cfg.window_s

@@ -161,8 +161,9 @@ def test_the_window_slides_and_the_penalty_resets_once_the_client_waits() -> Non
     assert limits.admit(2.0) == (8.0, "requests")  # the first leaves the window at 10
     assert limits.admit(3.0) == (8.0, "requests")  # sent while throttled: pushed back 1 s
     assert limits.admit(4.0) == (8.0, "requests")  # and 1 s more
-    assert limits.admit(14.0) is None  # waited it out: both old requests have left
-    assert limits.strikes == 0
+    assert limits.admit(13.0) is None  # waited it out: both old requests have left
+    assert limits.admit(13.5) is None
+    assert limits.admit(14.0) == (9.0, "requests")  # a new throttle, no penalty carried over
 
 
 def test_a_burst_sent_while_throttled_waits_at_most_one_more_window() -> None:
