@@ -796,21 +796,23 @@ BEGIN
         SELECT coalesce($3, now()), mv.id, 'certification_expired', $2,
                jsonb_build_object('certification_expiry_date', mv.expires_on, 'today', $1)
           FROM moved mv
+    ), batch AS (
+        -- The alerts' four arrays in one pass over the moved mentors, sorted once.
+        SELECT array_agg(mv.id ORDER BY mv.id) AS mentors,
+               array_agg(mv.id || ':' || to_char(mv.expires_on, 'YYYY-MM-DD')
+                         ORDER BY mv.id) AS keys,
+               array_agg(jsonb_build_object('type', 'hlf_cert_paused',
+                                            'mentor_id', mv.id::text,
+                                            'operation', 'remove') ORDER BY mv.id) AS payloads,
+               array_agg(jsonb_build_object('reason', 'certification_expired',
+                                            'certification_expiry_date', mv.expires_on)
+                         ORDER BY mv.id) AS details
+          FROM moved mv
     ), raised AS (
         SELECT ra.deliveries
-          FROM raise_mentor_alerts(
-              'cert_paused', $3,
-              (SELECT array_agg(mv.id ORDER BY mv.id) FROM moved mv),
-              (SELECT array_agg(mv.id || ':' || to_char(mv.expires_on, 'YYYY-MM-DD')
-                                ORDER BY mv.id) FROM moved mv),
-              (SELECT array_agg(jsonb_build_object('type', 'hlf_cert_paused',
-                                                   'mentor_id', mv.id::text,
-                                                   'operation', 'remove') ORDER BY mv.id)
-                 FROM moved mv),
-              (SELECT array_agg(jsonb_build_object('reason', 'certification_expired',
-                                                   'certification_expiry_date', mv.expires_on)
-                                ORDER BY mv.id)
-                 FROM moved mv)) AS ra
+          FROM batch b,
+               raise_mentor_alerts('cert_paused', $3, b.mentors, b.keys, b.payloads,
+                                   b.details) AS ra
     )
     SELECT (SELECT count(*) FROM moved)::int,
            (SELECT count(*) FROM raised)::int,
@@ -880,26 +882,29 @@ BEGIN
                                   'certification_expiry_date', s.certification_expiry_date,
                                   'today', $1)
           FROM sent s
+    ), batch AS (
+        -- The alerts' four arrays in one pass over the reminders sent, sorted once.
+        SELECT array_agg(s.mentor_id ORDER BY s.id) AS mentors,
+               array_agg(s.mentor_id || ':' || s.threshold_day || ':'
+                         || to_char(s.certification_expiry_date, 'YYYY-MM-DD')
+                         ORDER BY s.id) AS keys,
+               -- The push data: as notify.payloads.build_reminder_data builds it, strings only.
+               array_agg(jsonb_build_object('type', 'hlf_cert_expiry_reminder',
+                                            'mentor_id', s.mentor_id::text,
+                                            'threshold_days', s.threshold_day::text)
+                         ORDER BY s.id) AS payloads,
+               array_agg(jsonb_build_object('reminder_id', s.id,
+                                            'threshold_day', s.threshold_day,
+                                            'days_left', s.days_left,
+                                            'certification_expiry_date',
+                                            s.certification_expiry_date)
+                         ORDER BY s.id) AS details
+          FROM sent s
     ), raised AS (
         SELECT (ra.payload ->> 'threshold_days')::int AS threshold_day, ra.deliveries
-          FROM raise_mentor_alerts(
-              'cert_reminder', $3,
-              (SELECT array_agg(s.mentor_id ORDER BY s.id) FROM sent s),
-              (SELECT array_agg(s.mentor_id || ':' || s.threshold_day || ':'
-                                || to_char(s.certification_expiry_date, 'YYYY-MM-DD')
-                                ORDER BY s.id)
-                 FROM sent s),
-              -- The push data: as notify.payloads.build_reminder_data builds it, strings only.
-              (SELECT array_agg(jsonb_build_object('type', 'hlf_cert_expiry_reminder',
-                                                   'mentor_id', s.mentor_id::text,
-                                                   'threshold_days', s.threshold_day::text)
-                                ORDER BY s.id) FROM sent s),
-              (SELECT array_agg(jsonb_build_object('reminder_id', s.id,
-                                                   'threshold_day', s.threshold_day,
-                                                   'days_left', s.days_left,
-                                                   'certification_expiry_date',
-                                                   s.certification_expiry_date)
-                                ORDER BY s.id) FROM sent s)) AS ra
+          FROM batch b,
+               raise_mentor_alerts('cert_reminder', $3, b.mentors, b.keys, b.payloads,
+                                   b.details) AS ra
     )
     -- Counted apart and joined per threshold (a handful of rows): a join of the two CTEs row by
     -- row would be planned on guesses and can turn quadratic.
@@ -1090,6 +1095,8 @@ BEGIN
                    finished_at = now(), updated_at = now()
               FROM unnest($1::uuid[], $2::bigint[]) AS m (mentor_id, queued_id)
              WHERE q.mentor_id = m.mentor_id AND q.status = 'pending'
+               -- By key: these mentors' pending rows, not every pending row in the queue.
+               AND q.mentor_id = ANY ($1::uuid[])
         $q$ USING moved_ids, queue_ids;
 
         EXECUTE $q$
@@ -1212,13 +1219,20 @@ BEGIN
          ORDER BY w.k
         ON CONFLICT (kind, incident_key) DO NOTHING
         RETURNING a.id, a.mentor_id, a.organization_id, a.incident_key, a.payload
-    ), coordinators AS (
-        SELECT DISTINCT r.id AS alert_id, cc.user_id
+    ), memberships AS MATERIALIZED (
+        -- Each alert's chapters, by the mentor's key, before anything else is joined: the
+        -- planner cannot count what an INSERT will return, and guessing a few hundred it
+        -- joined the alerts to every chapter of their organisation first (six probes per
+        -- alert instead of one).
+        SELECT r.id AS alert_id, r.organization_id, cm.chapter_id
           FROM raised r
           JOIN chapter_memberships cm ON cm.mentor_id = r.mentor_id
-          JOIN chapters c ON c.id = cm.chapter_id AND c.organization_id = r.organization_id
-          JOIN coordinator_chapters cc ON cc.chapter_id = cm.chapter_id
-          JOIN app_users u ON u.id = cc.user_id AND u.organization_id = r.organization_id
+    ), coordinators AS (
+        SELECT DISTINCT ms.alert_id, cc.user_id
+          FROM memberships ms
+          JOIN chapters c ON c.id = ms.chapter_id AND c.organization_id = ms.organization_id
+          JOIN coordinator_chapters cc ON cc.chapter_id = ms.chapter_id
+          JOIN app_users u ON u.id = cc.user_id AND u.organization_id = ms.organization_id
     ), recipients AS (
         SELECT c.alert_id, c.user_id FROM coordinators c
         UNION
@@ -2700,12 +2714,6 @@ CREATE INDEX peer_mentors_name_trgm_idx ON public.peer_mentors USING gin (full_n
 --
 
 CREATE INDEX peer_mentors_organization_id_idx ON public.peer_mentors USING btree (organization_id, id);
-
---
--- Name: peer_mentors_organization_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX peer_mentors_organization_idx ON public.peer_mentors USING btree (organization_id);
 
 --
 -- Name: peer_mentors_status_idx; Type: INDEX; Schema: public; Owner: -

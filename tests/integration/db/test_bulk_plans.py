@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from hlfsync.testing import make_mentor, make_org
+from hlfsync.testing import make_chapter, make_mentor, make_org, make_user
 
 Conn = psycopg.Connection[Any]
 
@@ -33,17 +33,28 @@ def test_no_function_changes_how_plans_are_cached(conn: Conn) -> None:
     assert rows == []
 
 
-def _transition_scans(conn: Conn, statement: str, params: list[Any]) -> list[int]:
-    """The estimated rows of every scan of the statement's transition tables (`changed_new`,
-    `changed_old`) planned while it ran."""
+def _plans(
+    conn: Conn, statement: str, params: Any, *, analyze: bool = False
+) -> tuple[list[str], Any]:
+    """Run the statement; the plans of it and of everything it ran (auto_explain), and its first
+    row. With `analyze`, the plans carry what each node really did (rows, loops)."""
     plans: list[str] = []
     conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
     conn.execute("LOAD 'auto_explain'")
     conn.execute("SET auto_explain.log_min_duration = 0")
     conn.execute("SET auto_explain.log_nested_statements = on")
     conn.execute("SET auto_explain.log_level = notice")
-    conn.execute(statement, params)
+    conn.execute(f"SET auto_explain.log_analyze = {'on' if analyze else 'off'}")
+    cur = conn.execute(statement, params)
+    row = cur.fetchone() if cur.description else None
     conn.execute("SET auto_explain.log_min_duration = -1")
+    return plans, row
+
+
+def _transition_scans(conn: Conn, statement: str, params: list[Any]) -> list[int]:
+    """The estimated rows of every scan of the statement's transition tables (`changed_new`,
+    `changed_old`) planned while it ran."""
+    plans, _ = _plans(conn, statement, params)
     return [
         int(n)
         for plan in plans
@@ -71,3 +82,48 @@ def test_a_set_based_change_after_one_row_changes_is_planned_for_its_size(conn: 
         [mentors[ONE_ROW_CHANGES:]],
     ).fetchone()
     assert paused == (BULK,)
+
+
+CHAPTERS = 6
+MEMBERS = 20_000  # enough that probing memberships by key beats reading them all
+ALERTS = 3_000  # a chunk of the first expiry check raises thousands at once
+
+
+def test_the_fan_out_looks_up_each_alerts_chapters_once(conn: Conn) -> None:
+    """Alerts for thousands of mentors at once find their coordinators through each mentor's own
+    memberships, read at most once per alert: never once per chapter of the organisation (the
+    planner cannot count what the alerts' INSERT returns, and once joined the alerts to every
+    chapter first: 18,000 probes here for 3,000 alerts)."""
+    org = make_org(conn)
+    chapters = [make_chapter(conn, org, f"chapter {n}") for n in range(CHAPTERS)]
+    for n, chapter in enumerate(chapters):
+        make_user(conn, org, coordinates=(chapter,), token=f"device-{n}")
+    mentors = [
+        row[0]
+        for row in conn.execute(
+            "WITH m AS (INSERT INTO peer_mentors (organization_id, full_name, status)"
+            "           SELECT %s, 'Kari Nordmann', 'active' FROM generate_series(1, %s)"
+            "           RETURNING id),"
+            " joined AS (INSERT INTO chapter_memberships (mentor_id, chapter_id)"
+            "            SELECT m.id, (%s::uuid[])[1 + (row_number() OVER () %% %s)] FROM m)"
+            " SELECT id FROM m",
+            [org, MEMBERS, chapters, CHAPTERS],
+        ).fetchall()
+    ][:ALERTS]
+    conn.execute("ANALYZE peer_mentors, chapters, chapter_memberships, coordinator_chapters")
+    plans, raised = _plans(
+        conn,
+        "SELECT count(*), sum(deliveries) FROM raise_mentor_alerts("
+        " 'cert_paused', NULL, %(m)s::uuid[], %(k)s::text[],"
+        " array_fill('{}'::jsonb, ARRAY[%(n)s]), array_fill('{}'::jsonb, ARRAY[%(n)s]))",
+        {"m": mentors, "k": [f"{m}:test" for m in mentors], "n": ALERTS},
+        analyze=True,
+    )
+    assert raised == (ALERTS, ALERTS)  # each mentor's one coordinator, one device each
+    probes = [
+        int(n)
+        for plan in plans
+        for n in re.findall(r"on chapter_memberships \w+ [^\n]*loops=(\d+)", plan)
+    ]
+    assert probes, "no plan read chapter_memberships"
+    assert max(probes) <= ALERTS
