@@ -1063,81 +1063,93 @@ CREATE FUNCTION public.peer_mentor_status_outbox() RETURNS trigger
     SET search_path TO 'public', 'pg_temp'
     AS $_$
 DECLARE
-    who         text := audit_actor();
+    who          text := audit_actor();
     -- Bulk writers (the nightly expiry) say so; a person's change keeps the default, 0. The
     -- API roles cannot choose: what they change is a person's change.
-    prio        smallint := CASE WHEN auth_is_api_caller() THEN 0
-                                 ELSE coalesce(nullif(current_setting('hlfsync.priority', true),
-                                                      ''), '0')::smallint END;
+    prio         smallint := CASE WHEN auth_is_api_caller() THEN 0
+                                  ELSE coalesce(nullif(current_setting('hlfsync.priority', true),
+                                                       ''), '0')::smallint END;
     -- Looked up once: called per row, it reads the catalogue each time (2 µs a row, five times
     -- what nextval itself costs).
-    queue_seq   regclass := pg_get_serial_sequence('sync_queue', 'id')::regclass;
-    moved_ids   uuid[];
-    queue_ids   bigint[];
+    queue_seq    regclass := pg_get_serial_sequence('sync_queue', 'id')::regclass;
+    -- The changed rows (status or reason), in mentor order; queue ids only for the moved ones.
+    ids          uuid[];
+    queue_ids    bigint[];
+    old_status   text[];
+    new_status   text[];
+    old_reason   text[];
+    new_reason   text[];
+    contacts     uuid[];
 BEGIN
     -- Through EXECUTE: planned for this statement's transition tables (one row or fifty
-    -- thousand), never a plan cached from another statement's size.
-    -- Ids drawn first, in mentor order, so the superseded rows can point at their successors.
+    -- thousand), never a plan cached from another statement's size. Queue ids are drawn in
+    -- mentor order (the subquery's), so superseded rows can point at their successors.
     EXECUTE $q$
-        SELECT array_agg(s.id), array_agg(nextval($1))
-          FROM (SELECT n.id
+        SELECT array_agg(s.id),
+               array_agg(CASE WHEN s.moved THEN nextval($1) END),
+               array_agg(s.old_status), array_agg(s.new_status),
+               array_agg(s.old_reason), array_agg(s.new_reason),
+               array_agg(s.contact)
+          FROM (SELECT n.id, (o.status = 'active') IS DISTINCT FROM (n.status = 'active') AS moved,
+                       o.status AS old_status, n.status AS new_status,
+                       o.status_reason AS old_reason, n.status_reason AS new_reason,
+                       n.dynamics_contact_id AS contact
                   FROM changed_new n JOIN changed_old o ON o.id = n.id
-                 WHERE (o.status = 'active') IS DISTINCT FROM (n.status = 'active')
+                 WHERE o.status IS DISTINCT FROM n.status
+                    OR o.status_reason IS DISTINCT FROM n.status_reason
                  ORDER BY n.id) AS s
-    $q$ INTO moved_ids, queue_ids USING queue_seq;
+    $q$ INTO ids, queue_ids, old_status, new_status, old_reason, new_reason, contacts
+        USING queue_seq;
 
-    IF moved_ids IS NOT NULL THEN
-        -- Desired state, not commands: the waiting operation, if any, is now moot. Before the
-        -- insert, since a mentor has at most one pending operation (a unique index).
-        EXECUTE $q$
-            UPDATE sync_queue q
-               SET status = 'superseded', superseded_by = m.queued_id,
-                   finished_at = now(), updated_at = now()
-              FROM unnest($1::uuid[], $2::bigint[]) AS m (mentor_id, queued_id)
-             WHERE q.mentor_id = m.mentor_id AND q.status = 'pending'
-               -- By key: these mentors' pending rows, not every pending row in the queue.
-               AND q.mentor_id = ANY ($1::uuid[])
-        $q$ USING moved_ids, queue_ids;
-
-        EXECUTE $q$
-            INSERT INTO sync_queue (id, mentor_id, operation, payload_json, source, priority)
-            OVERRIDING SYSTEM VALUE
-            SELECT m.queued_id, n.id,
-                   CASE WHEN n.status = 'active' THEN 'restore' ELSE 'remove' END,
-                   jsonb_build_object('contact_id', n.dynamics_contact_id,
-                                      'listed', n.status = 'active',
-                                      'status', n.status,
-                                      'reason', n.status_reason,
-                                      'changed_at', now()),
-                   'status_change', $3
-              FROM unnest($1::uuid[], $2::bigint[]) AS m (mentor_id, queued_id)
-              JOIN changed_new n ON n.id = m.mentor_id
-             ORDER BY m.queued_id
-        $q$ USING moved_ids, queue_ids, prio;
-
-        PERFORM pg_notify('hlfsync_sync_queue', queue_ids[array_upper(queue_ids, 1)]::text);
+    IF ids IS NULL THEN
+        RETURN NULL;
     END IF;
 
-    EXECUTE $q$
-        INSERT INTO audit_log (mentor_id, sync_queue_id, event_type, actor, details)
-        SELECT n.id, m.queued_id,
-               CASE WHEN o.status IS DISTINCT FROM n.status THEN 'status_changed'
-                    ELSE 'status_reason_changed' END,
-               $3,
-               jsonb_build_object('old_status', o.status, 'new_status', n.status,
-                                  'reason', n.status_reason,
-                                  'old_reason', o.status_reason,
-                                  'operation', CASE WHEN m.queued_id IS NULL THEN NULL
-                                                    WHEN n.status = 'active' THEN 'restore'
-                                                    ELSE 'remove' END)
-          FROM changed_new n
-          JOIN changed_old o ON o.id = n.id
-          LEFT JOIN unnest($1::uuid[], $2::bigint[]) AS m (mentor_id, queued_id)
-                 ON m.mentor_id = n.id
-         WHERE o.status IS DISTINCT FROM n.status
-            OR o.status_reason IS DISTINCT FROM n.status_reason
-         ORDER BY n.id
-    $q$ USING moved_ids, queue_ids, who;
+    IF EXISTS (SELECT 1 FROM unnest(queue_ids) AS q (id) WHERE q.id IS NOT NULL) THEN
+        -- Desired state, not commands: the waiting operation, if any, is now moot. Before the
+        -- insert, since a mentor has at most one pending operation (a unique index).
+        UPDATE sync_queue q
+           SET status = 'superseded', superseded_by = m.queued_id,
+               finished_at = now(), updated_at = now()
+          FROM unnest(ids, queue_ids) AS m (mentor_id, queued_id)
+         WHERE m.queued_id IS NOT NULL
+           AND q.mentor_id = m.mentor_id AND q.status = 'pending'
+           -- By key: these mentors' pending rows, not every pending row in the queue.
+           AND q.mentor_id = ANY (ids);
+
+        INSERT INTO sync_queue (id, mentor_id, operation, payload_json, source, priority)
+        OVERRIDING SYSTEM VALUE
+        SELECT m.queued_id, m.mentor_id,
+               CASE WHEN m.status = 'active' THEN 'restore' ELSE 'remove' END,
+               jsonb_build_object('contact_id', m.contact,
+                                  'listed', m.status = 'active',
+                                  'status', m.status,
+                                  'reason', m.reason,
+                                  'changed_at', now()),
+               'status_change', prio
+          FROM unnest(ids, queue_ids, new_status, new_reason, contacts)
+               AS m (mentor_id, queued_id, status, reason, contact)
+         WHERE m.queued_id IS NOT NULL
+         ORDER BY m.queued_id;
+
+        PERFORM pg_notify('hlfsync_sync_queue',
+                          (SELECT max(q.id) FROM unnest(queue_ids) AS q (id))::text);
+    END IF;
+
+    INSERT INTO audit_log (mentor_id, sync_queue_id, event_type, actor, details)
+    SELECT m.mentor_id, m.queued_id,
+           CASE WHEN m.old_status IS DISTINCT FROM m.new_status THEN 'status_changed'
+                ELSE 'status_reason_changed' END,
+           who,
+           jsonb_build_object('old_status', m.old_status, 'new_status', m.new_status,
+                              'reason', m.new_reason,
+                              'old_reason', m.old_reason,
+                              'operation', CASE WHEN m.queued_id IS NULL THEN NULL
+                                                WHEN m.new_status = 'active' THEN 'restore'
+                                                ELSE 'remove' END)
+      FROM unnest(ids, queue_ids, old_status, new_status, old_reason, new_reason)
+           AS m (mentor_id, queued_id, old_status, new_status, old_reason, new_reason)
+     ORDER BY m.mentor_id;
     RETURN NULL;
 END
 $_$;
