@@ -183,3 +183,24 @@ def test_a_worker_sends_live_work_on_its_main_loop_and_bulk_work_on_its_backgrou
         str(bulk_contact): False,
     }
     assert "hlfsync-background" in names
+
+
+def test_a_worker_fetches_its_token_at_start_not_on_a_persons_first_change(
+    sandbox: SandboxServer, admin: AdminClient, db_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    """With nothing to sync and no job touching Dynamics due, a started worker still asks the
+    authority for its token once: a person's first change after a start or a deploy then does
+    not wait for msal and the token request (bench.latency's two-workers row)."""
+    conn.execute(
+        "INSERT INTO scheduled_runs (job, slot, status, finished_at)"
+        " SELECT job, '2999-01-01', 'succeeded', now()"
+        "   FROM unnest(ARRAY['health_check', 'reconcile']) AS job"
+    )
+    admin.clear_requests()
+    with _reaped(_worker(_env(sandbox, db_url), tmp_path)) as worker:
+        _wait_for(lambda: bool(admin.requests(kind="token")))
+        err = _stopped(worker)
+    assert worker.returncode == 0, err
+    assert len(admin.requests(kind="token")) == 1
+    assert not admin.requests(kind="dataverse")
+    assert conn.execute("SELECT count(*) FROM sync_queue").fetchone() == (0,)

@@ -228,6 +228,7 @@ def beside_the_loop(
     from hlfsync import metrics
     from hlfsync.db.queue import LIVE
     from hlfsync.worker.background import run_beside
+    from hlfsync.worker.health import warm_up
     from hlfsync.worker.lag import LagProbe, watch_gc
 
     if settings.worker_metrics_port is not None:
@@ -239,6 +240,9 @@ def beside_the_loop(
     watch_gc()
     built.worker.lag = lag
     probe = asyncio.create_task(lag.run(stop), name="lag-probe")
+    # The live client's token, fetched now rather than by the first person's change; a change
+    # arriving meanwhile shares this request.
+    warming = asyncio.create_task(warm_up(built.client), name="warm-up")
     # What start-up made lives for the whole run: out of the collector's sight, a full
     # collection (one holds the interpreter lock throughout) walks only what came after.
     gc.freeze()
@@ -249,7 +253,7 @@ def beside_the_loop(
     # (`hlfsync_gc_pause_seconds`). Reference counting frees almost everything; the collector is
     # for cycles, which can wait a little longer.
     gc.set_threshold(*GC_THRESHOLDS)
-    return [beside, probe]
+    return [beside, probe, warming]
 
 
 # --- long-running commands --------------------------------------------------------------------

@@ -140,6 +140,22 @@ async def check_credentials(
     return await record(pool, results, breaker, clock, client.contract)
 
 
+async def warm_up(client: DynamicsClient) -> None:
+    """Fetch what the first call will need (the token: msal's import, its discovery and token
+    requests) before a person's change needs it. Without this, a worker's first live change
+    after a start or deploy waited for all of it (up to a second under the night's load in
+    bench.latency's two-workers row). Decides and records nothing: a failure is one log line,
+    and the call that needs the credentials, or the health check, meets it again and acts."""
+    try:
+        results = await run_checks(client.credential_checks())
+    except Exception as exc:  # noqa: BLE001 - a warm-up that fails must not stop the worker
+        log.warning("dynamics_warm_up_failed", check="token", detail=type(exc).__name__)
+        return
+    for result in results:
+        if not result.ok:
+            log.warning("dynamics_warm_up_failed", check=result.name, detail=result.detail)
+
+
 async def _audit_write_probe(
     pool: Pool, client: DynamicsClient, results: Sequence[CheckResult], clock: Clock
 ) -> None:
@@ -166,4 +182,5 @@ __all__ = [
     "dynamics_checks",
     "record",
     "run_checks",
+    "warm_up",
 ]
