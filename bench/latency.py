@@ -23,10 +23,11 @@ drifted):
 - quiet (isolated figure, not the product as deployed): every scheduled slot recorded as done,
   so nothing scheduled runs: the latency of the sync path alone.
 
-Each row: p50/p95/p99/max over the changes, the same for the changes committed while a
-scheduled job ran, the longest event-loop stall the worker's probe saw
+Each row: p50/p95/p99/max over the changes, p50/p99/max for the changes committed while a
+scheduled job ran (a few hundred of the 1,000 at most: the jobs end before the changes do, so
+the row is judged on both), the longest event-loop stall the worker's probe saw
 (`hlfsync_event_loop_lag_max_seconds`), and the worker's peak RSS. Target: p50 <= 20 ms,
-p99 <= 100 ms in every situation.
+p99 <= 100 ms in every situation, over all its changes and over those made while a job ran.
 """
 
 from __future__ import annotations
@@ -80,14 +81,19 @@ class Result:
     gcs: dict[str, tuple[int, float]] = field(default_factory=dict)
     peak_rss_mib: float = 0.0
     jobs: dict[str, float] = field(default_factory=dict)
-    # (seconds after the first change, latency ms) per change, and each job's (start, end) on
-    # the same scale: for `--timeline`.
-    timeline: list[tuple[float, float]] = field(default_factory=list)
+    # (seconds after the first change, latency ms, of which commit -> sent ms) per change, and
+    # each job's (start, end) on the same scale: for `--timeline`.
+    timeline: list[tuple[float, float, float]] = field(default_factory=list)
     spans: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
-        return self.p50_ms <= 20 and self.p99_ms <= 100
+        """The target over every change, and over those committed while a scheduled job ran:
+        most of the 1,000 come after the jobs end, and alone they would judge a quiet worker."""
+        during_met = not self.during or (
+            _percentile(self.during, 50) <= 20 and _percentile(self.during, 99) <= 100
+        )
+        return self.p50_ms <= 20 and self.p99_ms <= 100 and during_met
 
     def during_text(self) -> str:
         if not self.during:
@@ -348,7 +354,10 @@ def run_situation(
         jobs={job: b - a for job, (a, b) in spans.items()},
         ours_p99_ms=_percentile(ours, 99) if ours else float("nan"),
         theirs_p99_ms=_percentile(theirs, 99) if theirs else float("nan"),
-        timeline=sorted((committed[k] - started, ms) for k, ms in latencies.items()),
+        timeline=sorted(
+            (committed[k] - started, ms, (sent[k] - committed[k]) * 1000 if k in sent else -1.0)
+            for k, ms in latencies.items()
+        ),
         spans={job: (a - started, b - started) for job, (a, b) in spans.items()},
     )
 
