@@ -3,20 +3,10 @@ never stops the worker; the call or health check that needs the credentials meet
 
 from __future__ import annotations
 
-from typing import Any
-
 from structlog.testing import capture_logs
 
 from hlfsync.core.errors import AuthFailure
 from hlfsync.worker.health import warm_up
-
-
-class _Client:
-    def __init__(self, step: Any) -> None:
-        self.step = step
-
-    def credential_checks(self) -> list[Any]:
-        return [("token", self.step)]
 
 
 async def test_a_refused_secret_is_one_warning_and_no_raise() -> None:
@@ -24,7 +14,7 @@ async def test_a_refused_secret_is_one_warning_and_no_raise() -> None:
         raise AuthFailure("token authority refused the client secret (401)")
 
     with capture_logs() as logs:
-        await warm_up(_Client(refused))  # type: ignore[arg-type]
+        await warm_up([("token", refused)])
     assert [(e["event"], e["check"]) for e in logs] == [("dynamics_warm_up_failed", "token")]
     assert "401" in logs[0]["detail"]
 
@@ -34,9 +24,9 @@ async def test_an_unexpected_error_is_one_warning_and_no_raise() -> None:
         raise RuntimeError("a bug\nwith a second line")
 
     with capture_logs() as logs:
-        await warm_up(_Client(broken))  # type: ignore[arg-type]
-    assert [(e["event"], e["detail"]) for e in logs] == [
-        ("dynamics_warm_up_failed", "RuntimeError")
+        await warm_up([("token", broken)])
+    assert [(e["event"], e["check"], e["detail"]) for e in logs] == [
+        ("dynamics_warm_up_failed", "token", "RuntimeError")
     ]
 
 
@@ -48,6 +38,6 @@ async def test_a_working_token_logs_nothing() -> None:
         return "token acquired"
 
     with capture_logs() as logs:
-        await warm_up(_Client(fine))  # type: ignore[arg-type]
+        await warm_up([("token", fine)])
     assert asked == ["token"]
     assert logs == []

@@ -242,7 +242,7 @@ def beside_the_loop(
     probe = asyncio.create_task(lag.run(stop), name="lag-probe")
     # The live client's token, fetched now rather than by the first person's change; a change
     # arriving meanwhile shares this request.
-    warming = asyncio.create_task(warm_up(built.client), name="warm-up")
+    warming = asyncio.create_task(warm_up(built.client.credential_checks()), name="warm-up")
     # What start-up made lives for the whole run: out of the collector's sight, a full
     # collection (one holds the interpreter lock throughout) walks only what came after.
     gc.freeze()

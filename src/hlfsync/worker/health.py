@@ -140,16 +140,18 @@ async def check_credentials(
     return await record(pool, results, breaker, clock, client.contract)
 
 
-async def warm_up(client: DynamicsClient) -> None:
-    """Fetch what the first call will need (the token: msal's import, its discovery and token
-    requests) before a person's change needs it. Without this, a worker's first live change
-    after a start or deploy waited for all of it (up to a second under the night's load in
-    bench.latency's two-workers row). Decides and records nothing: a failure is one log line,
-    and the call that needs the credentials, or the health check, meets it again and acts."""
+async def warm_up(checks: Sequence[Check]) -> None:
+    """Run a client's credential checks (`credential_checks()`: for Dataverse the token, with
+    msal's import and its discovery and token requests) before a person's change needs them.
+    Without this, a worker's first live change after a start or deploy waited for all of it (up
+    to a second under the night's load in bench.latency's two-workers row). Decides and records
+    nothing: a failure is one log line, and the call that needs the credentials, or the health
+    check, meets it again and acts."""
     try:
-        results = await run_checks(client.credential_checks())
+        results = await run_checks(checks)
     except Exception as exc:  # noqa: BLE001 - a warm-up that fails must not stop the worker
-        log.warning("dynamics_warm_up_failed", check="token", detail=type(exc).__name__)
+        names = ", ".join(name for name, _ in checks)
+        log.warning("dynamics_warm_up_failed", check=names, detail=type(exc).__name__)
         return
     for result in results:
         if not result.ok:
