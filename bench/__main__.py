@@ -52,6 +52,7 @@ def latency(quick: bool) -> list[Figure]:
             "event latency", f"commit → PATCH received, {r.situation}, {r.changes:,} changes",
             f"p50 {r.p50_ms:.1f} ms, p95 {r.p95_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, max"
             f" {r.max_ms:.1f} ms; while a job ran {r.during_text()} ms;"
+            f" the app's write p99 {r.write_p99_ms:.1f}, max {r.write_max_ms:.1f} ms;"
             f" longest loop stall {r.stall_ms:.1f} ms",
             "p50 ≤ 20 ms, p99 ≤ 100 ms, also while a job ran", r.met,
         ))  # fmt: skip

@@ -89,6 +89,24 @@ async def test_drift_both_ways_is_queued_and_the_rest_is_reported(
     assert report.mentors_without_contact == 1
 
 
+async def test_confirmations_commit_in_chunks_so_a_persons_change_waits_for_one_at_most(
+    conn: Conn, admin: AdminClient, pool: Pool, client: Any
+) -> None:
+    """A person's status change updates its mentor's confirmation row: the confirmations commit
+    a chunk of contacts at a time (one transaction per chunk, told apart by the rows' xmin), so
+    that change never waits for the whole run's."""
+    _world(conn, admin)
+    await reconcile.reconcile(
+        pool, client, now=datetime.now(UTC), dry_run=False, page_size=100, confirm_chunk=2
+    )
+    per_transaction = conn.execute(
+        "SELECT count(*) FROM listing_confirmations WHERE confirmed_by = 'reconcile'"
+        " GROUP BY xmin::text ORDER BY 1"
+    ).fetchall()
+    # Six contacts read (five mentors and one nobody has) in chunks of two.
+    assert sorted(n for (n,) in per_transaction) == [1, 2, 2]
+
+
 async def test_dry_run_changes_nothing(
     conn: Conn, admin: AdminClient, pool: Pool, client: Any
 ) -> None:

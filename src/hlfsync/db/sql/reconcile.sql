@@ -46,16 +46,29 @@ SELECT m.id, s.listed, m.status
 
 ;
 
+-- name: reconcile_confirm_chunks
+-- The confirmations' chunks: first and last contact of every %(size)s, in contact order. Each
+-- chunk commits on its own, so a person's status change (whose trigger updates the mentor's
+-- confirmation row) waits at most for one chunk, never for all 100,000 rows at once.
+SELECT chunk[1], chunk[cardinality(chunk)]
+  FROM (SELECT array_agg(contact_id ORDER BY contact_id) AS chunk
+          FROM (SELECT contact_id, row_number() OVER (ORDER BY contact_id) - 1 AS n
+                  FROM (SELECT DISTINCT contact_id FROM reconcile_seen) AS d) AS numbered
+         GROUP BY n / %(size)s) AS chunks
+ ORDER BY 1;
+
 -- name: reconcile_confirm
 -- What Dynamics listed is each mentor's confirmed listing, as of the run's start (every page
--- was read after it). Never over a newer confirmation, nor over a sync confirmed within the
--- portal's read lag (the read may not show that write yet).
+-- was read after it), for the contacts from %(lo)s to %(hi)s. Never over a newer
+-- confirmation, nor over a sync confirmed within the portal's read lag (the read may not show
+-- that write yet).
 INSERT INTO listing_confirmations AS c
        (mentor_id, listed, confirmed_at, confirmed_by, should_list, differs_since)
 SELECT DISTINCT ON (m.id) m.id, s.listed, %(now)s, 'reconcile', m.status = 'active',
        CASE WHEN s.listed <> (m.status = 'active') THEN %(now)s::timestamptz END
   FROM reconcile_seen s
   JOIN peer_mentors m ON m.dynamics_contact_id = s.contact_id
+ WHERE s.contact_id BETWEEN %(lo)s::uuid AND %(hi)s::uuid
  ORDER BY m.id
 ON CONFLICT (mentor_id) DO UPDATE
    SET listed = excluded.listed, confirmed_at = excluded.confirmed_at,
