@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from hlfsync.notify.base import Notifier
     from hlfsync.worker.background import Body, Build, Close, Outcome
     from hlfsync.worker.dispatcher import AlertDispatcher
+    from hlfsync.worker.lag import LagProbe
     from hlfsync.worker.runner import SyncWorker
     from hlfsync.worker.scheduler import Scheduler
 
@@ -154,10 +155,42 @@ def build_scheduler(
     return Scheduler(pool, clock, settings.zone, jobs)
 
 
-def background(settings: Settings, url: str, worker_id: str) -> Build:
+def _bulk_share(settings: Settings) -> int:
+    """Bulk calls in flight: a share of the worker's, as when one loop ran both lanes."""
+    from hlfsync.worker.runner import BULK_SHARE
+
+    return max(1, settings.worker_concurrency // BULK_SHARE)
+
+
+def bulk_lane(
+    settings: Settings,
+    pool: Pool,
+    *,
+    url: str,
+    client: DynamicsClient,
+    clock: Clock,
+    worker_id: str,
+    breaker: DynamicsCircuitBreaker,
+    live_lag: LagProbe | None,
+) -> SyncWorker:
+    """The background loop's sync loop: bulk work only, its share of the calls, fewer of them
+    while the live loop's probe (`live_lag`) says a person's change would wait."""
+    from hlfsync.db.queue import BULK
+
+    worker = _sync_worker(settings, pool, url=url, client=client, clock=clock,
+                          worker_id=worker_id, concurrency=_bulk_share(settings), lane=BULK,
+                          breaker=breaker)  # fmt: skip
+    worker.lag = live_lag
+    return worker
+
+
+def background(
+    settings: Settings, url: str, worker_id: str, live_lag: LagProbe | None = None
+) -> Build:
     """A build for `worker.background.run_beside`: the scheduler, the bulk lane and the alert
     dispatcher, with their own pool, Dynamics client, notifier and breaker view, made on (and
-    belonging to) the background thread."""
+    belonging to) the background thread. The bulk lane yields to `live_lag`, the live loop's
+    probe: fewer bulk calls at once while a person's change would wait."""
 
     async def build() -> tuple[Body, Close]:
         import asyncio
@@ -166,28 +199,23 @@ def background(settings: Settings, url: str, worker_id: str) -> Build:
         from hlfsync.core.clock import SystemClock
         from hlfsync.db.breaker import DynamicsCircuitBreaker
         from hlfsync.db.pool import open_pool
-        from hlfsync.db.queue import BULK
         from hlfsync.dynamics.factory import build_client
         from hlfsync.notify import operators
         from hlfsync.notify.factory import build_notifier
         from hlfsync.worker import lanes
         from hlfsync.worker.dispatcher import AlertDispatcher
         from hlfsync.worker.process import dispatch_forever, wake_on
-        from hlfsync.worker.runner import BULK_SHARE
 
-        # Bulk calls in flight: a share of the worker's, as when one loop ran both lanes.
-        bulk = max(1, settings.worker_concurrency // BULK_SHARE)
         # The scheduler's jobs due together (the expiry check on two), the bulk lane's writes
         # and the dispatcher; within what HLFSYNC_DB_POOL_SIZE allows a worker.
-        size = max(2, min(settings.db_pool_size, bulk + 5))
+        size = max(2, min(settings.db_pool_size, _bulk_share(settings) + 5))
         pool = await open_pool(url, max_size=size, min_size=2, name="hlfsync-background")
         client = build_client(settings)
         notifier = build_notifier(settings)
         clock = SystemClock()
         breaker = DynamicsCircuitBreaker(pool, parts.breaker_config(settings))
-        worker = _sync_worker(settings, pool, url=url, client=client, clock=clock,
-                              worker_id=worker_id, concurrency=bulk, lane=BULK,
-                              breaker=breaker)  # fmt: skip
+        worker = bulk_lane(settings, pool, url=url, client=client, clock=clock,
+                           worker_id=worker_id, breaker=breaker, live_lag=live_lag)  # fmt: skip
         dispatcher = AlertDispatcher(
             pool, notifier, clock, channels=operators.build_channels(settings)
         )
@@ -234,11 +262,11 @@ def beside_the_loop(
     if settings.worker_metrics_port is not None:
         metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
     built.worker.lane = LIVE  # the bulk lane runs on the background loop
-    behind = background(settings, built.url, built.worker.ctx.store.worker_id)
-    beside = asyncio.create_task(run_beside(behind, stop, ended), name="background")
     lag = LagProbe(settings.loop_lag_interval)
     watch_gc()
     built.worker.lag = lag
+    behind = background(settings, built.url, built.worker.ctx.store.worker_id, lag)
+    beside = asyncio.create_task(run_beside(behind, stop, ended), name="background")
     probe = asyncio.create_task(lag.run(stop), name="lag-probe")
     # The live client's token, fetched now rather than by the first person's change; a change
     # arriving meanwhile shares this request.

@@ -31,18 +31,17 @@ class LagProbe:
         self.interval_s = interval_s
         self.max_s = 0.0
         self.samples = 0
+        # The longest delay among the last few samples: how busy the loop is right now. A plain
+        # float, computed here: the bulk lane reads it from the background thread.
+        self.recent_s = 0.0
         self._recent: collections.deque[float] = collections.deque(maxlen=RECENT)
-
-    @property
-    def recent_s(self) -> float:
-        """The longest delay among the last few samples: how busy the loop is right now."""
-        return max(self._recent, default=0.0)
 
     def record(self, lag_s: float) -> None:
         """One measurement (negative ones, from clock granularity, count as zero)."""
         lag_s = max(0.0, lag_s)
         self.samples += 1
         self._recent.append(lag_s)
+        self.recent_s = max(self._recent)
         metrics.LOOP_LAG.observe(lag_s)
         if lag_s > self.max_s:
             self.max_s = lag_s

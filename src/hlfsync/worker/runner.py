@@ -37,9 +37,10 @@ MAX_HELD = 2000
 CLAIM_SLICE = 250
 # How long a throttle makes the worker fill batches: Dataverse counts requests over 5 minutes.
 THROTTLE_MEMORY = pacing.WINDOW
-# Bulk work yields to live work: while the loop wakes later than this, fewer bulk calls run at
-# once (halved at most every BULK_ADJUST_S, won back one at a time), so a person's change finds
-# the loop free within a few milliseconds even while a night's backlog drains.
+# Bulk work yields to live work: while the live loop wakes later than this, fewer bulk calls run
+# at once (halved at most every BULK_ADJUST_S, won back one at a time), so a person's change
+# finds the loop free within a few milliseconds even while a night's backlog drains. The bulk
+# lane runs on the background thread and reads the live loop's probe (`services.worker`).
 BULK_YIELD_LAG_S = 0.005
 BULK_SHARE = 4
 BULK_ADJUST_S = 0.05
@@ -79,7 +80,8 @@ class SyncWorker:
         # without a round trip to the database in between.
         self._buffer: collections.deque[Operation] = collections.deque()
         self._buffered_bulk = 0  # bulk ops (below LIVE_PRIORITY) among them
-        # The loop-lag probe, when the process runs one (`worker.lag`): bulk work yields to it.
+        # The live loop's lag probe, when the process runs one (`worker.lag`): bulk work yields
+        # to it, on whichever loop it runs.
         self.lag: LagProbe | None = None
         self._bulk_tasks = 0
         # Bulk calls in flight at most: a quarter of the slots. A backlog is bound by CPU (here

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from hlfsync import tasks
+from hlfsync import services, settings, tasks
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queue import BULK, BULK_PRIORITY, LIVE, LIVE_PRIORITY
 from hlfsync.testing import (
@@ -238,3 +238,49 @@ def test_every_garbage_collection_is_timed() -> None:
     finally:
         gc.callbacks.remove(timed)
     assert count() == before + 1
+
+
+async def test_the_bulk_lane_starts_fewer_calls_while_the_live_loop_lags(
+    conn: Conn, db_url: str, build: Build, clock: FakeClock
+) -> None:
+    """The background loop's bulk lane reads the live loop's probe: while it says a person's
+    change would wait (50 ms late), the lane halves the bulk calls it starts; once the live loop
+    is quick again it wins them back one at a time."""
+    _world(conn, 30)
+    check(conn, TODAY, tasks.SCHEDULER_ACTOR)
+    clock.advance(60)
+    gate = asyncio.Event()
+
+    class Held(ScriptedDynamics):
+        async def apply(self, change: Any) -> None:
+            self.calls.append((clock.now(), change.contact_id, "started"))
+            await gate.wait()
+            await super().apply(change)
+
+    client = Held(clock)
+    conf = settings.load(database_url=db_url, worker_concurrency=16)
+    live = await build(client=client, worker_concurrency=16)
+    probe = LagProbe()
+    bulk = services.bulk_lane(conf, live.pool, url=live.url, client=client, clock=clock,
+                              worker_id="test-bulk", breaker=live.worker.ctx.breaker,
+                              live_lag=probe)  # fmt: skip
+    assert bulk.lane is BULK
+    assert bulk.concurrency == 4  # a quarter of the worker's calls
+
+    def started() -> int:
+        return sum(what == "started" for *_, what in client.calls)
+
+    for _ in range(5):
+        probe.record(0.05)
+    await bulk.ctx.breaker.refresh()  # as run() does first
+    await bulk._tick()
+    await asyncio.sleep(0.05)
+    assert started() == 2  # half of its 4
+    for _ in range(5):
+        probe.record(0.0)
+    await asyncio.sleep(0.06)  # one adjustment period
+    bulk._fill_slots()
+    await asyncio.sleep(0.05)
+    assert started() == 3  # one won back
+    gate.set()
+    await asyncio.gather(*bulk._inflight)
