@@ -2,7 +2,8 @@
 scheduler ON, in each situation where scheduled bulk work competes with live changes.
 
     PYTHONPATH=. uv run python -m bench.latency [--changes 1000] [--mentors 100000]
-        [--situations start reconcile expiry two-workers quiet] [--one-sandbox] [--timeline F]
+        [--situations start reconcile expiry two-workers quiet] [--repeat N] [--one-sandbox]
+        [--timeline F]
 
 `hlfsync worker` processes (default settings, dataverse-v9 over HTTPS) and the sandbox run as in
 production: Dynamics and FCM as two sandbox processes, as they are two services elsewhere
@@ -70,27 +71,60 @@ SITUATIONS: dict[str, tuple[str, tuple[str, ...], int]] = {
 @dataclass
 class Result:
     situation: str
-    changes: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    max_ms: float
+    # Per change, ms: commit -> PATCH received; of those, the changes committed while a
+    # scheduled job ran; commit -> call sent (hlfsync) and sent -> received (the way and the
+    # sandbox); the app's own write (the status UPDATE until its commit returned), before the
+    # latency's clock starts: a scheduled job holding a row it needs makes the person wait here.
+    latencies: list[float]
     during: list[float] = field(default_factory=list)
+    ours: list[float] = field(default_factory=list)
+    theirs: list[float] = field(default_factory=list)
+    writes: list[float] = field(default_factory=list)
     stall_ms: float = 0.0
-    # p99 of commit -> call sent (hlfsync) and call sent -> received (the way and the sandbox).
-    ours_p99_ms: float = float("nan")
-    theirs_p99_ms: float = float("nan")
-    # The app's own write (the status UPDATE and its commit), before the latency's clock starts:
-    # a scheduled job holding a row it needs makes the person wait here.
-    write_p99_ms: float = float("nan")
-    write_max_ms: float = float("nan")
     gcs: dict[str, tuple[int, float]] = field(default_factory=dict)
     peak_rss_mib: float = 0.0
     jobs: dict[str, float] = field(default_factory=dict)
     # (seconds after the first change, latency ms, of which commit -> sent ms) per change, and
-    # each job's (start, end) on the same scale: for `--timeline`.
+    # each job's (start, end) on the same scale: for `--timeline` (the first run's).
     timeline: list[tuple[float, float, float]] = field(default_factory=list)
     spans: dict[str, tuple[float, float]] = field(default_factory=dict)
+    runs: int = 1
+
+    @property
+    def changes(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def p50_ms(self) -> float:
+        return _percentile(self.latencies, 50)
+
+    @property
+    def p95_ms(self) -> float:
+        return _percentile(self.latencies, 95)
+
+    @property
+    def p99_ms(self) -> float:
+        return _percentile(self.latencies, 99)
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.latencies)
+
+    @property
+    def ours_p99_ms(self) -> float:
+        return _percentile(self.ours, 99) if self.ours else float("nan")
+
+    @property
+    def theirs_p99_ms(self) -> float:
+        return _percentile(self.theirs, 99) if self.theirs else float("nan")
+
+    @property
+    def write_p99_ms(self) -> float:
+        return _percentile(self.writes, 99) if self.writes else float("nan")
+
+    @property
+    def write_max_ms(self) -> float:
+        return max(self.writes, default=float("nan"))
 
     @property
     def met(self) -> bool:
@@ -106,6 +140,30 @@ class Result:
             return "-"
         return (f"{len(self.during)}: p50 {_percentile(self.during, 50):.1f}, "
                 f"p99 {_percentile(self.during, 99):.1f}, max {max(self.during):.1f}")  # fmt: skip
+
+
+def merge(results: list[Result]) -> Result:
+    """Several runs of one situation as one row: every change of every run counts."""
+    first = results[0]
+    jobs: dict[str, float] = {}
+    for r in results:
+        for job, seconds in r.jobs.items():
+            jobs[job] = max(jobs.get(job, 0.0), seconds)
+    return Result(
+        situation=first.situation,
+        latencies=[ms for r in results for ms in r.latencies],
+        during=[ms for r in results for ms in r.during],
+        ours=[ms for r in results for ms in r.ours],
+        theirs=[ms for r in results for ms in r.theirs],
+        writes=[ms for r in results for ms in r.writes],
+        stall_ms=max(r.stall_ms for r in results),
+        gcs=_merge_gcs([r.gcs for r in results]),
+        peak_rss_mib=max(r.peak_rss_mib for r in results),
+        jobs=jobs,
+        timeline=first.timeline,
+        spans=first.spans,
+        runs=sum(r.runs for r in results),
+    )
 
 
 def _percentile(values: list[float], pct: float) -> float:
@@ -351,20 +409,15 @@ def run_situation(
         _progress(f"{name}: {missing} changes never arrived")
     return Result(
         situation=label,
-        changes=len(values),
-        p50_ms=_percentile(values, 50),
-        p95_ms=_percentile(values, 95),
-        p99_ms=_percentile(values, 99),
-        max_ms=max(values),
+        latencies=values,
         during=during,
+        ours=ours,
+        theirs=theirs,
+        writes=writes,
         stall_ms=stall_s * 1000,
         gcs=_merge_gcs(gcs),
         peak_rss_mib=peak_kib / 1024,
         jobs={job: b - a for job, (a, b) in spans.items()},
-        ours_p99_ms=_percentile(ours, 99) if ours else float("nan"),
-        theirs_p99_ms=_percentile(theirs, 99) if theirs else float("nan"),
-        write_p99_ms=_percentile(writes, 99),
-        write_max_ms=max(writes),
         timeline=sorted(
             (committed[k] - started, ms, (sent[k] - committed[k]) * 1000 if k in sent else -1.0)
             for k, ms in latencies.items()
@@ -380,26 +433,34 @@ def run(
     mentors: int = 100_000,
     situations: list[str] | None = None,
     split_push: bool = True,
+    repeat: int = 1,
 ) -> list[Result]:
-    """One result per situation (default: all)."""
+    """One result per situation (default: all), each over `repeat` runs on fresh copies, the
+    situations taken in turn (a machine slowing down meets each of them alike)."""
     _progress(f"seeding {mentors:,} mentors")
     template, contacts, changeable = _prepare_template(max(mentors, changes + 1))
-    results = []
-    for name in situations or list(SITUATIONS):
-        _progress(f"situation: {name}")
-        result = run_situation(name, template, contacts=contacts, changeable=changeable,
-                               changes=changes, gap_s=gap_s, split_push=split_push)  # fmt: skip
-        jobs = ", ".join(f"{j} {s:.1f} s" for j, s in result.jobs.items())
-        _progress(f"{name}: p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, "
-                  f"p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
-                  f"during jobs {result.during_text()}, stall {result.stall_ms:.1f} ms, "
-                  f"p99 commit->sent {result.ours_p99_ms:.1f} ms, sent->received "
-                  f"{result.theirs_p99_ms:.1f} ms, the app's write p99 "
-                  f"{result.write_p99_ms:.1f} ms, max {result.write_max_ms:.1f} ms, "
-                  f"collections (ms) {_gcs_text(result.gcs)}, "
-                  f"peak RSS {result.peak_rss_mib:.0f} MiB, jobs {jobs}")  # fmt: skip
-        results.append(result)
-    return results
+    names = situations or list(SITUATIONS)
+    runs: dict[str, list[Result]] = {name: [] for name in names}
+    for round_ in range(1, repeat + 1):
+        for name in names:
+            _progress(f"situation: {name}" + (f", run {round_} of {repeat}" if repeat > 1 else ""))
+            result = run_situation(name, template, contacts=contacts, changeable=changeable,
+                                   changes=changes, gap_s=gap_s, split_push=split_push)  # fmt: skip
+            _progress(f"{name}: {_summary(result)}")
+            runs[name].append(result)
+    return [merge(runs[name]) for name in names]
+
+
+def _summary(result: Result) -> str:
+    jobs = ", ".join(f"{j} {s:.1f} s" for j, s in result.jobs.items())
+    return (f"p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, "
+            f"p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
+            f"during jobs {result.during_text()}, stall {result.stall_ms:.1f} ms, "
+            f"p99 commit->sent {result.ours_p99_ms:.1f} ms, sent->received "
+            f"{result.theirs_p99_ms:.1f} ms, the app's write p99 "
+            f"{result.write_p99_ms:.1f} ms, max {result.write_max_ms:.1f} ms, "
+            f"collections (ms) {_gcs_text(result.gcs)}, "
+            f"peak RSS {result.peak_rss_mib:.0f} MiB, jobs {jobs}")  # fmt: skip
 
 
 def main() -> None:
@@ -408,6 +469,13 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=20.0)
     parser.add_argument("--mentors", type=int, default=100_000)
     parser.add_argument("--situations", nargs="+", choices=list(SITUATIONS))
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per situation, on fresh copies, merged into one row (more changes made "
+        "while a job ran: one run sees a few hundred)",
+    )
     parser.add_argument(
         "--one-sandbox",
         action="store_true",
@@ -421,7 +489,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     results = run(args.changes, args.gap_ms / 1000, mentors=args.mentors,
-                  situations=args.situations, split_push=not args.one_sandbox)  # fmt: skip
+                  situations=args.situations, split_push=not args.one_sandbox,
+                  repeat=args.repeat)  # fmt: skip
     if args.timeline:
         args.timeline.write_text(
             json.dumps({r.situation: {"changes": r.timeline, "jobs": r.spans} for r in results})
@@ -438,7 +507,8 @@ def main() -> None:
                   "peak RSS MiB",
                   "scheduled jobs (s)", "met", title=title)  # fmt: skip
     for r in results:
-        table.add_row(r.situation, str(r.changes), f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}",
+        counted = f"{r.changes:,} ({r.runs} runs)" if r.runs > 1 else str(r.changes)
+        table.add_row(r.situation, counted, f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}",
                       f"{r.p99_ms:.1f}", f"{r.max_ms:.1f}",
                       f"{r.ours_p99_ms:.1f}, {r.theirs_p99_ms:.1f}",
                       f"{r.write_p99_ms:.1f}, {r.write_max_ms:.1f}", r.during_text(),

@@ -3,7 +3,9 @@
 Pages are copied into a temporary table as they arrive, so memory stays flat with the number
 of contacts; the comparison is one set-based query. A mentor already on its way (an operation
 waiting, running, or just succeeded within the portal's read lag) is never re-queued, so
-reconciliation cannot loop; one with an open dead letter waits for a person.
+reconciliation cannot loop; one with an open dead letter waits for a person. What Dynamics
+listed becomes each mentor's confirmed listing a chunk of contacts per transaction, so a person's
+status change never waits for the whole run's row locks.
 """
 
 from __future__ import annotations
