@@ -123,7 +123,8 @@ class OperationStore:
         params = {"limit": limit, "now": now, "due": due or now, "worker": self.worker_id,
                   "lease": lease_s, "min_priority": max(min_priority, lane.lowest),
                   "max_priority": lane.highest}  # fmt: skip
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q("claim_commits_without_waiting_for_the_flush"))
             cur = await conn.execute(q("claim"), params)
             rows = await cur.fetchall()
         return [Operation(*row) for row in rows]
