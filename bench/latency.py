@@ -29,8 +29,8 @@ scheduled job ran (a few hundred of the 1,000 at most: the jobs end before the c
 the row is judged on both), the app's own write (the UPDATE until its commit returns: the
 latency's clock starts after it, and a job holding a row the write needs shows here), the
 longest event-loop stall the worker's probe saw (`hlfsync_event_loop_lag_max_seconds`), and the
-worker's peak RSS. Target: p50 <= 20 ms,
-p99 <= 100 ms in every situation, over all its changes and over those made while a job ran.
+worker's peak RSS. Target: p50 <= 20 ms, p99 <= 100 ms in every situation, over all its changes
+and over those made while a job ran.
 """
 
 from __future__ import annotations

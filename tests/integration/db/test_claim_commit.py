@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from hlfsync.core import outcome
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queue import CallFacts, OperationStore
-from hlfsync.testing import make_mentor, make_org
+from hlfsync.testing import make_mentor, make_org, one
 
 Conn = psycopg.Connection[Any]
 
@@ -36,8 +37,10 @@ async def test_a_claim_commits_without_waiting_for_the_flush_and_a_success_waits
         " FOR EACH ROW EXECUTE FUNCTION note_commit_mode()"
     )
     # The test server runs without durability; this database asks for it, as a real one has.
-    name = conn.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
-    conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
+    name = one(conn, "SELECT current_database()")
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(sql.Identifier(name))
+    )
     mentor = make_mentor(conn, make_org(conn))
     conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [mentor])
     pool = await open_pool(db_url, max_size=2)
