@@ -100,6 +100,47 @@ async def test_metrics_show_what_another_process_did(
     assert 0 < lag <= (datetime.now(UTC) - began).total_seconds()
 
 
+async def test_the_sync_lag_of_each_success_by_lane(
+    client: httpx.AsyncClient, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    """From the transaction that queued an operation until Dynamics accepted it: a person's
+    change in the live lane, the night's work in the bulk lane; an attempt that did not
+    succeed is no lag, and both lanes are reported before any success."""
+    quiet = await _scrape(client)
+    for lane in ("live", "bulk"):
+        assert quiet[("hlfsync_sync_lag_seconds_count", (("lane", lane),))] == 0
+    org = f.make_org(conn)
+    live, bulk, failing = (f.make_mentor(conn, org) for _ in range(3))
+    conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = ANY(%s)", [[live, failing]])
+    with conn.transaction():  # as the expiry check queues its pauses
+        conn.execute("SELECT set_config('hlfsync.priority', '-10', true)")
+        conn.execute("UPDATE peer_mentors SET status = 'paused' WHERE id = %s", [bulk])
+    queued = dict(conn.execute("SELECT mentor_id, created_at FROM sync_queue").fetchall())
+    pool = await open_pool(db_url, max_size=2)
+    try:
+        store = OperationStore(pool, worker_id="metrics-test")
+        ops = await store.claim(limit=3, now=max(queued.values()), lease_s=30)
+        by = {op.mentor_id: op for op in ops}
+        for mentor, after in ((live, timedelta(milliseconds=40)), (bulk, timedelta(seconds=30))):
+            await store.record(by[mentor], outcome.Succeeded(), now=queued[mentor] + after,
+                               facts=CallFacts(7.0, 204))  # fmt: skip
+        retry_at = queued[failing] + timedelta(seconds=2)
+        await store.record(by[failing], outcome.RetryAt(retry_at, "HTTP 503", spend_attempt=True),
+                           now=retry_at, facts=CallFacts(300.0, 503))  # fmt: skip
+    finally:
+        await pool.close()
+    seen = await _scrape(client)
+    bucket = "hlfsync_sync_lag_seconds_bucket"
+    assert seen[(bucket, (("lane", "live"), ("le", "0.025")))] == 0
+    assert seen[(bucket, (("lane", "live"), ("le", "0.05")))] == 1
+    assert seen[(bucket, (("lane", "live"), ("le", "+Inf")))] == 1
+    assert seen[("hlfsync_sync_lag_seconds_sum", (("lane", "live"),))] == pytest.approx(0.04)
+    assert seen[(bucket, (("lane", "bulk"), ("le", "15.0")))] == 0
+    assert seen[(bucket, (("lane", "bulk"), ("le", "60.0")))] == 1
+    assert seen[("hlfsync_sync_lag_seconds_count", (("lane", "bulk"),))] == 1
+    assert seen[("hlfsync_sync_lag_seconds_sum", (("lane", "bulk"),))] == pytest.approx(30.0)
+
+
 async def test_counters_count_each_audit_row_once_even_when_it_commits_late(
     client: httpx.AsyncClient, db_url: str
 ) -> None:

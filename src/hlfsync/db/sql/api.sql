@@ -265,20 +265,36 @@ SELECT coalesce(max(id), 0) AS upto FROM (
      ORDER BY id DESC LIMIT 1) a;
 
 -- name: metrics_audit_counts
--- Audit rows in (lo, hi] (hi NULL: all after lo), by event type, failure class and call-time
--- bucket: the source of every counter and the Dynamics latency histogram, whichever process
--- made the call.
-SELECT a.event_type,
-       CASE WHEN a.event_type = 'dead_lettered'
-            THEN split_part(a.details ->> 'reason', ':', 1) END AS reason,
-       -- Over negated bounds: the number of bounds >= the call time (Prometheus buckets are `le`).
-       width_bucket(-((a.details ->> 'duration_ms')::float8), %(neg_bounds_ms)s::float8[]) AS bucket,
-       (a.details ->> 'duration_ms') IS NOT NULL AS timed,
+-- Audit rows in (lo, hi] (hi NULL: all after lo), by event type, failure class, call-time
+-- bucket and, for successes, lane and sync-lag bucket: the source of every counter, the Dynamics
+-- latency histogram and the sync-lag histogram, whichever process made the call. The lag is the
+-- dashboard's (`chart_events`): from the transaction that queued the operation until Dynamics
+-- accepted it, the worker's clock at the answer minus the database's at the queuing.
+WITH timed AS (
+    SELECT a.event_type, a.details,
+           (a.details ->> 'duration_ms')::float8 AS duration_ms,
+           CASE WHEN s.priority >= %(live_priority)s THEN 'live' ELSE 'bulk' END AS lane,
+           -- greatest() would turn the NULL of a row without a queue row into 0.
+           CASE WHEN s.id IS NOT NULL
+                THEN greatest(0, extract(epoch FROM a.occurred_at - s.created_at) * 1000)
+           END::float8 AS lag_ms
+      FROM audit_log a
+      LEFT JOIN sync_queue s ON a.event_type = 'sync_succeeded' AND s.id = a.sync_queue_id
+     WHERE a.id > %(lo)s AND (%(hi)s::bigint IS NULL OR a.id <= %(hi)s)
+)
+SELECT t.event_type,
+       CASE WHEN t.event_type = 'dead_lettered'
+            THEN split_part(t.details ->> 'reason', ':', 1) END AS reason,
+       -- Over negated bounds: the number of bounds >= the time (Prometheus buckets are `le`).
+       width_bucket(-t.duration_ms, %(neg_bounds_ms)s::float8[]) AS bucket,
+       t.duration_ms IS NOT NULL AS timed,
+       CASE WHEN t.lag_ms IS NOT NULL THEN t.lane END AS lane,
+       width_bucket(-t.lag_ms, %(neg_lag_bounds_ms)s::float8[]) AS lag_bucket,
        count(*)::bigint AS n,
-       coalesce(sum((a.details ->> 'duration_ms')::float8), 0)::float8 AS duration_ms
-  FROM audit_log a
- WHERE a.id > %(lo)s AND (%(hi)s::bigint IS NULL OR a.id <= %(hi)s)
- GROUP BY 1, 2, 3, 4;
+       coalesce(sum(t.duration_ms), 0)::float8 AS duration_ms,
+       coalesce(sum(t.lag_ms), 0)::float8 AS lag_ms
+  FROM timed t
+ GROUP BY 1, 2, 3, 4, 5, 6;
 
 -- name: metrics_dead_letters
 -- Dead letters by status (open ones wait for a person).
