@@ -152,7 +152,7 @@ def expiry(quick: bool) -> list[Figure]:
     return [Figure(
         "expiry check", f"{mentors:,} mentors, {row.scenario}, {row.run} run",
         f"{row.seconds:.2f} s; {row.stats['reminders_total']:,} reminders,"
-        f" {row.stats['paused']:,} paused",
+        f" {row.stats['paused']:,} paused; speed probe {row.probe_s:.3f} s",
         f"< {row.target_s:g} s" if row.target_s else "",
         None if row.target_s is None else row.seconds < row.target_s,
     ) for row in mod.run(mentors)]  # fmt: skip
@@ -212,11 +212,11 @@ AREAS: dict[str, Callable[[bool], list[Figure]]] = {
 }  # fmt: skip
 
 
-def markdown(figures: list[Figure], stamp: str, minutes: float) -> str:
+def markdown(figures: list[Figure], stamp: str, minutes: float, speed: str) -> str:
     lines = [
         BEGIN,
         f"Measured {stamp} on {_common.machine()}, embedded PostgreSQL, the sandbox in its own"
-        f" process; `{COMMAND}` ({minutes:.0f} min).",
+        f" process; `{COMMAND}` ({minutes:.0f} min); {speed}.",
         "",
         "| area | scenario | result | target | met |",
         "|---|---|---|---|---|",
@@ -245,22 +245,24 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(AREAS), help="these areas only")
     args = parser.parse_args()
     started = time.perf_counter()
+    before = _common.speed_s()
     figures: list[Figure] = []
     for name in args.only or list(AREAS):
         print(f"[{time.strftime('%H:%M:%S')}] {name}", file=sys.stderr, flush=True)
         figures += AREAS[name](args.quick)
     minutes = (time.perf_counter() - started) / 60
+    speed = f"machine speed probe {before:.3f} s before, {_common.speed_s():.3f} s after"
     from rich.console import Console
     from rich.table import Table
 
     stamp = _common.stamp()
     table = Table("area", "scenario", "result", "target", "met",
-                  title=f"hlfsync benchmarks ({_common.machine()}, {stamp})")  # fmt: skip
+                  title=f"hlfsync benchmarks ({_common.machine()}, {stamp}, {speed})")  # fmt: skip
     for figure in figures:
         table.add_row(*figure.cells())
     Console(width=200).print(table)
     if not args.quick and not args.only:
-        write_doc(markdown(figures, stamp, minutes))
+        write_doc(markdown(figures, stamp, minutes, speed))
         print(f"wrote {DOC}", file=sys.stderr)
     missed = [f for f in figures if f.met is False]
     if missed:

@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -169,6 +170,27 @@ def machine() -> str:
     except OSError:
         pass
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def speed_s() -> float:
+    """How fast this machine runs PostgreSQL right now: seconds to insert 50,000 indexed rows
+    into a table made for it (all rolled back), the best of three. The project's machine is a VM
+    on a shared host where the same work takes up to half as long again from one hour to the
+    next (docs/performance.md); printed beside a figure, it tells a slow window from a slower
+    hlfsync. Lower is faster."""
+    best = float("inf")
+    with psycopg.connect(server_url()) as conn:
+        for _ in range(3):
+            started = time.perf_counter()
+            conn.execute("CREATE TABLE speed_probe (id bigint PRIMARY KEY, k text, v jsonb)")
+            conn.execute("CREATE INDEX ON speed_probe (k)")
+            conn.execute(
+                "INSERT INTO speed_probe SELECT i, md5(i::text), jsonb_build_object('i', i)"
+                "  FROM generate_series(1, 50000) AS i"
+            )
+            conn.rollback()
+            best = min(best, time.perf_counter() - started)
+    return best
 
 
 def stamp() -> str:

@@ -37,21 +37,24 @@ class Row:
     seconds: float
     stats: dict[str, Any]
     target_s: float | None
+    # The machine's speed just before (`_common.speed_s`): a slow window shows here first.
+    probe_s: float
 
     def cells(self) -> list[str]:
         ok = "" if self.target_s is None else ("yes" if self.seconds < self.target_s else "NO")
         target = "" if self.target_s is None else f"< {self.target_s:g} s"
         return [self.scenario, self.run, f"{self.seconds:.2f}", target, ok,
                 f"{self.stats['reminders_total']:,}", f"{self.stats['paused']:,}",
-                f"{self.stats['deliveries']:,}"]  # fmt: skip
+                f"{self.stats['deliveries']:,}", f"{self.probe_s:.3f}"]  # fmt: skip
 
 
 def _progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _timed(url: str, today: date) -> tuple[float, dict[str, Any]]:
-    """The check as the worker's scheduler runs it: chunks committed on their own, two lanes."""
+def _timed(url: str, today: date) -> tuple[float, dict[str, Any], float]:
+    """The check as the worker's scheduler runs it: chunks committed on their own, two lanes;
+    with the machine's speed probe taken just before."""
 
     async def scheduled() -> tuple[float, dict[str, Any]]:
         pool = await open_pool(url, max_size=4)
@@ -62,9 +65,10 @@ def _timed(url: str, today: date) -> tuple[float, dict[str, Any]]:
         finally:
             await pool.close()
 
+    probe = _common.speed_s()
     seconds, stats = asyncio.run(scheduled())
-    _progress(f"check for {today}: {seconds:.2f} s")
-    return seconds, stats
+    _progress(f"check for {today}: {seconds:.2f} s (speed probe {probe:.3f} s)")
+    return seconds, stats, probe
 
 
 def run(mentors: int) -> list[Row]:
@@ -78,12 +82,13 @@ def run(mentors: int) -> list[Row]:
     ]
     for scenario, day in plan:
         for label, target in (("first", 3.0), ("second", 1.0)):
-            seconds, stats = _timed(url, day)
-            rows.append(Row(scenario, label, seconds, stats, target))
+            seconds, stats, probe = _timed(url, day)
+            rows.append(Row(scenario, label, seconds, stats, target, probe))
     return rows
 
 
-HEADER = ["scenario", "run", "seconds", "target", "met", "reminders", "paused", "deliveries"]
+HEADER = ["scenario", "run", "seconds", "target", "met", "reminders", "paused", "deliveries",
+          "speed probe s"]  # fmt: skip
 
 
 def main() -> None:
