@@ -37,7 +37,8 @@ class Row:
     seconds: float
     stats: dict[str, Any]
     target_s: float | None
-    # The machine's speed just before (`_common.speed_s`): a slow window shows here first.
+    # The machine's speed right after (`_common.speed_s`; after, since the probe writes WAL
+    # the check would otherwise meet): a slow window shows here.
     probe_s: float
 
     def cells(self) -> list[str]:
@@ -54,7 +55,7 @@ def _progress(message: str) -> None:
 
 def _timed(url: str, today: date) -> tuple[float, dict[str, Any], float]:
     """The check as the worker's scheduler runs it: chunks committed on their own, two lanes;
-    with the machine's speed probe taken just before."""
+    with the machine's speed probe taken right after."""
 
     async def scheduled() -> tuple[float, dict[str, Any]]:
         pool = await open_pool(url, max_size=4)
@@ -65,8 +66,8 @@ def _timed(url: str, today: date) -> tuple[float, dict[str, Any], float]:
         finally:
             await pool.close()
 
-    probe = _common.speed_s()
     seconds, stats = asyncio.run(scheduled())
+    probe = _common.speed_s()
     _progress(f"check for {today}: {seconds:.2f} s (speed probe {probe:.3f} s)")
     return seconds, stats, probe
 
