@@ -175,7 +175,7 @@ def machine() -> str:
 def speed_s() -> float:
     """How fast this machine runs PostgreSQL right now: seconds to insert 50,000 indexed rows
     into a table made for it (all rolled back), the best of three. The project's machine is a VM
-    on a shared host where the same work takes up to half as long again from one hour to the
+    on a shared host where the same work takes up to twice as long from one hour to the
     next (docs/performance.md); printed beside a figure, it tells a slow window from a slower
     hlfsync. Lower is faster."""
     best = float("inf")

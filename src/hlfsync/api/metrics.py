@@ -31,7 +31,7 @@ from hlfsync.api import rls
 from hlfsync.core import renewals
 from hlfsync.core.clock import Clock
 from hlfsync.db.pool import Pool
-from hlfsync.db.queue import LIVE_PRIORITY
+from hlfsync.db.queue import BULK, LIVE
 
 CACHE_S = 5.0
 SETTLE_S = 60.0
@@ -40,7 +40,7 @@ BOUNDS_MS = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
 # nightly jobs run), up to an hour for a night's backlog or an outage.
 LAG_BOUNDS_MS = (10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 15000.0,
                  60000.0, 300000.0, 3600000.0)  # fmt: skip
-LANES = ("live", "bulk")
+LANES = (LIVE.name, BULK.name)  # the queue's lanes, as the workers claim them
 QUEUE_STATUSES = ("pending", "in_progress", "succeeded", "dead_lettered", "superseded")
 DELIVERY_STATUSES = (
     "pending", "in_progress", "delivered", "failed", "unregistered", "not_configured"
@@ -140,7 +140,9 @@ class AuditTotals:
             "hi": hi,
             "neg_bounds_ms": sorted(-bound for bound in BOUNDS_MS),
             "neg_lag_bounds_ms": sorted(-bound for bound in LAG_BOUNDS_MS),
-            "live_priority": LIVE_PRIORITY,
+            "live_priority": LIVE.lowest,
+            "live": LIVE.name,
+            "bulk": BULK.name,
         }
         return await rls.rows(conn, "metrics_audit_counts", params)
 

@@ -273,7 +273,8 @@ SELECT coalesce(max(id), 0) AS upto FROM (
 WITH timed AS (
     SELECT a.event_type, a.details,
            (a.details ->> 'duration_ms')::float8 AS duration_ms,
-           CASE WHEN s.priority >= %(live_priority)s THEN 'live' ELSE 'bulk' END AS lane,
+           CASE WHEN s.id IS NULL THEN NULL
+                WHEN s.priority >= %(live_priority)s THEN %(live)s ELSE %(bulk)s END AS lane,
            -- greatest() would turn the NULL of a row without a queue row into 0.
            CASE WHEN s.id IS NOT NULL
                 THEN greatest(0, extract(epoch FROM a.occurred_at - s.created_at) * 1000)
@@ -288,7 +289,7 @@ SELECT t.event_type,
        -- Over negated bounds: the number of bounds >= the time (Prometheus buckets are `le`).
        width_bucket(-t.duration_ms, %(neg_bounds_ms)s::float8[]) AS bucket,
        t.duration_ms IS NOT NULL AS timed,
-       CASE WHEN t.lag_ms IS NOT NULL THEN t.lane END AS lane,
+       t.lane,
        width_bucket(-t.lag_ms, %(neg_lag_bounds_ms)s::float8[]) AS lag_bucket,
        count(*)::bigint AS n,
        coalesce(sum(t.duration_ms), 0)::float8 AS duration_ms,
