@@ -102,7 +102,9 @@ def run(mentors: int, drift_s: float, before_s: float = 3.0, per_tick: int = 5) 
                     time.sleep(0.1)
                 replay_s = time.monotonic() - fixed
                 dead = conn.execute("SELECT count(*) FROM dead_letter_queue").fetchone()
-                alerts = dict(conn.execute("SELECT kind, count(*) FROM alerts GROUP BY kind"))
+                alerts: dict[str, int] = dict(
+                    conn.execute("SELECT kind, count(*) FROM alerts GROUP BY kind").fetchall()
+                )
                 consistent = _consistent(conn, admin)
         finally:
             worker.terminate()

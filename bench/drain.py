@@ -32,7 +32,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 
@@ -40,6 +40,9 @@ from bench import _common
 from hlfsync import services, settings
 from hlfsync.core.clock import SystemClock
 from hlfsync.testing import RecordingNotifier
+
+if TYPE_CHECKING:
+    from hlfsync.dynamics.port import DynamicsClient
 
 
 class LatencyClient:
@@ -92,7 +95,9 @@ def _cpu() -> float:
 async def _engine(url: str, ops: int, latency_s: float, concurrency: int) -> tuple[float, float]:
     conf = settings.load(database_url=url, worker_concurrency=concurrency, log_level="error")
     client = LatencyClient(latency_s, ops)
-    built = await services.build_worker(conf, clock=SystemClock(), client=client,
+    # Not the whole port: the engine alone (no scheduler, one change per call) calls `apply`.
+    built = await services.build_worker(conf, clock=SystemClock(),
+                                        client=cast("DynamicsClient", client),
                                         notifier=RecordingNotifier())  # fmt: skip
     stop = asyncio.Event()
     started, cpu0 = time.perf_counter(), _cpu()

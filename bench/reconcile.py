@@ -39,7 +39,7 @@ def _prepare(size: int) -> tuple[str, list[dict[str, object]]]:
 
 async def _run(url: str, env: dict[str, str]) -> tuple[float, int, reconcile.ReconcileReport]:
     values = {k.removeprefix("HLFSYNC_").lower(): v for k, v in env.items()}
-    conf = settings.Settings(**values, database_url=url)
+    conf = settings.load(**values, database_url=url)
     client = build_client(conf)
     pool = await open_pool(url, max_size=2)
     await client.who_am_i()

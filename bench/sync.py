@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -79,7 +80,7 @@ class Workers:
 
     @property
     def cpu_s(self) -> float:
-        return sum(u.ru_utime + u.ru_stime for u in self.usage)
+        return float(sum(u.ru_utime + u.ru_stime for u in self.usage))
 
     @property
     def peak_rss_mib(self) -> float:
@@ -194,7 +195,7 @@ def _drain(admin: AdminClient, env: dict[str, str], ops: int, count: int) -> Out
         running.stop()
     return Outcome(f"drain, {count} worker{'s' if count > 1 else ''}, $batch ≤ 100", ops,
                    seconds, running.cpu_s, running.peak_rss_mib,
-                   {"dead letters": _dead_letters(url)})  # fmt: skip
+                   extra={"dead letters": _dead_letters(url)})  # fmt: skip
 
 
 def _latency(admin: AdminClient, env: dict[str, str], ops: int) -> Outcome:
@@ -233,7 +234,11 @@ def _rate_limited(admin: AdminClient, env: dict[str, str], ops: int, *, batch: i
     since = time.time()
     try:
         with workers(url, env, 1, concurrency=50, batch=batch) as running:
-            queued = _resync_all(url) if resync else (_pause(url, ops) or ops)
+            if resync:
+                queued = _resync_all(url)
+            else:
+                _pause(url, ops)
+                queued = ops
             seconds = _wait_done(url, queued, timeout_s=3600)
             running.stop()
     finally:
@@ -306,7 +311,7 @@ def run(quick: bool) -> list[Outcome]:
         for ops in (small, large):
             for count in (1, 2):
                 _progress(f"drain {ops:,} with {count} worker(s)")
-                rows.append(_measured(lambda o=ops, c=count: _drain(admin, env, o, c)))
+                rows.append(_measured(functools.partial(_drain, admin, env, ops, count)))
         normal = next(r for r in rows if r.ops == small and "1 worker" in r.scenario)
         _progress("outage drill")
         rows.append(_measured(lambda: _outage(admin, env, small, normal.rate)))
@@ -319,7 +324,7 @@ def run(quick: bool) -> list[Outcome]:
         for batch in (100, 1):
             _progress(f"re-sync of {resync:,} under the rate limit, batch {batch}")
             rows.append(_measured(
-                lambda b=batch: _rate_limited(admin, env, resync, batch=b, resync=True)
+                functools.partial(_rate_limited, admin, env, resync, batch=batch, resync=True)
             ))  # fmt: skip
     return rows
 
