@@ -193,5 +193,18 @@ def speed_s() -> float:
     return best
 
 
+def wal_segments_created() -> int | None:
+    """How many WAL segments the server has created since it started (PostgreSQL 18 counts
+    them in `pg_stat_io`, one write each in the `init` context); None before 18."""
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        try:
+            row = conn.execute(
+                "SELECT sum(writes)::int FROM pg_stat_io WHERE object = 'wal' AND context = 'init'"
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:  # PostgreSQL 15: no pg_stat_io
+            return None
+    return None if row is None or row[0] is None else row[0]
+
+
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

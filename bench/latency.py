@@ -89,6 +89,12 @@ class Result:
     timeline: list[tuple[float, float, float]] = field(default_factory=list)
     spans: dict[str, tuple[float, float]] = field(default_factory=dict)
     runs: int = 1
+    # Per run: the p99 of the changes made while a job ran (None: none were), and the WAL
+    # segments the server created during it (None: a server before PostgreSQL 18 does not
+    # count them). A new segment is zero-filled holding the WAL write lock, and every commit
+    # waits meanwhile (docs/performance.md): the runs that create them are the slow ones.
+    run_during_p99: list[float | None] = field(default_factory=list)
+    wal_segments: list[int | None] = field(default_factory=list)
 
     @property
     def changes(self) -> int:
@@ -135,6 +141,13 @@ class Result:
         )
         return self.p50_ms <= 20 and self.p99_ms <= 100 and during_met
 
+    def per_run_text(self) -> str:
+        """Per run: p99 while a job ran, and the WAL segments created (`-`: not known)."""
+        return "; ".join(
+            f"{'-' if p is None else f'{p:.1f}'} ms, {'-' if n is None else n} new WAL segments"
+            for p, n in zip(self.run_during_p99, self.wal_segments, strict=True)
+        )
+
     def during_text(self) -> str:
         if not self.during:
             return "-"
@@ -163,6 +176,8 @@ def merge(results: list[Result]) -> Result:
         timeline=first.timeline,
         spans=first.spans,
         runs=sum(r.runs for r in results),
+        run_during_p99=[p for r in results for p in r.run_during_p99],
+        wal_segments=[n for r in results for n in r.wal_segments],
     )
 
 
@@ -369,6 +384,7 @@ def run_situation(
     url = _clone(template, f"bench_latency_{name.replace('-', '_')}", due)
     chosen = changeable[: changes + 1]
     sandboxes = _common.sandboxes_apart() if split_push else _common.sandbox_process()
+    segments_before = _common.wal_segments_created()
     with sandboxes as (env, admin):
         admin.delete_contacts()
         admin.put_contacts(contacts)
@@ -393,6 +409,11 @@ def run_situation(
             peak_kib = max(_vm_hwm_kib(proc.pid) for proc, _ in procs)
             spans = _job_spans(url)
             sent = _sent_at(url, [m for m, _ in chosen[1:]])
+    segments_after = _common.wal_segments_created()
+    segments = (
+        None if segments_before is None or segments_after is None
+        else segments_after - segments_before
+    )  # fmt: skip
     # The first change also fetches the worker's first token: it is part of a start.
     latencies = {k: (first[k] - at) * 1000 for k, at in committed.items() if k in first}
     # Where the time went: in hlfsync (commit until the call left) and after (the call's way to
@@ -423,6 +444,8 @@ def run_situation(
             for k, ms in latencies.items()
         ),
         spans={job: (a - started, b - started) for job, (a, b) in spans.items()},
+        run_during_p99=[_percentile(during, 99) if during else None],
+        wal_segments=[segments],
     )
 
 
@@ -457,7 +480,9 @@ def _summary(result: Result) -> str:
             f"p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
             f"during jobs {result.during_text()}, stall {result.stall_ms:.1f} ms, "
             f"p99 commit->sent {result.ours_p99_ms:.1f} ms, sent->received "
-            f"{result.theirs_p99_ms:.1f} ms, the app's write p99 "
+            f"{result.theirs_p99_ms:.1f} ms, WAL segments created "
+            f"{', '.join('-' if n is None else str(n) for n in result.wal_segments)}, "
+            f"the app's write p99 "
             f"{result.write_p99_ms:.1f} ms, max {result.write_max_ms:.1f} ms, "
             f"collections (ms) {_gcs_text(result.gcs)}, "
             f"peak RSS {result.peak_rss_mib:.0f} MiB, jobs {jobs}")  # fmt: skip
@@ -503,7 +528,8 @@ def main() -> None:
     table = Table("situation", "changes", "p50 ms", "p95 ms", "p99 ms", "max ms",
                   "p99 ms: commit → sent, sent → received",
                   "the app's write (UPDATE + commit) ms: p99, max",
-                  "while a job ran (n: ms)", "longest loop stall ms", "collections (longest ≤ ms)",
+                  "while a job ran (n: ms)", "per run: p99 while a job ran, new WAL segments",
+                  "longest loop stall ms", "collections (longest ≤ ms)",
                   "peak RSS MiB",
                   "scheduled jobs (s)", "met", title=title)  # fmt: skip
     for r in results:
@@ -512,6 +538,7 @@ def main() -> None:
                       f"{r.p99_ms:.1f}", f"{r.max_ms:.1f}",
                       f"{r.ours_p99_ms:.1f}, {r.theirs_p99_ms:.1f}",
                       f"{r.write_p99_ms:.1f}, {r.write_max_ms:.1f}", r.during_text(),
+                      r.per_run_text(),
                       f"{r.stall_ms:.1f}",
                       _gcs_text(r.gcs),
                       f"{r.peak_rss_mib:.0f}",
