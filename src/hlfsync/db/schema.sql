@@ -2611,7 +2611,7 @@ ALTER TABLE ONLY public.sync_queue
 -- Name: alert_deliveries_due_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX alert_deliveries_due_idx ON public.alert_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+CREATE INDEX alert_deliveries_due_idx ON public.alert_deliveries USING btree (next_attempt_at, alert_id, id) WHERE (status = 'pending'::text);
 
 --
 -- Name: alert_deliveries_lease_idx; Type: INDEX; Schema: public; Owner: -

@@ -114,8 +114,13 @@ class AlertDispatcher:
                 return 0
             if self.held_until is not None and now < self.held_until:
                 return 0
+            await conn.execute(q("release_expired_deliveries"), {"now": now})
+            # Not prepared (as the sync queue's claim): a plan cached while there were a few
+            # deliveries would read them all in a night of 85,000.
             cur = await conn.execute(
-                q("claim_deliveries"), {"now": now, "limit": self.batch, "lease": LEASE_S}
+                q("claim_deliveries"),
+                {"now": now, "limit": self.batch, "lease": LEASE_S},
+                prepare=False,
             )
             # UPDATE … RETURNING does not keep the CTE's order: back to the alerts' raise order.
             rows = sorted(await cur.fetchall(), key=lambda row: (row[1], row[0]))

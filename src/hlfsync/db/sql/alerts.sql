@@ -51,13 +51,20 @@ WITH alert AS (
 SELECT a.id, 0 AS deliveries, (SELECT count(*) FROM notified)::int AS notified
   FROM alert a;
 
+-- name: release_expired_deliveries
+-- Deliveries whose dispatcher died mid-push (their lease ran out) go back to pending exactly as
+-- they were claimed (same due time, no attempt spent), for the claim below to take in order.
+UPDATE alert_deliveries
+   SET status = 'pending', locked_until = NULL
+ WHERE status = 'in_progress' AND locked_until < %(now)s;
+
 -- name: claim_deliveries
--- Due push deliveries, leased so a crashed dispatcher's work is taken over after the lease; in
--- the order their alerts were raised (held ones keep their due time, so they come first).
+-- Due push deliveries, leased (a crashed dispatcher's are released after the lease, above); in
+-- the order their alerts were raised (held ones keep their due time, so they come first). Read
+-- from alert_deliveries_due_idx in that order: a claim reads its batch, not every due delivery.
 WITH picked AS (
     SELECT d.id FROM alert_deliveries d
-     WHERE (d.status = 'pending' AND d.next_attempt_at <= %(now)s)
-        OR (d.status = 'in_progress' AND d.locked_until < %(now)s)
+     WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s
      ORDER BY d.next_attempt_at, d.alert_id, d.id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
