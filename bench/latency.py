@@ -92,7 +92,7 @@ class Result:
     # Per run: the p99 of the changes made while a job ran (None: none were), and the WAL
     # segments the server created during it (None: a server before PostgreSQL 18 does not
     # count them). A new segment is zero-filled holding the WAL write lock, and every commit
-    # waits meanwhile (docs/performance.md): the runs that create them are the slow ones.
+    # waits meanwhile (docs/performance.md): a run's figure can be read beside it.
     run_during_p99: list[float | None] = field(default_factory=list)
     wal_segments: list[int | None] = field(default_factory=list)
 

@@ -114,9 +114,9 @@ class AlertDispatcher:
                 return 0
             if self.held_until is not None and now < self.held_until:
                 return 0
-            await conn.execute(q("release_expired_deliveries"), {"now": now})
-            # Not prepared (as the sync queue's claim): a plan cached while there were a few
-            # deliveries would read them all in a night of 85,000.
+            # Neither is prepared (as the sync queue's claim): a plan cached while there were a
+            # few deliveries would read them all, every round, in a night of 85,000.
+            await conn.execute(q("release_expired_deliveries"), {"now": now}, prepare=False)
             cur = await conn.execute(
                 q("claim_deliveries"),
                 {"now": now, "limit": self.batch, "lease": LEASE_S},

@@ -14,11 +14,15 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from hlfsync.core.clock import SystemClock
+from hlfsync.db.pool import open_pool
 from hlfsync.db.queries import q
-from hlfsync.testing import make_chapter, make_mentor, make_org, make_user
+from hlfsync.testing import RecordingNotifier, make_chapter, make_mentor, make_org, make_user
+from hlfsync.worker.dispatcher import AlertDispatcher
 
 Conn = psycopg.Connection[Any]
 DUE = 3000
+ROUNDS = 8  # more than the five after which psycopg prepares a statement
 
 
 def _alert(conn: Conn, now: datetime) -> tuple[int, Any]:
@@ -88,3 +92,19 @@ def test_a_lapsed_lease_goes_back_in_its_place_and_a_live_one_stays(conn: Conn) 
         "SELECT attempt_count FROM alert_deliveries WHERE id = %s", [lapsed]
     ).fetchone()
     assert attempts == (0,)
+
+
+async def test_the_dispatcher_never_prepares_its_release_or_its_claim(db_url: str) -> None:
+    """A plan cached on the first rounds, while there were few deliveries, would read them all
+    at every round of a night of 85,000 (as the sync queue's claim did, test_claim_plan)."""
+    pool = await open_pool(db_url, max_size=1)  # one connection: every round on the same one
+    try:
+        dispatcher = AlertDispatcher(pool, RecordingNotifier(), SystemClock())
+        for _ in range(ROUNDS):
+            assert await dispatcher.run_once() == 0
+        async with pool.connection() as aconn:
+            cur = await aconn.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [row[0] for row in await cur.fetchall()]
+    finally:
+        await pool.close()
+    assert [s for s in prepared if "alert_deliveries" in s and "locked_until" in s] == []
