@@ -154,6 +154,13 @@ class ScriptedDynamics:
 Conn = psycopg.Connection[Any]
 
 
+async def prepared_statements(pool: Any) -> list[str]:
+    """The statements the server keeps prepared on `pool`'s connection (open it with one)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in await cur.fetchall()]
+
+
 def one(conn: Conn, query: str, params: Any = None) -> Any:
     """The first column of the one row `query` returns."""
     row = conn.execute(query.encode(), params).fetchone()

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queue import BULK, LIVE, OperationStore
+from hlfsync.testing import prepared_statements
 
 CALLS = 8  # more than the five after which psycopg prepares a statement
 
@@ -27,9 +28,7 @@ async def test_the_claim_and_next_due_are_never_prepared(db_url: str) -> None:
             for lane in (LIVE, BULK):
                 assert await store.claim(limit=10, now=now, lease_s=30, lane=lane) == []
                 assert await store.next_due(lane) is None
-        async with pool.connection() as conn:
-            cur = await conn.execute("SELECT statement FROM pg_prepared_statements")
-            prepared = [row[0] for row in await cur.fetchall()]
+        prepared = await prepared_statements(pool)
     finally:
         await pool.close()
     assert [s for s in prepared if "SKIP LOCKED" in s or "min(next_attempt_at)" in s] == []

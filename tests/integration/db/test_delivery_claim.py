@@ -17,7 +17,14 @@ from psycopg.types.json import Jsonb
 from hlfsync.core.clock import SystemClock
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queries import q
-from hlfsync.testing import RecordingNotifier, make_chapter, make_mentor, make_org, make_user
+from hlfsync.testing import (
+    RecordingNotifier,
+    make_chapter,
+    make_mentor,
+    make_org,
+    make_user,
+    prepared_statements,
+)
 from hlfsync.worker.dispatcher import AlertDispatcher
 
 Conn = psycopg.Connection[Any]
@@ -102,9 +109,7 @@ async def test_the_dispatcher_never_prepares_its_release_or_its_claim(db_url: st
         dispatcher = AlertDispatcher(pool, RecordingNotifier(), SystemClock())
         for _ in range(ROUNDS):
             assert await dispatcher.run_once() == 0
-        async with pool.connection() as aconn:
-            cur = await aconn.execute("SELECT statement FROM pg_prepared_statements")
-            prepared = [row[0] for row in await cur.fetchall()]
+        prepared = await prepared_statements(pool)
     finally:
         await pool.close()
     assert [s for s in prepared if "alert_deliveries" in s and "locked_until" in s] == []
