@@ -58,8 +58,8 @@ def latency(quick: bool) -> list[Figure]:
             f"p50 {r.p50_ms:.1f} ms, p95 {r.p95_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, max"
             f" {r.max_ms:.1f} ms; while a job ran {r.during_text()} ms;"
             f" the app's write p99 {r.write_p99_ms:.1f}, max {r.write_max_ms:.1f} ms;"
-            f" longest loop stall {r.stall_ms:.1f} ms; per run, p99 while a job ran and new WAL"
-            f" segments: {r.per_run_text()}",
+            f" longest loop stall {r.stall_ms:.1f} ms; per run, p99 while a job ran, new WAL"
+            f" segments and pushes delivered: {r.per_run_text()}",
             "p50 ≤ 20 ms, p99 ≤ 100 ms, also while a job ran", r.met,
         ))  # fmt: skip
     return figures

@@ -95,6 +95,9 @@ class Result:
     # waits meanwhile (docs/performance.md): a run's figure can be read beside it.
     run_during_p99: list[float | None] = field(default_factory=list)
     wal_segments: list[int | None] = field(default_factory=list)
+    # Per run: pushes delivered per second while the changes were made. The dispatcher gives way
+    # to the live loop (`pacing.LagShare`): what that costs the night's alerts shows here.
+    pushes_per_s: list[float] = field(default_factory=list)
 
     @property
     def changes(self) -> int:
@@ -142,10 +145,14 @@ class Result:
         return self.p50_ms <= 20 and self.p99_ms <= 100 and during_met
 
     def per_run_text(self) -> str:
-        """Per run: p99 while a job ran, and the WAL segments created (`-`: not known)."""
+        """Per run: p99 while a job ran, the WAL segments created (`-`: not known), and the
+        pushes delivered per second meanwhile."""
         return "; ".join(
-            f"{'-' if p is None else f'{p:.1f}'} ms, {'-' if n is None else n} new WAL segments"
-            for p, n in zip(self.run_during_p99, self.wal_segments, strict=True)
+            f"{'-' if p is None else f'{p:.1f}'} ms, {'-' if n is None else n} new WAL segments,"
+            f" {rate:,.0f} pushes/s"
+            for p, n, rate in zip(
+                self.run_during_p99, self.wal_segments, self.pushes_per_s, strict=True
+            )
         )
 
     def during_text(self) -> str:
@@ -178,6 +185,7 @@ def merge(results: list[Result]) -> Result:
         runs=sum(r.runs for r in results),
         run_during_p99=[p for r in results for p in r.run_during_p99],
         wal_segments=[n for r in results for n in r.wal_segments],
+        pushes_per_s=[rate for r in results for rate in r.pushes_per_s],
     )
 
 
@@ -339,6 +347,17 @@ def _job_spans(url: str) -> dict[str, tuple[float, float]]:
     return {job: (a.timestamp(), b.timestamp()) for job, a, b in rows}
 
 
+def _pushes_between(url: str, start: float, end: float) -> int:
+    """Pushes the dispatchers delivered between two Unix times (their clock is this one's)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM alert_deliveries WHERE status = 'delivered'"
+            "   AND finished_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)",
+            [start, end],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _sent_at(url: str, mentors: list[Any]) -> dict[str, float]:
     """When the worker sent each mentor's first successful call (its answer's time minus the
     call's duration, both from the audit row), per contact key."""
@@ -409,6 +428,7 @@ def run_situation(
             peak_kib = max(_vm_hwm_kib(proc.pid) for proc, _ in procs)
             spans = _job_spans(url)
             sent = _sent_at(url, [m for m, _ in chosen[1:]])
+            pushed = _pushes_between(url, started, max(committed.values()))
     segments_after = _common.wal_segments_created()
     segments = (
         None if segments_before is None or segments_after is None
@@ -446,6 +466,7 @@ def run_situation(
         spans={job: (a - started, b - started) for job, (a, b) in spans.items()},
         run_during_p99=[_percentile(during, 99) if during else None],
         wal_segments=[segments],
+        pushes_per_s=[pushed / max(1e-9, max(committed.values()) - started)],
     )
 
 
@@ -482,6 +503,7 @@ def _summary(result: Result) -> str:
             f"p99 commit->sent {result.ours_p99_ms:.1f} ms, sent->received "
             f"{result.theirs_p99_ms:.1f} ms, WAL segments created "
             f"{', '.join('-' if n is None else str(n) for n in result.wal_segments)}, "
+            f"pushes delivered {', '.join(f'{r:,.0f}/s' for r in result.pushes_per_s)}, "
             f"the app's write p99 "
             f"{result.write_p99_ms:.1f} ms, max {result.write_max_ms:.1f} ms, "
             f"collections (ms) {_gcs_text(result.gcs)}, "
@@ -528,7 +550,8 @@ def main() -> None:
     table = Table("situation", "changes", "p50 ms", "p95 ms", "p99 ms", "max ms",
                   "p99 ms: commit → sent, sent → received",
                   "the app's write (UPDATE + commit) ms: p99, max",
-                  "while a job ran (n: ms)", "per run: p99 while a job ran, new WAL segments",
+                  "while a job ran (n: ms)",
+                  "per run: p99 while a job ran, new WAL segments, pushes delivered",
                   "longest loop stall ms", "collections (longest ≤ ms)",
                   "peak RSS MiB",
                   "scheduled jobs (s)", "met", title=title)  # fmt: skip

@@ -247,6 +247,26 @@ def make_user(
     return user
 
 
+def make_alert(conn: Conn, now: datetime) -> tuple[int, uuid.UUID]:
+    """A sync-failure alert about a mentor of a chapter of its own, raised at `now`, and the
+    chapter's coordinator (no device: a test adds the deliveries it needs)."""
+    from psycopg.types.json import Jsonb
+
+    from hlfsync.db.queries import q
+
+    org = make_org(conn)
+    chapter = make_chapter(conn, org)
+    user = make_user(conn, org, coordinates=(chapter,))
+    mentor = make_mentor(conn, org, chapters=(chapter,))
+    alert: int = one(
+        conn,
+        q("raise_mentor_alert"),
+        {"kind": "sync_failure", "key": f"{mentor}:1", "mentor": mentor,
+         "payload": Jsonb({}), "details": Jsonb({}), "now": now},
+    )  # fmt: skip
+    return alert, user
+
+
 @dataclass(frozen=True)
 class CommandResult:
     """What `run_cli` saw: the same three fields as `subprocess.CompletedProcess`."""

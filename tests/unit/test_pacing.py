@@ -1,4 +1,5 @@
-"""The calls allowed in flight after throttling: halved once per pause, won back slowly."""
+"""Pacing: calls in flight after throttling (halved once per pause, won back slowly), the
+request window, and background work giving way to a late live loop."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hlfsync.core.pacing import WINDOW, CallLimit, RequestWindow
+from hlfsync.core.pacing import WINDOW, CallLimit, LagShare, RequestWindow
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -85,3 +86,44 @@ def test_the_request_window_is_spent_at_its_budget_and_frees_as_calls_age() -> N
     assert len(window.sent) == 2
     window.note(T0 + WINDOW)
     assert window.spent(T0 + WINDOW + timedelta(seconds=9))
+
+
+# --- background work beside the live loop ------------------------------------------------------
+
+
+def test_background_work_halves_while_the_live_loop_is_late_once_per_period() -> None:
+    share = LagShare(16)
+    assert share.allowed(0.0, 0.050) == 8
+    assert share.allowed(0.01, 0.050) == 8  # within the period: the same lesson
+    assert share.allowed(0.06, 0.050) == 4
+    assert share.allowed(0.12, 0.050) == 2
+    assert share.allowed(0.18, 0.050) == 1
+    assert share.allowed(0.24, 0.050) == 1  # never below one: the work still gets done
+
+
+def test_background_work_is_won_back_one_at_a_time_up_to_the_ceiling() -> None:
+    share = LagShare(4)
+    share.allowed(0.0, 0.050)
+    assert [share.allowed(0.06 * n, 0.0) for n in range(1, 5)] == [3, 4, 4, 4]
+
+
+def test_a_lag_at_the_threshold_does_not_count_as_late() -> None:
+    share = LagShare(4)
+    assert share.allowed(0.0, share.yield_lag_s) == 4
+
+
+def test_a_background_ceiling_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        LagShare(0)
+
+
+@given(
+    ceiling=st.integers(1, 64),
+    lags=st.lists(st.floats(0, 1, allow_nan=False), max_size=60),
+)
+def test_the_background_share_stays_between_one_and_the_ceiling(
+    ceiling: int, lags: list[float]
+) -> None:
+    share = LagShare(ceiling)
+    for n, lag in enumerate(lags):
+        assert 1 <= share.allowed(n * 0.05, lag) <= ceiling

@@ -1,5 +1,6 @@
 """How many calls may be in flight once Dynamics throttles (additive increase, multiplicative
-decrease, as TCP does with its window), and when calls must carry full batches.
+decrease, as TCP does with its window), when calls must carry full batches, and how much
+background work may run while the live loop is late (the same rule on the loop's lag).
 
 A 429 says requests are rationed. Sending as many in parallel as before only buys more 429s the
 moment the pause ends, and Dataverse lengthens the penalty of clients that keep sending while
@@ -20,6 +21,11 @@ WINDOW = timedelta(minutes=5)
 # Requests one sync loop spends on small calls per window before it fills its batches: a
 # quarter of the limit, so the live and bulk loops of two workers stay under it together.
 REQUEST_BUDGET = 1500
+# The live loop's lag above which background work backs off: a person's change should find the
+# loop free within a few milliseconds.
+YIELD_LAG_S = 0.005
+# How often the background share is adjusted: the probe's recent figure spans about 100 ms.
+ADJUST_S = 0.05
 
 
 @dataclass
@@ -79,3 +85,35 @@ class RequestWindow:
     def _forget(self, now: datetime) -> None:
         while self.sent and now - self.sent[0] >= WINDOW:
             self.sent.popleft()
+
+
+@dataclass
+class LagShare:
+    """How many pieces of background work (bulk calls, pushes) may be in flight while the live
+    loop wakes `lag_s` late: halved when it is later than `yield_lag_s`, won back one at a time
+    while it is not, adjusted at most every `adjust_s`, between 1 and `ceiling`.
+
+    Background work shares the process (and, on a small machine, the cores) with the loop that
+    serves people's changes; this gives way the moment they would wait. Pure: the caller passes
+    a monotonic time and the lag.
+    """
+
+    ceiling: int
+    yield_lag_s: float = YIELD_LAG_S
+    adjust_s: float = ADJUST_S
+    limit: int = field(init=False)
+    _adjusted: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.ceiling < 1:
+            raise ValueError("ceiling must be at least 1")
+        self.limit = self.ceiling
+
+    def allowed(self, now: float, lag_s: float) -> int:
+        if self._adjusted is None or now - self._adjusted >= self.adjust_s:
+            self._adjusted = now
+            if lag_s > self.yield_lag_s:
+                self.limit = max(1, self.limit // 2)
+            else:
+                self.limit = min(self.ceiling, self.limit + 1)
+        return self.limit

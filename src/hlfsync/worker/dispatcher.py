@@ -12,6 +12,10 @@ unregistered). While the push channel itself is refused (`auth`) or unusable (`p
 token endpoint is down), every claimed delivery goes back to pending as it was, no attempt
 spent, and this dispatcher holds off with backoff; each probe costs one token request, shared
 by the whole batch. The first success ends the hold and the held deliveries go out in order.
+
+On the background loop the dispatcher gives way to people's changes: while the live loop's probe
+says it is late, fewer pushes are in flight at once (`pacing.LagShare`, as the bulk lane's
+calls). A first night's tens of thousands of pushes then go out as fast as the live path allows.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import structlog
 from psycopg.types.json import Jsonb
 
+from hlfsync.core import pacing
 from hlfsync.core.clock import Clock
 from hlfsync.db import health
 from hlfsync.db.pool import Pool
@@ -32,6 +37,7 @@ from hlfsync.db.queries import q
 from hlfsync.notify import operators
 from hlfsync.notify.base import DeliveryOutcome, DeliveryResult, Notifier
 from hlfsync.notify.log import LogNotifier, fingerprint
+from hlfsync.worker.lag import LagProbe
 
 log = structlog.get_logger("hlfsync.alerts")
 
@@ -75,12 +81,17 @@ class AlertDispatcher:
         *,
         batch: int = 50,
         channels: Sequence[operators.Channel] = (),
+        lag: LagProbe | None = None,
     ) -> None:
         self.pool = pool
         self.notifier = notifier
         self.clock = clock
         self.batch = batch
         self.channels = list(channels)
+        # The live loop's probe when this runs beside it (None: nothing to give way to).
+        self.lag = lag
+        self._share = pacing.LagShare(batch)
+        self._sending = 0
         self.held_until: datetime | None = None
         self.holds_in_a_row = 0
 
@@ -159,7 +170,24 @@ class AlertDispatcher:
     async def _send(self, row: Any) -> DeliveryResult:
         _id, _alert, _user, token, _attempts, payload, kind, incident_key = row
         data = {str(k): str(v) for k, v in (payload or {}).items()}
-        return await self.notifier.send(token, data, collapse_key=collapse_key(kind, incident_key))
+        await self._wait_for_share()
+        self._sending += 1
+        try:
+            return await self.notifier.send(
+                token, data, collapse_key=collapse_key(kind, incident_key)
+            )
+        finally:
+            self._sending -= 1
+
+    async def _wait_for_share(self) -> None:
+        """Wait while the pushes in flight are all the live loop's lag allows."""
+        if self.lag is None:
+            return
+        loop = asyncio.get_running_loop()
+        # Polled: the lag is a figure the live loop's probe updates, and the share changes at
+        # most once per period anyway.
+        while self._sending >= self._share.allowed(loop.time(), self.lag.recent_s):  # noqa: ASYNC110
+            await asyncio.sleep(self._share.adjust_s)
 
     async def _hold(self, rows: list[Any], result: DeliveryResult, now: datetime) -> None:
         """The channel, not the messages, failed: put them back untouched and wait."""

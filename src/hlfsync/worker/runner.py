@@ -37,13 +37,8 @@ MAX_HELD = 2000
 CLAIM_SLICE = 250
 # How long a throttle makes the worker fill batches: Dataverse counts requests over 5 minutes.
 THROTTLE_MEMORY = pacing.WINDOW
-# Bulk work yields to live work: while the live loop wakes later than this, fewer bulk calls run
-# at once (halved at most every BULK_ADJUST_S, won back one at a time), so a person's change
-# finds the loop free within a few milliseconds even while a night's backlog drains. The bulk
-# lane runs on the background thread and reads the live loop's probe (`services.worker`).
-BULK_YIELD_LAG_S = 0.005
+# A worker's bulk calls: at most a quarter of its slots.
 BULK_SHARE = 4
-BULK_ADJUST_S = 0.05
 
 
 class SyncWorker:
@@ -87,9 +82,13 @@ class SyncWorker:
         # Bulk calls in flight at most: a quarter of the slots. A backlog is bound by CPU (here
         # and at Dynamics), not by calls in flight, and a live call must not queue at Dynamics
         # behind dozens of bulk `$batch`es. A bulk lane's concurrency is that share already.
-        self._bulk_ceiling = concurrency if lane is BULK else max(1, concurrency // BULK_SHARE)
-        self._bulk_limit = self._bulk_ceiling
-        self._bulk_adjusted = 0.0
+        # Bulk work yields to live work: while the live loop is late, fewer bulk calls run at
+        # once (`pacing.LagShare`), so a person's change finds the loop free within a few
+        # milliseconds even while a night's backlog drains. The bulk lane runs on the
+        # background thread and reads the live loop's probe (`services.worker`).
+        self._bulk_share = pacing.LagShare(
+            concurrency if lane is BULK else max(1, concurrency // BULK_SHARE)
+        )
         # Changes per call: 1 sends each alone (lowest latency); more lets a backlog go out in
         # `$batch`es, so a rate-limited Dynamics takes many changes per request. A lone change
         # is always sent alone.
@@ -151,15 +150,9 @@ class SyncWorker:
     def _bulk_may_start(self) -> bool:
         """Whether another bulk call may start, given how busy the loop is (AIMD on its lag)."""
         if self.lag is None:
-            return bool(self._bulk_tasks < self._bulk_ceiling)
+            return self._bulk_tasks < self._bulk_share.ceiling
         now = asyncio.get_running_loop().time()
-        if now - self._bulk_adjusted >= BULK_ADJUST_S:
-            self._bulk_adjusted = now
-            if self.lag.recent_s > BULK_YIELD_LAG_S:
-                self._bulk_limit = max(1, self._bulk_limit // 2)
-            else:
-                self._bulk_limit = min(self._bulk_ceiling, self._bulk_limit + 1)
-        return bool(self._bulk_tasks < self._bulk_limit)
+        return self._bulk_tasks < self._bulk_share.allowed(now, self.lag.recent_s)
 
     async def _maybe_rescue(self, now: datetime) -> None:
         if self._last_rescue is not None and now - self._last_rescue < RESCUE_EVERY:

@@ -12,38 +12,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from hlfsync.core.clock import SystemClock
 from hlfsync.db.pool import open_pool
 from hlfsync.db.queries import q
-from hlfsync.testing import (
-    RecordingNotifier,
-    make_chapter,
-    make_mentor,
-    make_org,
-    make_user,
-    prepared_statements,
-)
+from hlfsync.testing import RecordingNotifier, make_alert, prepared_statements
 from hlfsync.worker.dispatcher import AlertDispatcher
 
 Conn = psycopg.Connection[Any]
 DUE = 3000
 ROUNDS = 8  # more than the five after which psycopg prepares a statement
-
-
-def _alert(conn: Conn, now: datetime) -> tuple[int, Any]:
-    org = make_org(conn)
-    chapter = make_chapter(conn, org)
-    user = make_user(conn, org, coordinates=(chapter,))
-    mentor = make_mentor(conn, org, chapters=(chapter,))
-    row = conn.execute(
-        q("raise_mentor_alert"),
-        {"kind": "sync_failure", "key": f"{mentor}:1", "mentor": mentor,
-         "payload": Jsonb({}), "details": Jsonb({}), "now": now},
-    ).fetchone()  # fmt: skip
-    assert row is not None
-    return row[0], user
 
 
 def _deliveries(conn: Conn, alert: int, user: Any, due: list[datetime]) -> list[int]:
@@ -61,7 +39,7 @@ def _deliveries(conn: Conn, alert: int, user: Any, due: list[datetime]) -> list[
 
 def test_a_claim_reads_its_batch_in_index_order_not_every_due_delivery(conn: Conn) -> None:
     now = datetime.now(UTC)
-    alert, user = _alert(conn, now)
+    alert, user = make_alert(conn, now)
     _deliveries(conn, alert, user, [now - timedelta(seconds=DUE - n) for n in range(DUE)])
     conn.execute("ANALYZE alert_deliveries")
     plan = "\n".join(
@@ -77,7 +55,7 @@ def test_a_claim_reads_its_batch_in_index_order_not_every_due_delivery(conn: Con
 
 def test_a_lapsed_lease_goes_back_in_its_place_and_a_live_one_stays(conn: Conn) -> None:
     now = datetime.now(UTC)
-    alert, user = _alert(conn, now)
+    alert, user = make_alert(conn, now)
     lapsed, waiting, leased = _deliveries(
         conn, alert, user, [now - timedelta(seconds=s) for s in (30, 20, 10)]
     )
