@@ -31,4 +31,4 @@ async def test_the_claim_and_next_due_are_never_prepared(db_url: str) -> None:
         prepared = await prepared_statements(pool)
     finally:
         await pool.close()
-    assert [s for s in prepared if "SKIP LOCKED" in s or "min(next_attempt_at)" in s] == []
+    assert [s for s in prepared if "SKIP LOCKED" in s or "WITH RECURSIVE priorities" in s] == []

@@ -36,8 +36,27 @@ SET LOCAL synchronous_commit = off;
 -- name: next_due
 -- When the earliest waiting operation of a lane becomes due, so an idle worker sleeps exactly
 -- that long (a lane waking for the other's work would find nothing to claim, again and again).
-SELECT min(next_attempt_at) FROM sync_queue
- WHERE status = 'pending' AND priority BETWEEN %(min_priority)s AND %(max_priority)s;
+-- A loose scan of the claim index (priority DESC, next_attempt_at, id): the lane's priorities
+-- one after another, each the next lower one, and under each the first entry is its earliest.
+-- A lane has a few priorities and may have tens of thousands of waiting operations: min() over
+-- the range read every one of them (49,000 on a first night, 35 ms a call).
+WITH RECURSIVE priorities (priority) AS (
+    (SELECT priority FROM sync_queue
+      WHERE status = 'pending' AND priority BETWEEN %(min_priority)s AND %(max_priority)s
+      ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT s.priority FROM sync_queue s
+             WHERE s.status = 'pending'
+               AND s.priority < p.priority AND s.priority >= %(min_priority)s
+             ORDER BY s.priority DESC LIMIT 1)
+      FROM priorities p
+     WHERE p.priority IS NOT NULL
+)
+SELECT min((SELECT s.next_attempt_at FROM sync_queue s
+             WHERE s.status = 'pending' AND s.priority = p.priority
+             ORDER BY s.next_attempt_at LIMIT 1))
+  FROM priorities p
+ WHERE p.priority IS NOT NULL;
 
 -- name: succeed_many
 -- Record successes in one statement (guarded: only the holder of each claim may), audit them,
