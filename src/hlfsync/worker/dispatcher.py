@@ -147,8 +147,12 @@ class AlertDispatcher:
         held = [(row, result) for row, result in pairs if result.holds_channel]
         done = [(row, result) for row, result in pairs if not result.holds_channel]
         at = self.clock.now()
+        delivered = [(row, r) for row, r in done if r.outcome is DeliveryOutcome.DELIVERED]
+        if delivered:
+            await self._record_delivered(delivered, at)
         for row, result in done:
-            await self._record(row, result, at)
+            if result.outcome is not DeliveryOutcome.DELIVERED:
+                await self._record(row, result, at)
         if held:
             await self._hold([row for row, _ in held], held[0][1], at)
         elif any(r.outcome is DeliveryOutcome.DELIVERED for _, r in done):
@@ -213,17 +217,30 @@ class AlertDispatcher:
             )
         self.held_until, self.holds_in_a_row = None, 0
 
+    async def _record_delivered(
+        self, delivered: list[tuple[Any, DeliveryResult]], now: datetime
+    ) -> None:
+        """The pushes FCM accepted, recorded in one statement (one commit for the batch)."""
+        params = {
+            "ids": [row[0] for row, _ in delivered],
+            "messages": [result.message_name for _, result in delivered],
+            "now": now,
+        }
+        async with self.pool.connection() as conn:
+            await conn.execute(q("deliveries_delivered"), params)
+        for row, _ in delivered:
+            delivery_id, alert_id, _user, _token, attempts, _payload, kind, _key = row
+            log.info("alert_delivered", alert_id=alert_id, delivery_id=delivery_id, kind=kind,
+                     outcome=DeliveryOutcome.DELIVERED.value, attempt=attempts + 1)  # fmt: skip
+
     async def _record(self, row: Any, result: DeliveryResult, now: datetime) -> None:
+        """A push FCM did not accept: retried later, failed for good, or its device retired."""
         delivery_id, alert_id, user_id, token, attempts, _payload, kind, _key = row
         bound = log.bind(alert_id=alert_id, delivery_id=delivery_id, kind=kind,
                          outcome=result.outcome.value, attempt=attempts + 1)  # fmt: skip
         outcome = result.outcome
         async with self.pool.connection() as conn, conn.transaction():
-            if outcome is DeliveryOutcome.DELIVERED:
-                await _finish(conn, delivery_id, status="delivered", error=None,
-                              message=result.message_name, now=now)  # fmt: skip
-                bound.info("alert_delivered")
-            elif outcome is DeliveryOutcome.UNREGISTERED:
+            if outcome is DeliveryOutcome.UNREGISTERED:
                 await _finish(conn, delivery_id, status="unregistered", error=result.reason,
                               message=None, now=now)  # fmt: skip
                 await _retire_token(conn, token, user_id, result.reason, now)

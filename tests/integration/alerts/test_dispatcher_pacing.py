@@ -91,7 +91,7 @@ async def test_pushes_give_way_while_the_live_loop_lags_and_come_back(
     assert sorted(notifier.sent) == sorted(f"device-{n}" for n in range(1, DEVICES + 1))
 
 
-async def test_without_a_live_loop_beside_it_every_device_is_sent_to_at_once(
+async def test_without_a_live_loop_beside_it_every_device_is_sent_to_at_once_and_recorded(
     conn: Conn, db_url: str
 ) -> None:
     _due_pushes(conn)
@@ -103,3 +103,10 @@ async def test_without_a_live_loop_beside_it_every_device_is_sent_to_at_once(
         assert await run == DEVICES
     finally:
         await pool.close()
+    # The batch's accepted pushes are recorded together, each as FCM named it.
+    rows = conn.execute(
+        "SELECT status, attempt_count, locked_until, message_name FROM alert_deliveries"
+    ).fetchall()
+    assert sorted(rows, key=lambda r: int(r[3].split("/")[1])) == [
+        ("delivered", 1, None, f"held/{n}") for n in range(1, DEVICES + 1)
+    ]
