@@ -14,8 +14,9 @@ spent, and this dispatcher holds off with backoff; each probe costs one token re
 by the whole batch. The first success ends the hold and the held deliveries go out in order.
 
 On the background loop the dispatcher gives way to people's changes: while the live loop's probe
-says it is late, fewer pushes are in flight at once (`pacing.LagShare`, as the bulk lane's
-calls). A first night's tens of thousands of pushes then go out as fast as the live path allows.
+says it is late, it claims fewer pushes per round (`pacing.LagShare`, as the bulk lane's calls).
+A round's pushes still go out together, within their lease and sharing one token request; a
+first night's tens of thousands then go out as fast as the live path allows.
 """
 
 from __future__ import annotations
@@ -91,7 +92,6 @@ class AlertDispatcher:
         # The live loop's probe when this runs beside it (None: nothing to give way to).
         self.lag = lag
         self._share = pacing.LagShare(batch)
-        self._sending = 0
         self.held_until: datetime | None = None
         self.holds_in_a_row = 0
 
@@ -130,7 +130,7 @@ class AlertDispatcher:
             await conn.execute(q("release_expired_deliveries"), {"now": now}, prepare=False)
             cur = await conn.execute(
                 q("claim_deliveries"),
-                {"now": now, "limit": self.batch, "lease": LEASE_S},
+                {"now": now, "limit": self._round(), "lease": LEASE_S},
                 prepare=False,
             )
             # UPDATE … RETURNING does not keep the CTE's order: back to the alerts' raise order.
@@ -174,24 +174,13 @@ class AlertDispatcher:
     async def _send(self, row: Any) -> DeliveryResult:
         _id, _alert, _user, token, _attempts, payload, kind, incident_key = row
         data = {str(k): str(v) for k, v in (payload or {}).items()}
-        await self._wait_for_share()
-        self._sending += 1
-        try:
-            return await self.notifier.send(
-                token, data, collapse_key=collapse_key(kind, incident_key)
-            )
-        finally:
-            self._sending -= 1
+        return await self.notifier.send(token, data, collapse_key=collapse_key(kind, incident_key))
 
-    async def _wait_for_share(self) -> None:
-        """Wait while the pushes in flight are all the live loop's lag allows."""
+    def _round(self) -> int:
+        """Pushes to claim this round: the batch, fewer while the live loop is late."""
         if self.lag is None:
-            return
-        loop = asyncio.get_running_loop()
-        # Polled: the lag is a figure the live loop's probe updates, and the share changes at
-        # most once per period anyway.
-        while self._sending >= self._share.allowed(loop.time(), self.lag.recent_s):  # noqa: ASYNC110
-            await asyncio.sleep(self._share.adjust_s)
+            return self.batch
+        return self._share.allowed(asyncio.get_running_loop().time(), self.lag.recent_s)
 
     async def _hold(self, rows: list[Any], result: DeliveryResult, now: datetime) -> None:
         """The channel, not the messages, failed: put them back untouched and wait."""
@@ -227,7 +216,13 @@ class AlertDispatcher:
             "now": now,
         }
         async with self.pool.connection() as conn:
-            await conn.execute(q("deliveries_delivered"), params)
+            # Not prepared: a join planned while the table was small would scan it at night.
+            cur = await conn.execute(q("deliveries_delivered"), params, prepare=False)
+            recorded = cur.rowcount
+        if recorded < len(delivered):
+            # Another dispatcher took these over after the lease ran out: they go out again.
+            log.warning("alert_deliveries_lease_lost", delivered=len(delivered),
+                        recorded=recorded)  # fmt: skip
         for row, _ in delivered:
             delivery_id, alert_id, _user, _token, attempts, _payload, kind, _key = row
             log.info("alert_delivered", alert_id=alert_id, delivery_id=delivery_id, kind=kind,

@@ -1,5 +1,7 @@
 """The push dispatcher gives way to people's changes: while the live loop's probe says it is
-late, fewer pushes are in flight at once; once it is quick again they are won back.
+late, it claims fewer pushes per round; once it is quick again they are won back. A round's
+pushes go out together (within their lease, sharing one token request) and are recorded in
+one statement.
 
 A first night raises tens of thousands of pushes on the background loop of the process whose
 main loop serves people's changes (and, on a small machine, on the same cores).
@@ -22,7 +24,7 @@ from hlfsync.worker.dispatcher import AlertDispatcher
 from hlfsync.worker.lag import LagProbe
 
 Conn = psycopg.Connection[Any]
-DEVICES = 8
+BATCH = 8
 
 
 class HeldNotifier:
@@ -45,14 +47,14 @@ class HeldNotifier:
         return DeliveryResult.delivered(f"held/{len(self.sent)}")
 
 
-def _due_pushes(conn: Conn) -> None:
-    """One alert, one push due to each of DEVICES devices."""
+def _due_pushes(conn: Conn, devices: int) -> None:
+    """One alert, one push due to each of `devices` devices."""
     now = datetime.now(UTC)
     alert, user = make_alert(conn, now)
     conn.execute(
         "INSERT INTO alert_deliveries (alert_id, user_id, device_token, next_attempt_at)"
         " SELECT %s, %s, 'device-' || n, %s FROM generate_series(1, %s) AS n",
-        [alert, user, now - timedelta(seconds=1), DEVICES],
+        [alert, user, now - timedelta(seconds=1), devices],
     )
 
 
@@ -62,51 +64,50 @@ async def _until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.005)
 
 
-async def _dispatching(db_url: str, notifier: HeldNotifier, lag: LagProbe | None) -> Any:
-    pool = await open_pool(db_url, max_size=2)
-    dispatcher = AlertDispatcher(pool, notifier, SystemClock(), batch=DEVICES, lag=lag)
-    return pool, asyncio.create_task(dispatcher.run_once())
+def _lag(probe: LagProbe, seconds: float) -> None:
+    for _ in range(5):  # the probe's recent figure is the longest of its last few samples
+        probe.record(seconds)
 
 
-async def test_pushes_give_way_while_the_live_loop_lags_and_come_back(
+async def test_rounds_shrink_while_the_live_loop_lags_and_grow_back(
     conn: Conn, db_url: str
 ) -> None:
-    _due_pushes(conn)
+    _due_pushes(conn, 2 * BATCH)
     probe = LagProbe()
-    for _ in range(5):
-        probe.record(0.05)  # a person's change would wait 50 ms
     notifier = HeldNotifier()
-    pool, run = await _dispatching(db_url, notifier, probe)
+    notifier.gate.set()
+    pool = await open_pool(db_url, max_size=2)
     try:
-        await _until(lambda: notifier.in_flight == DEVICES // 2)
-        await asyncio.sleep(0.03)
-        assert notifier.in_flight == DEVICES // 2  # halved, and no more start meanwhile
-        for _ in range(5):
-            probe.record(0.0)
-        await _until(lambda: notifier.in_flight == DEVICES // 2 + 1)  # won back one at a time
-        notifier.gate.set()
-        assert await run == DEVICES
+        dispatcher = AlertDispatcher(pool, notifier, SystemClock(), batch=BATCH, lag=probe)
+        rounds = []
+        for late in (True, False, False, False):
+            _lag(probe, 0.05 if late else 0.0)  # a person's change would wait 50 ms, or not
+            rounds.append(await dispatcher.run_once())
+            await asyncio.sleep(dispatcher._share.adjust_s)  # one adjustment period
+        assert rounds == [BATCH // 2, BATCH // 2 + 1, BATCH // 2 + 2, 2 * BATCH - 15]
+        assert await dispatcher.run_once() == 0
     finally:
         await pool.close()
-    assert sorted(notifier.sent) == sorted(f"device-{n}" for n in range(1, DEVICES + 1))
+    assert sorted(notifier.sent) == sorted(f"device-{n}" for n in range(1, 2 * BATCH + 1))
 
 
-async def test_without_a_live_loop_beside_it_every_device_is_sent_to_at_once_and_recorded(
+async def test_a_round_sends_to_every_device_at_once_and_records_them_together(
     conn: Conn, db_url: str
 ) -> None:
-    _due_pushes(conn)
+    _due_pushes(conn, BATCH)
     notifier = HeldNotifier()
-    pool, run = await _dispatching(db_url, notifier, None)
+    pool = await open_pool(db_url, max_size=2)
     try:
-        await _until(lambda: notifier.in_flight == DEVICES)
+        dispatcher = AlertDispatcher(pool, notifier, SystemClock(), batch=BATCH)
+        run = asyncio.create_task(dispatcher.run_once())
+        await _until(lambda: notifier.in_flight == BATCH)
         notifier.gate.set()
-        assert await run == DEVICES
+        assert await run == BATCH
     finally:
         await pool.close()
-    # The batch's accepted pushes are recorded together, each as FCM named it.
     rows = conn.execute(
         "SELECT status, attempt_count, locked_until, message_name FROM alert_deliveries"
     ).fetchall()
     assert sorted(rows, key=lambda r: int(r[3].split("/")[1])) == [
-        ("delivered", 1, None, f"held/{n}") for n in range(1, DEVICES + 1)
+        ("delivered", 1, None, f"held/{n}") for n in range(1, BATCH + 1)
     ]

@@ -79,14 +79,23 @@ def test_a_lapsed_lease_goes_back_in_its_place_and_a_live_one_stays(conn: Conn) 
     assert attempts == (0,)
 
 
-async def test_the_dispatcher_never_prepares_its_release_or_its_claim(db_url: str) -> None:
+async def test_the_dispatcher_never_prepares_its_release_claim_or_record(
+    conn: Conn, db_url: str
+) -> None:
     """A plan cached on the first rounds, while there were few deliveries, would read them all
     at every round of a night of 85,000 (as the sync queue's claim did, test_claim_plan)."""
+    now = datetime.now(UTC)
+    alert, user = make_alert(conn, now)
     pool = await open_pool(db_url, max_size=1)  # one connection: every round on the same one
     try:
         dispatcher = AlertDispatcher(pool, RecordingNotifier(), SystemClock())
-        for _ in range(ROUNDS):
-            assert await dispatcher.run_once() == 0
+        for n in range(ROUNDS):  # one push a round: each round records one delivered
+            conn.execute(
+                "INSERT INTO alert_deliveries (alert_id, user_id, device_token, next_attempt_at)"
+                " VALUES (%s, %s, %s, %s)",
+                [alert, user, f"round-{n}", now - timedelta(seconds=1)],
+            )
+            assert await dispatcher.run_once() == 1
         prepared = await prepared_statements(pool)
     finally:
         await pool.close()
