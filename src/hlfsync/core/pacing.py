@@ -89,7 +89,7 @@ class RequestWindow:
 
 @dataclass
 class LagShare:
-    """How many pieces of background work (bulk calls, pushes) may be in flight while the live
+    """How many pieces of background work (the bulk lane's calls) may be in flight while the live
     loop wakes `lag_s` late: halved when it is later than `yield_lag_s`, won back one at a time
     while it is not, adjusted at most every `adjust_s`, between 1 and `ceiling`.
 

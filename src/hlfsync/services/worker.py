@@ -189,9 +189,8 @@ def background(
 ) -> Build:
     """A build for `worker.background.run_beside`: the scheduler, the bulk lane and the alert
     dispatcher, with their own pool, Dynamics client, notifier and breaker view, made on (and
-    belonging to) the background thread. The bulk lane and the dispatcher yield to `live_lag`,
-    the live loop's probe: fewer bulk calls and pushes at once while a person's change would
-    wait."""
+    belonging to) the background thread. The bulk lane yields to `live_lag`, the live loop's
+    probe: fewer bulk calls at once while a person's change would wait."""
 
     async def build() -> tuple[Body, Close]:
         import asyncio
@@ -218,7 +217,7 @@ def background(
         worker = bulk_lane(settings, pool, url=url, client=client, clock=clock,
                            worker_id=worker_id, breaker=breaker, live_lag=live_lag)  # fmt: skip
         dispatcher = AlertDispatcher(
-            pool, notifier, clock, channels=operators.build_channels(settings), lag=live_lag
+            pool, notifier, clock, channels=operators.build_channels(settings)
         )
         scheduler = build_scheduler(settings, pool, clock, client, breaker, notifier=notifier)
 

@@ -1,10 +1,8 @@
-"""The push dispatcher gives way to people's changes: while the live loop's probe says it is
-late, it claims fewer pushes per round; once it is quick again they are won back. A round's
-pushes go out together (within their lease, sharing one token request) and are recorded in
-one statement.
+"""A round of the push dispatcher: its pushes go out together (devices in parallel, within
+their lease, sharing one token request) and the accepted ones are recorded in one statement.
 
-A first night raises tens of thousands of pushes on the background loop of the process whose
-main loop serves people's changes (and, on a small machine, on the same cores).
+A first night raises 115,000 pushes; recorded one transaction each, they cost the database two
+commits per push and the dispatcher a millisecond of CPU (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from hlfsync.db.pool import open_pool
 from hlfsync.notify.base import DeliveryResult
 from hlfsync.testing import make_alert
 from hlfsync.worker.dispatcher import AlertDispatcher
-from hlfsync.worker.lag import LagProbe
 
 Conn = psycopg.Connection[Any]
 BATCH = 8
@@ -62,33 +59,6 @@ async def _until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(5):
         while not condition():  # noqa: ASYNC110 - a counter the notifier keeps, no event
             await asyncio.sleep(0.005)
-
-
-def _lag(probe: LagProbe, seconds: float) -> None:
-    for _ in range(5):  # the probe's recent figure is the longest of its last few samples
-        probe.record(seconds)
-
-
-async def test_rounds_shrink_while_the_live_loop_lags_and_grow_back(
-    conn: Conn, db_url: str
-) -> None:
-    _due_pushes(conn, 2 * BATCH)
-    probe = LagProbe()
-    notifier = HeldNotifier()
-    notifier.gate.set()
-    pool = await open_pool(db_url, max_size=2)
-    try:
-        dispatcher = AlertDispatcher(pool, notifier, SystemClock(), batch=BATCH, lag=probe)
-        rounds = []
-        for late in (True, False, False, False):
-            _lag(probe, 0.05 if late else 0.0)  # a person's change would wait 50 ms, or not
-            rounds.append(await dispatcher.run_once())
-            await asyncio.sleep(dispatcher._share.adjust_s)  # one adjustment period
-        assert rounds == [BATCH // 2, BATCH // 2 + 1, BATCH // 2 + 2, 2 * BATCH - 15]
-        assert await dispatcher.run_once() == 0
-    finally:
-        await pool.close()
-    assert sorted(notifier.sent) == sorted(f"device-{n}" for n in range(1, 2 * BATCH + 1))
 
 
 async def test_a_round_sends_to_every_device_at_once_and_records_them_together(
