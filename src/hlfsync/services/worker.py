@@ -292,7 +292,12 @@ async def worker_once(settings: Settings) -> tuple[int, int]:
     built = await build_worker(settings)
     try:
         handled = await built.worker.run_once()
-        sent = await built.dispatcher.run_once()
+        # Round after round: a first night's 115,000 pushes are due at once, and a cron-driven
+        # `--once` that sent one round of 50 a minute would take days over them. A held channel
+        # or nothing due ends it.
+        sent = 0
+        while attempted := await built.dispatcher.run_once():
+            sent += attempted
     finally:
         await built.aclose()
     return handled, sent

@@ -93,7 +93,8 @@ class AlertDispatcher:
         return not isinstance(self.notifier, LogNotifier)
 
     async def run_once(self) -> int:
-        """Send every due delivery and operator notice; returns how many were attempted."""
+        """One round: up to `batch` due deliveries and operator notices; returns how many were
+        attempted (0: nothing is due, or the push channel is held)."""
         now = self.clock.now()
         pushed = await self._push(now)
         told = await self._tell_operators(now)
@@ -148,7 +149,7 @@ class AlertDispatcher:
                 await self._record(row, result, at)
         if held:
             await self._hold([row for row, _ in held], held[0][1], at)
-        elif any(r.outcome is DeliveryOutcome.DELIVERED for _, r in done):
+        elif delivered:
             await self._channel_ok(at)
         # Held ones count as attempted: the loop comes straight back, finds the hold, and waits.
         return len(rows)

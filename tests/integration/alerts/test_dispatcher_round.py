@@ -14,11 +14,15 @@ from typing import Any
 
 import psycopg
 
+from hlfsync import services
 from hlfsync.core.clock import SystemClock
 from hlfsync.db.pool import open_pool
 from hlfsync.notify.base import DeliveryResult
+from hlfsync.settings import Settings
 from hlfsync.testing import make_alert
 from hlfsync.worker.dispatcher import AlertDispatcher
+from hlfsync_sandbox.client import AdminClient
+from hlfsync_sandbox.server import SandboxServer
 
 Conn = psycopg.Connection[Any]
 BATCH = 8
@@ -81,3 +85,17 @@ async def test_a_round_sends_to_every_device_at_once_and_records_them_together(
     assert sorted(rows, key=lambda r: int(r[3].split("/")[1])) == [
         ("delivered", 1, None, f"held/{n}") for n in range(1, BATCH + 1)
     ]
+
+
+async def test_worker_once_sends_every_due_push_not_one_round(
+    conn: Conn, db_url: str, sandbox: SandboxServer, admin: AdminClient
+) -> None:
+    """`worker --once` (cron every minute) drains the pushes due, round after round: one round
+    of 50 a run would leave a first night's 115,000 to go out over days."""
+    _due_pushes(conn, 3 * 50 + 7)
+    values = {k.removeprefix("HLFSYNC_").lower(): v for k, v in sandbox.env().items()}
+    settings = Settings(**values | {"database_url": db_url})
+    handled, sent = await services.worker_once(settings)
+    assert (handled, sent) == (0, 3 * 50 + 7)
+    tokens = [m["token"] for m in admin.fcm_messages()]
+    assert sorted(tokens) == sorted(f"device-{n}" for n in range(1, 3 * 50 + 8))
