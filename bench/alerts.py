@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
+import multiprocessing
+import os
 import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -265,19 +269,45 @@ def _commits(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _drain(url: str, env: dict[str, str]) -> tuple[float, float]:
+    """One dispatcher as a worker builds it, logging as deployed (info, JSON; to /dev/null, so
+    the rendering and the writes count, not a disk), sending until nothing is due: seconds and
+    CPU seconds."""
+    from hlfsync import observability
+    from hlfsync.core.clock import SystemClock
+    from hlfsync.db.pool import open_pool
+    from hlfsync.notify.factory import build_notifier
+    from hlfsync.worker.dispatcher import AlertDispatcher
+
+    async def drain() -> tuple[float, float]:
+        values: dict[str, Any] = {k.removeprefix("HLFSYNC_").lower(): v for k, v in env.items()}
+        notifier = build_notifier(Settings(**values | {"database_url": url}))
+        pool = await open_pool(url, max_size=4)
+        dispatcher = AlertDispatcher(pool, notifier, SystemClock())
+        try:
+            cpu, started = time.process_time(), time.perf_counter()
+            while await dispatcher.run_once():
+                pass
+            return time.perf_counter() - started, time.process_time() - cpu
+        finally:
+            await dispatcher.aclose()
+            await pool.close()
+
+    with Path(os.devnull).open("w") as sink:
+        observability.configure("info", "json", sink)
+        return asyncio.run(drain())
+
+
 def push_drain(pushes: int, devices: int = 50) -> DrainReport:
     """The product's dispatcher and FCM client (real google-auth, real HTTP to the sandbox in its
-    own process) draining `pushes` due deliveries (rounded down to whole alerts), an alert to
+    own process) draining `pushes` due deliveries (in whole alerts, at least one), an alert to
     each of `devices` devices, as after a first night's expiry check; with the dispatcher's CPU
     and the database commits per push (`pg_stat_database`, this database, pool checks included).
     Nothing else runs, so no live loop to give way to: the dispatcher's own rate."""
     from bench import _common
-    from hlfsync.core.clock import SystemClock
-    from hlfsync.db.pool import open_pool
-    from hlfsync.notify.factory import build_notifier
     from hlfsync.testing import make_alert
-    from hlfsync.worker.dispatcher import AlertDispatcher
 
+    alerts = max(1, pushes // devices)
     url = _common.fresh_database("bench_push_drain", mentors=0)
     with psycopg.connect(url, autocommit=True) as conn:
         due = datetime.now(UTC) - timedelta(seconds=5)
@@ -296,27 +326,17 @@ def push_drain(pushes: int, devices: int = 50) -> DrainReport:
             " SELECT r.id, %s, 'device-' || d, %s"
             "   FROM (SELECT %s::bigint AS id UNION ALL SELECT id FROM raised) AS r,"
             "        generate_series(1, %s) AS d",
-            [pushes // devices, first, user, due, first, devices],
+            [alerts, first, user, due, first, devices],
         )
         conn.execute("VACUUM ANALYZE alert_deliveries")
 
-    async def drain(env: dict[str, str]) -> tuple[float, float]:
-        values: dict[str, Any] = {k.removeprefix("HLFSYNC_").lower(): v for k, v in env.items()}
-        notifier = build_notifier(Settings(**values | {"database_url": url}))
-        pool = await open_pool(url, max_size=4)
-        dispatcher = AlertDispatcher(pool, notifier, SystemClock())
-        try:
-            cpu, started = time.process_time(), time.perf_counter()
-            while await dispatcher.run_once():
-                pass
-            return time.perf_counter() - started, time.process_time() - cpu
-        finally:
-            await dispatcher.aclose()
-            await pool.close()
-
     with _common.sandbox_process() as (env, _admin):
         before = _commits(url)
-        seconds, cpu_s = asyncio.run(drain(env))
+        # In a fresh interpreter: the product logs each push at info, its default, and this
+        # process's loggers are set to warning (and cached) for the drill.
+        spawn = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as child:
+            seconds, cpu_s = child.submit(_drain, url, env).result()
         time.sleep(0.6)  # the statistics of the last backends to close reach the view
         commits = _commits(url) - before
     with psycopg.connect(url) as conn:
@@ -324,8 +344,8 @@ def push_drain(pushes: int, devices: int = 50) -> DrainReport:
             "SELECT count(*) FROM alert_deliveries WHERE status = 'delivered'"
         ).fetchone()
     delivered = int(done[0]) if done else 0
-    if delivered != pushes // devices * devices:
-        raise RuntimeError(f"{delivered} of {pushes // devices * devices} pushes delivered")
+    if delivered != alerts * devices:
+        raise RuntimeError(f"{delivered} of {alerts * devices} pushes delivered")
     return DrainReport(delivered, seconds, cpu_s * 1000 / delivered, commits / delivered)
 
 

@@ -266,8 +266,9 @@ def _scrape_max_lag_s(port: int) -> float:
 def _workers(url: str, env: dict[str, str], count: int) -> Iterator[list[tuple[Any, int]]]:
     folder = Path(tempfile.mkdtemp(prefix="hlfsync-bench-latency-"))
     base = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
-    base |= env | {"HLFSYNC_DATABASE_URL": url, "HLFSYNC_LOG_LEVEL": "warning",
-                   "HLFSYNC_DATA_DIR": str(folder)}  # fmt: skip
+    # Logging as deployed: the default level (info: a line per push delivered, among others),
+    # JSON into the log file a supervisor would keep.
+    base |= env | {"HLFSYNC_DATABASE_URL": url, "HLFSYNC_DATA_DIR": str(folder)}
     procs = []
     for i in range(count):
         port = _free_port()
