@@ -212,9 +212,10 @@ class AlertDispatcher:
             log.warning("alert_deliveries_lease_lost", delivered=len(delivered),
                         recorded=recorded)  # fmt: skip
         for row, _ in delivered:
-            delivery_id, alert_id, _user, _token, attempts, _payload, kind, _key = row
+            delivery_id, alert_id, _user, token, attempts, _payload, kind, _key = row
             log.info("alert_delivered", alert_id=alert_id, delivery_id=delivery_id, kind=kind,
-                     outcome=DeliveryOutcome.DELIVERED.value, attempt=attempts + 1)  # fmt: skip
+                     outcome=DeliveryOutcome.DELIVERED.value, attempt=attempts + 1,
+                     device=fingerprint(token))  # fmt: skip
 
     async def _record(self, row: Any, result: DeliveryResult, now: datetime) -> None:
         """A push FCM did not accept: retried later, failed for good, or its device retired."""

@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import structlog
 
 from hlfsync import services
 from hlfsync.core.clock import SystemClock
 from hlfsync.db.pool import open_pool
 from hlfsync.notify.base import DeliveryResult
+from hlfsync.notify.log import fingerprint
 from hlfsync.settings import Settings
 from hlfsync.testing import make_alert
 from hlfsync.worker.dispatcher import AlertDispatcher
@@ -73,12 +75,20 @@ async def test_a_round_sends_to_every_device_at_once_and_records_them_together(
     pool = await open_pool(db_url, max_size=2)
     try:
         dispatcher = AlertDispatcher(pool, notifier, SystemClock(), batch=BATCH)
-        run = asyncio.create_task(dispatcher.run_once())
-        await _until(lambda: notifier.in_flight == BATCH)
-        notifier.gate.set()
-        assert await run == BATCH
+        with structlog.testing.capture_logs() as logs:
+            run = asyncio.create_task(dispatcher.run_once())
+            await _until(lambda: notifier.in_flight == BATCH)
+            notifier.gate.set()
+            assert await run == BATCH
     finally:
         await pool.close()
+    # One line a push, naming the device by fingerprint only.
+    lines = [e for e in logs if e["event"] == "alert_delivered"]
+    assert {(e["log_level"], e["device"]) for e in lines} == {
+        ("info", fingerprint(f"device-{n}")) for n in range(1, BATCH + 1)
+    }
+    assert len(lines) == BATCH
+    assert "device-" not in repr(logs)
     rows = conn.execute(
         "SELECT status, attempt_count, locked_until, message_name FROM alert_deliveries"
     ).fetchall()
