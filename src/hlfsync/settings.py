@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
     loop_lag_interval: float = Field(default=0.02, ge=0.001, le=10.0)
+    # Nice steps between the live loop's thread and the background's (Linux); 0: the same.
+    worker_bulk_nice: int = Field(default=10, ge=0, le=19)
 
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"

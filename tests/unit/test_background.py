@@ -4,11 +4,20 @@ worker, and when it fails the whole worker stops with one line instead of runnin
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 
 import pytest
 
-from hlfsync.worker.background import Body, Build, Close, Outcome, run_beside
+from hlfsync.worker.background import (
+    Body,
+    Build,
+    Close,
+    Outcome,
+    lower_this_threads_priority,
+    run_beside,
+)
 
 
 def _build(
@@ -70,3 +79,34 @@ async def test_a_failure_stops_the_worker_with_one_line(kind: str, expected: str
     assert stop.is_set()
     assert outcome.error == expected
     assert kind == "fail_build" or seen["closed"] is True
+
+
+async def test_the_background_thread_runs_nice_steps_below_the_live_loop() -> None:
+    """On Linux each thread has its own nice value: the bulk work yields the cores to the live
+    loop's thread, which keeps its own priority."""
+    seen: dict[str, object] = {}
+    me = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, me)
+
+    def priority(build: Build) -> Build:
+        async def with_priority() -> tuple[Body, Close]:
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            return await build()
+
+        return with_priority
+
+    stop, outcome = asyncio.Event(), Outcome()
+    task = asyncio.create_task(run_beside(priority(_build(seen)), stop, outcome, nice=7))
+    for _ in range(200):
+        if "loop" in seen:
+            break
+        await asyncio.sleep(0.005)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    expected = min(19, before + 7) if sys.platform == "linux" else before
+    assert seen["nice"] == expected
+    assert os.getpriority(os.PRIO_PROCESS, me) == before
+
+
+def test_no_steps_leave_the_priority_alone() -> None:
+    assert lower_this_threads_priority(0) is None

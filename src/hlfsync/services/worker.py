@@ -266,7 +266,9 @@ def beside_the_loop(
     watch_gc()
     built.worker.lag = lag
     behind = background(settings, built.url, built.worker.ctx.store.worker_id, lag)
-    beside = asyncio.create_task(run_beside(behind, stop, ended), name="background")
+    beside = asyncio.create_task(
+        run_beside(behind, stop, ended, nice=settings.worker_bulk_nice), name="background"
+    )
     probe = asyncio.create_task(lag.run(stop), name="lag-probe")
     # The live client's token, fetched now rather than by the first person's change; a change
     # arriving meanwhile shares this request.

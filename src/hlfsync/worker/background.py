@@ -5,8 +5,13 @@ The live lane keeps the main loop to itself: a night's 49,000 bulk `remove`s, 11
 a reconciliation's pages then never hold a coordinator's change behind one of their callbacks.
 The thread shares the interpreter lock, so the process asks for a short switch interval
 (`SWITCH_INTERVAL_S`): the main loop gets the lock back within half a millisecond of wanting it,
-instead of Python's default 5 ms at every step. What the background builds (pool, HTTP clients,
-breaker view) is made on its thread and belongs to its loop.
+instead of Python's default 5 ms at every step. On a machine whose cores are all busy (a night's
+catch-up on a small server), the lock is not the wait that counts: the live loop's thread waits
+for a core, about 0.6 ms each time it wakes, and a change wakes it dozens of times. So on Linux,
+where the scheduling priority (nice) belongs to each thread, the background thread runs `nice`
+steps below the live loop (`HLFSYNC_WORKER_BULK_NICE`), and the threads it starts inherit that.
+What the background builds (pool, HTTP clients, breaker view) is made on its thread and belongs
+to its loop.
 
 A background loop that fails is not carried on without: nothing would deliver alerts or drain
 bulk work. The failure is logged and the whole worker stops with an error, for its supervisor to
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -49,8 +55,27 @@ class Outcome:
     error: str | None = None
 
 
-async def run_beside(build: Build, stop: asyncio.Event, outcome: Outcome) -> None:
-    """Run what `build` makes on a thread and loop of its own until `stop` is set.
+def lower_this_threads_priority(steps: int) -> int | None:
+    """Make the calling thread `steps` nice values less urgent than it is (up to 19, the
+    least); its nice value after, or None where a thread has no priority of its own.
+
+    Only Linux gives each thread its own nice value; elsewhere the call would reach the whole
+    process (or another process whose id is this thread's number), so nothing is done.
+    """
+    if sys.platform != "linux" or steps <= 0:
+        return None
+    me = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + steps))
+        return os.getpriority(os.PRIO_PROCESS, me)
+    except OSError as exc:  # a sandbox that forbids it: the bulk work runs as urgent as live
+        log.warning("bulk_priority_unchanged", error=one_line(exc))
+        return None
+
+
+async def run_beside(build: Build, stop: asyncio.Event, outcome: Outcome, *, nice: int = 0) -> None:
+    """Run what `build` makes on a thread and loop of its own until `stop` is set, `nice` steps
+    below the calling thread's scheduling priority where the OS allows one thread its own.
 
     If it fails (its build or its body raises, or its body returns before `stop`), the failure
     is logged, written to `outcome` and `stop` is set: the whole worker stops.
@@ -79,6 +104,7 @@ async def run_beside(build: Build, stop: asyncio.Event, outcome: Outcome) -> Non
             raise RuntimeError("the background loop ended before it was stopped")
 
     def main() -> None:
+        lower_this_threads_priority(nice)
         try:
             asyncio.run(body())
         except Exception as exc:  # noqa: BLE001 - reported to the main loop, which stops
