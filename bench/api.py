@@ -32,6 +32,7 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,12 +51,13 @@ def _serve(url: str, ready: Any) -> None:
     from hlfsync import observability, settings
     from hlfsync.api import serve
 
-    observability.configure("warning", "json")
+    # As deployed (info, JSON), into nothing: the figures are the client's, not the lines.
+    observability.configure("info", "json", Path(os.devnull).open("w"))  # noqa: SIM115
 
     async def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        conf = settings.load(database_url=url, jwt_secret=SECRET, log_level="warning")
+        conf = settings.load(database_url=url, jwt_secret=SECRET)
         await serve(conf, stop, host="127.0.0.1", port=0, on_ready=ready.put)
 
     asyncio.run(main())

@@ -69,7 +69,8 @@ def run(mentors: int, drift_s: float, before_s: float = 3.0, per_tick: int = 5) 
     with _common.sandbox_process() as (env, admin):
         _common.mirror_contacts(url, admin)
         worker_env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
-        worker_env |= env | {"HLFSYNC_DATABASE_URL": url, "HLFSYNC_LOG_LEVEL": "warning",
+        # Logging as deployed (info), thrown away: the drill reads the database, not the lines.
+        worker_env |= env | {"HLFSYNC_DATABASE_URL": url,
                              "HLFSYNC_BREAKER_COOLDOWN": str(COOLDOWN_S)}  # fmt: skip
         worker = subprocess.Popen([sys.executable, "-m", "hlfsync", "worker"], env=worker_env,
                                   stderr=subprocess.DEVNULL)  # fmt: skip

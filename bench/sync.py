@@ -107,8 +107,10 @@ def workers(
     folder = Path(tempfile.mkdtemp(prefix="hlfsync-bench-workers-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HLFSYNC_")}
     env.update(sandbox_env)
+    # Logging as deployed: the default level (info, a `sync_attempt` line per call), JSON into
+    # each worker's log file.
     env.update(HLFSYNC_DATABASE_URL=url, HLFSYNC_DATA_DIR=str(folder),
-               HLFSYNC_DYNAMICS_BATCH_SIZE=str(batch), HLFSYNC_LOG_LEVEL="error")  # fmt: skip
+               HLFSYNC_DYNAMICS_BATCH_SIZE=str(batch))  # fmt: skip
     env.update(extra_env or {})
     logs = [folder / f"worker-{i}.log" for i in range(count)]
     procs = []
