@@ -117,7 +117,8 @@ def sync(quick: bool) -> list[Figure]:
             result = (
                 f"{row.extra['calls before open']} calls in flight when it opened, then at"
                 f" most {most} per cool-down; {dead} dead letters; drained after recovery"
-                f" at {row.rate:,.0f} ops/s, {ratio:.2f} of the rate without an outage"
+                f" at {row.rate:,.0f} ops/s, {ratio:.2f} of the same drain without an outage"
+                f" just before ({row.extra['rate without an outage']} ops/s)"
             )
             target = "≤ 1 call per cool-down, 0 dead letters, full rate after"
             met = most <= 1 and dead == 0 and ratio >= 0.9
