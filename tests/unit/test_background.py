@@ -15,7 +15,6 @@ from hlfsync.worker.background import (
     Build,
     Close,
     Outcome,
-    lower_this_threads_priority,
     run_beside,
 )
 
@@ -106,7 +105,3 @@ async def test_the_background_thread_runs_nice_steps_below_the_live_loop() -> No
     expected = min(19, before + 7) if sys.platform == "linux" else before
     assert seen["nice"] == expected
     assert os.getpriority(os.PRIO_PROCESS, me) == before
-
-
-def test_no_steps_leave_the_priority_alone() -> None:
-    assert lower_this_threads_priority(0) is None

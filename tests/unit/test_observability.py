@@ -15,7 +15,8 @@ def _lines(**fields: object) -> dict[str, object]:
     observability.configure("info", "json", out)
     structlog.get_logger("test").info("token_refreshed", **fields)
     structlog.reset_defaults()
-    return json.loads(out.getvalue())  # type: ignore[no-any-return]
+    line: dict[str, object] = json.loads(out.getvalue())
+    return line
 
 
 def test_keys_naming_a_secret_are_redacted_and_others_kept() -> None:

@@ -55,22 +55,19 @@ class Outcome:
     error: str | None = None
 
 
-def lower_this_threads_priority(steps: int) -> int | None:
-    """Make the calling thread `steps` nice values less urgent than it is (up to 19, the
-    least); its nice value after, or None where a thread has no priority of its own.
+def lower_this_threads_priority(steps: int) -> None:
+    """Make the calling thread `steps` nice values less urgent than it is (up to 19, the least).
 
     Only Linux gives each thread its own nice value; elsewhere the call would reach the whole
     process (or another process whose id is this thread's number), so nothing is done.
     """
     if sys.platform != "linux" or steps <= 0:
-        return None
+        return
     me = threading.get_native_id()
     try:
         os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + steps))
-        return os.getpriority(os.PRIO_PROCESS, me)
     except OSError as exc:  # a sandbox that forbids it: the bulk work runs as urgent as live
         log.warning("bulk_priority_unchanged", error=one_line(exc))
-        return None
 
 
 async def run_beside(build: Build, stop: asyncio.Event, outcome: Outcome, *, nice: int = 0) -> None:
